@@ -1,0 +1,117 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::ids::NoticeId;
+
+/// Everything that can go wrong in feedcore.
+///
+/// Variants carry what a caller needs to act on the error: the file and byte offset of
+/// damage, the reason a notice was refused, the id a duplicate collided with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The notice was refused before anything was written.
+    #[error("invalid notice: {reason}")]
+    InvalidNotice {
+        /// Which rule the notice broke, in words.
+        reason: String,
+    },
+
+    /// A notice with the same `uri` is already stored (remote notices are stored once).
+    #[error("a notice with this uri is already stored as {existing}")]
+    DuplicateUri {
+        /// The id under which the uri is stored.
+        existing: NoticeId,
+    },
+
+    /// No notice with this id exists, or it was deleted.
+    #[error("no notice {id}")]
+    UnknownNotice {
+        /// The id that was asked for.
+        id: NoticeId,
+    },
+
+    /// Another handle (in this process or another one) owns the directory.
+    #[error("{} is already open by another handle or process (lock file {})", dir.display(), lock_file.display())]
+    Locked {
+        /// The directory that is locked.
+        dir: PathBuf,
+        /// The lock file that is held.
+        lock_file: PathBuf,
+    },
+
+    /// Damage that recovery must not paper over: the file and byte offset say where.
+    #[error("corrupt data in {} at byte {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first damaged record or header in that file.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+
+    /// An earlier write or fsync failed; the log refuses writes until it is reopened,
+    /// because after a failed fsync the kernel may have dropped the dirty pages.
+    #[error("the log is poisoned by an earlier I/O failure ({cause}); reopen it")]
+    Poisoned {
+        /// The failure that poisoned the log.
+        cause: String,
+    },
+
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// Which value, and the range it must be in.
+        reason: String,
+    },
+
+    /// An operating-system error, with what feedcore was doing when it happened.
+    #[error("{context}: {source}")]
+    Io {
+        /// What feedcore was doing, including the path involved.
+        context: String,
+        /// The underlying error (`StorageFull` when the disk is full).
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidNotice {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Adds the path and the operation to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}

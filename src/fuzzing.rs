@@ -1,0 +1,77 @@
+//! Harness functions shared by the fuzz targets in `fuzz/` and by the test that replays
+//! their corpus on stable Rust. Not part of the supported API.
+
+use crate::log::scan;
+use crate::notice::{self, Limits, NewNotice, Scope};
+use crate::{GroupId, NoticeId, UserId};
+
+/// Feeds arbitrary bytes, as a segment file, through the recovery scan and the
+/// directory check. Must never panic; every finding must point inside the file.
+pub fn segment(data: &[u8]) {
+    if let Ok(result) = scan::scan_segment(data) {
+        assert!(result.end as usize <= data.len(), "end inside the file");
+        for record in &result.records {
+            assert!(record.offset < result.end, "records before the end");
+        }
+        if let scan::Tail::Corrupt { offset, .. } = result.tail {
+            assert!((offset as usize) < data.len(), "damage inside the file");
+        }
+    }
+    // The same bytes through `check` (directory level, read-only).
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(crate::log::segment::file_name(1)), data)
+        .expect("writing the fuzz input");
+    let report = crate::NoticeLog::check(dir.path()).expect("check reports, it does not fail");
+    for problem in &report.problems {
+        assert!(problem.offset as usize <= data.len(), "problem offset inside the file");
+    }
+}
+
+/// Builds a notice from arbitrary bytes and runs it through validation, encoding and
+/// the archive check. Must never panic; whatever validates must read back the same.
+pub fn notice(data: &[u8]) {
+    let mut bytes = data.iter().copied();
+    let mut next = || bytes.next().unwrap_or(0);
+    let flags = next();
+    let author = u32::from_le_bytes([next(), next(), 0, 0]);
+    let mentions = (0..next() % 80).map(|i| UserId(u32::from(i) * 7)).collect();
+    let tag_count = next() % 40;
+    let split = data.len().min(usize::from(next()) * 4);
+    let (head, rest) = data.split_at(split);
+    let text = String::from_utf8_lossy(rest).into_owned();
+    let tags = (0..tag_count)
+        .map(|i| {
+            String::from_utf8_lossy(head)
+                .chars()
+                .skip(usize::from(i))
+                .take(3 + usize::from(i))
+                .collect()
+        })
+        .collect();
+    let input = NewNotice {
+        author: UserId(author),
+        body: if flags & 1 == 0 { text.clone() } else { String::new() },
+        created_at_ms: u64::from(flags) << 20,
+        reply_to: (flags & 2 != 0).then_some(NoticeId(u64::from(author))),
+        repeat_of: (flags & 4 != 0).then_some(NoticeId(u64::from(flags))),
+        conversation: (flags & 8 != 0).then_some(7),
+        mentions,
+        tags,
+        group: (flags & 16 != 0).then_some(GroupId(author)),
+        scope: [Scope::Public, Scope::Followers, Scope::Addressees][usize::from(flags >> 6) % 3],
+        uri: (flags & 32 != 0).then(|| text.chars().rev().collect()),
+    };
+    let limits = Limits {
+        body_bytes_max: 5000,
+    };
+    if let Ok(stored) = notice::validate(&input, limits) {
+        let encoded = notice::encode(&stored);
+        let archived = notice::check_archived(&encoded).expect("what we encode validates");
+        assert_eq!(archived.body.as_str(), input.body);
+        assert_eq!(archived.mentions.len(), stored.mentions.len());
+    }
+    // The raw bytes as an archive: refused or accepted, never a panic.
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(data);
+    let _ = notice::check_archived(&aligned);
+}

@@ -1,0 +1,38 @@
+//! # feedcore
+//!
+//! Storage and delivery of notices (short posts) for microblogging servers: an
+//! append-only, memory-mapped notice log that survives crashes and is read in place.
+//!
+//! The entry point today is [`NoticeLog`]; see the README for the road ahead (follow
+//! graph, home timelines, fan-out strategies, the `feedcore sim` laboratory).
+//!
+//! ```
+//! use feedcore::{LogConfig, NewNotice, NoticeLog, UserId};
+//! let dir = tempfile::tempdir()?;
+//! let log = NoticeLog::open(dir.path(), LogConfig::default())?;
+//! let id = log.append(&NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
+//! log.delete(id)?;
+//! assert!(log.get(id).is_none());
+//! # Ok::<(), feedcore::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod dirlock;
+mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod ids;
+mod log;
+mod notice;
+
+pub use error::{Error, Result};
+pub use ids::{GroupId, NoticeId, UserId};
+pub use log::{
+    CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
+pub use notice::{
+    BODY_BYTES_MAX_DEFAULT, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX, TAGS_MAX,
+    URI_BYTES_MAX,
+};

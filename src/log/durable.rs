@@ -1,0 +1,147 @@
+//! Making appends durable: one thread at a time runs `fdatasync` on behalf of everyone
+//! waiting (group commit); a failed `fdatasync` poisons the log.
+
+use std::fs::File;
+use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+/// A position in the log: `(segment slot << 32) | byte offset`. Ordered like the
+/// records themselves, across segments.
+pub(crate) type Lsn = u64;
+
+pub(crate) fn lsn(slot: usize, offset: u64) -> Lsn {
+    debug_assert!(offset < 1 << 32, "segments are smaller than 4 GiB");
+    ((slot as u64) << 32) | offset
+}
+
+struct State {
+    /// Everything before this position is on disk. Only grows.
+    synced: Lsn,
+    /// A thread is running `fdatasync` for the others right now.
+    leader: bool,
+}
+
+/// The group-commit rendezvous and the poison flag.
+pub(crate) struct Durable {
+    state: Mutex<State>,
+    synced_cv: Condvar,
+    /// Appenders between their write and the end of their wait. Written by appenders
+    /// only (+1 on entry, -1 on exit); the leader reads it to decide whether waiting for
+    /// company is worth it.
+    waiting: AtomicUsize,
+    /// Set once, by the first failed write or fsync; never cleared (reopen instead).
+    poison: OnceLock<String>,
+    #[cfg(test)]
+    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
+}
+
+impl Durable {
+    pub(crate) fn new() -> Self {
+        Durable {
+            state: Mutex::new(State {
+                synced: 0,
+                leader: false,
+            }),
+            synced_cv: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            poison: OnceLock::new(),
+            #[cfg(test)]
+            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// `Err(Poisoned)` once a write or fsync has failed.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.poison.get() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the log and returns the error to hand to the caller.
+    pub(crate) fn poison(&self, context: String, e: io::Error) -> Error {
+        let _ = self.poison.set(format!("{context}: {e}"));
+        self.synced_cv.notify_all();
+        Error::io(context, e)
+    }
+
+    /// `fdatasync`, with a test hook that fails it.
+    pub(crate) fn sync_file(&self, file: &File) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        file.sync_data()
+    }
+
+    /// Records that everything before `upto` is on disk (after a segment was sealed).
+    pub(crate) fn mark_synced(&self, upto: Lsn) {
+        let mut state = self.state.lock();
+        state.synced = state.synced.max(upto);
+    }
+
+    /// Returns once everything before `upto` is on disk. `current` gives the position
+    /// written so far and the file that holds it; the thread that becomes leader syncs
+    /// that file for everyone. `delay` is how long a leader waits for company when
+    /// other appenders are in flight.
+    pub(crate) fn wait<'f>(
+        &self,
+        upto: Lsn,
+        delay: Option<Duration>,
+        current: impl Fn() -> (Lsn, &'f File, String),
+    ) -> Result<()> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let result = self.wait_inner(upto, delay, current);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn wait_inner<'f>(
+        &self,
+        upto: Lsn,
+        delay: Option<Duration>,
+        current: impl Fn() -> (Lsn, &'f File, String),
+    ) -> Result<()> {
+        let mut state = self.state.lock();
+        loop {
+            self.check()?;
+            if state.synced >= upto {
+                return Ok(());
+            }
+            if state.leader {
+                self.synced_cv.wait(&mut state);
+                continue;
+            }
+            state.leader = true;
+            let outcome = MutexGuard::unlocked(&mut state, || {
+                if let Some(delay) = delay {
+                    if self.waiting.load(Ordering::SeqCst) > 1 {
+                        std::thread::sleep(delay);
+                    }
+                }
+                // Records of earlier segments were synced when their segment was
+                // sealed, so syncing the file that holds `target` covers everything
+                // before it.
+                let (target, file, name) = current();
+                (target, self.sync_file(file).map_err(|e| (name, e)))
+            });
+            state.leader = false;
+            match outcome {
+                (target, Ok(())) => state.synced = state.synced.max(target),
+                (_, Err((name, e))) => {
+                    self.synced_cv.notify_all();
+                    return Err(self.poison(format!("fdatasync of {name}"), e));
+                }
+            }
+            self.synced_cv.notify_all();
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Segment files: their header, creation (preallocated, then renamed into place), and
+//! their read-only map.
+//!
+//! ```text
+//! [magic: 8 = "FEEDSEG\0"][format: u32 LE][index: u32 LE][first_id: u64 LE]
+//! [segment_bytes: u64 LE][reserved: 28 zero bytes][crc32c of bytes 0..60: u32 LE]
+//! [records ... from byte 64][zero tail]
+//! ```
+//!
+//! `first_id` is the id the first notice record of the segment carries (tombstones do
+//! not take ids). A segment file is `segment_bytes` long from birth (`posix_fallocate`),
+//! so a full disk shows up as an error when a segment is created, never as SIGBUS.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Bytes before the first record.
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 64;
+const MAGIC: [u8; 8] = *b"FEEDSEG\0";
+/// The segment format written by this version.
+pub(crate) const FORMAT: u32 = 1;
+const _: () = assert!(SEGMENT_HEADER_BYTES % super::frame::ALIGN == 0);
+
+/// The decoded header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    pub(crate) index: u32,
+    pub(crate) first_id: u64,
+    pub(crate) segment_bytes: u64,
+}
+
+impl SegmentHeader {
+    pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&FORMAT.to_le_bytes());
+        b[12..16].copy_from_slice(&self.index.to_le_bytes());
+        b[16..24].copy_from_slice(&self.first_id.to_le_bytes());
+        b[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header; the error says what is wrong.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<SegmentHeader, String> {
+        if bytes.len() < SEGMENT_HEADER_BYTES {
+            return Err(format!(
+                "file is {} bytes, shorter than a segment header",
+                bytes.len()
+            ));
+        }
+        if bytes[0..8] != MAGIC {
+            return Err("bad magic: not a feedcore segment".into());
+        }
+        let crc = u32::from_le_bytes(bytes[60..64].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&bytes[0..60]) != crc {
+            return Err("segment header checksum mismatch".into());
+        }
+        let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if format != FORMAT {
+            return Err(format!(
+                "segment format {format}, this build reads format {FORMAT}"
+            ));
+        }
+        let header = SegmentHeader {
+            index: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
+            first_id: u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")),
+            segment_bytes: u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes")),
+        };
+        if header.segment_bytes != bytes.len() as u64 {
+            return Err(format!(
+                "header says {} bytes but the file has {}",
+                header.segment_bytes,
+                bytes.len()
+            ));
+        }
+        if header.first_id == 0 {
+            return Err("first id 0 (ids start at 1)".into());
+        }
+        Ok(header)
+    }
+}
+
+/// The file name of segment `index`.
+pub(crate) fn file_name(index: u32) -> String {
+    format!("{index:08}.seg")
+}
+
+/// Parses a segment file name back into its index.
+pub(crate) fn parse_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An open segment: the file (for writes and fsync) and its read-only map.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) header: SegmentHeader,
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    map: Mmap,
+}
+
+impl Segment {
+    /// Opens an existing segment file and maps it (read-only map; the file itself is
+    /// opened for writing when `writable`).
+    pub(crate) fn open(path: &Path, writable: bool) -> Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .context(|| format!("opening segment {}", path.display()))?;
+        let map = map_file(&file, path)?;
+        let header = SegmentHeader::decode(&map).map_err(|r| Error::corrupt(path, 0, r))?;
+        Ok(Segment {
+            header,
+            path: path.to_path_buf(),
+            file,
+            map,
+        })
+    }
+
+    /// Creates segment `header.index` in `dir`: a temporary file is preallocated,
+    /// given its header, synced, renamed into place, and the directory synced, so a
+    /// segment file under its final name always has a whole header.
+    pub(crate) fn create(dir: &Path, header: SegmentHeader) -> Result<Segment> {
+        let path = dir.join(file_name(header.index));
+        let tmp = dir.join(format!("{}.tmp", file_name(header.index)));
+        let build = || -> Result<File> {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .context(|| format!("creating segment {}", tmp.display()))?;
+            preallocate(&file, header.segment_bytes)
+                .context(|| format!("preallocating {} bytes for {}", header.segment_bytes, tmp.display()))?;
+            file.write_all_at(&header.encode(), 0)
+                .context(|| format!("writing segment header of {}", tmp.display()))?;
+            file.sync_all()
+                .context(|| format!("syncing new segment {}", tmp.display()))?;
+            fs::rename(&tmp, &path)
+                .context(|| format!("renaming {} into place", tmp.display()))?;
+            sync_dir(dir)?;
+            Ok(file)
+        };
+        let file = match build() {
+            Ok(file) => file,
+            Err(e) => {
+                // Nothing refers to the temporary file; removing it gives back the space.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let map = map_file(&file, &path)?;
+        Ok(Segment {
+            header,
+            path,
+            file,
+            map,
+        })
+    }
+
+    /// The segment's size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The whole map as a slice, for recovery and checks before any writer runs.
+    ///
+    /// Only call this while no write into this segment can happen (during `open`,
+    /// before the log is shared), so the slice's bytes do not change while borrowed.
+    pub(crate) fn bytes_quiescent(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// A pointer to byte `offset` of the map, for reading published records.
+    pub(crate) fn ptr_at(&self, offset: usize) -> *const u8 {
+        assert!(offset <= self.map.len(), "offset inside the segment");
+        // SAFETY: `offset <= len`, so the result stays inside (or one past) the map.
+        unsafe { self.map.as_ptr().add(offset) }
+    }
+}
+
+fn map_file(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: the file belongs to a directory this process holds the lock of (or that
+    // `check` only reads), and feedcore never truncates a segment while it is mapped.
+    // Bytes that change after mapping (appends into the zero tail, scrubs of deleted
+    // records) are only read as slices after they are published, and scrubbed only
+    // once no reader can hold them (see `NoticeLog::delete`).
+    unsafe { MmapOptions::new().map(file) }.context(|| format!("mapping {}", path.display()))
+}
+
+/// Reserves the blocks of `file` up to `bytes`, so later writes cannot hit a full disk.
+fn preallocate(file: &File, bytes: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    // SAFETY: plain syscall on a file descriptor that `file` keeps open.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate: fall back to a sparse file of the right size;
+        // disk-full then shows up at the first write instead.
+        libc::EOPNOTSUPP => file.set_len(bytes),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Makes the directory entries of `dir` durable (after a create or a rename).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("syncing directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_refuses_damage() {
+        let header = SegmentHeader {
+            index: 7,
+            first_id: 1234,
+            segment_bytes: 4096,
+        };
+        let mut file = vec![0u8; 4096];
+        file[..SEGMENT_HEADER_BYTES].copy_from_slice(&header.encode());
+        assert_eq!(SegmentHeader::decode(&file), Ok(header));
+        for byte in 0..SEGMENT_HEADER_BYTES {
+            let mut damaged = file.clone();
+            damaged[byte] ^= 0x10;
+            assert!(SegmentHeader::decode(&damaged).is_err(), "byte {byte}");
+        }
+        assert!(SegmentHeader::decode(&file[..4000]).is_err());
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(parse_file_name(&file_name(42)), Some(42));
+        assert_eq!(parse_file_name("42.seg"), None);
+        assert_eq!(parse_file_name("00000042.seg.tmp"), None);
+    }
+}

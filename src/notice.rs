@@ -1,0 +1,434 @@
+//! The notice: its input form ([`NewNotice`]), its validation, its stored rkyv form, and
+//! the zero-copy view readers get ([`NoticeRef`]).
+
+use std::fmt;
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use crate::error::{Error, Result};
+use crate::ids::{GroupId, NoticeId, UserId};
+
+/// At most this many mentioned users per notice.
+pub const MENTIONS_MAX: usize = 64;
+/// At most this many hashtags per notice.
+pub const TAGS_MAX: usize = 32;
+/// At most this many bytes in one hashtag.
+pub const TAG_BYTES_MAX: usize = 140;
+/// At most this many bytes in a remote notice's uri.
+pub const URI_BYTES_MAX: usize = 1024;
+/// The default for `body_bytes_max`.
+pub const BODY_BYTES_MAX_DEFAULT: usize = 5000;
+
+/// Who may see a notice (StatusNet's scope bits, simplified).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Everyone.
+    #[default]
+    Public,
+    /// The author's followers.
+    Followers,
+    /// Only the users the notice mentions.
+    Addressees,
+}
+
+impl Scope {
+    // Stored as one byte; tags start at 1 so that zero never means a valid scope.
+    pub(crate) fn to_tag(self) -> u8 {
+        match self {
+            Scope::Public => 1,
+            Scope::Followers => 2,
+            Scope::Addressees => 3,
+        }
+    }
+
+    pub(crate) fn from_tag(tag: u8) -> Option<Scope> {
+        match tag {
+            1 => Some(Scope::Public),
+            2 => Some(Scope::Followers),
+            3 => Some(Scope::Addressees),
+            _ => None,
+        }
+    }
+}
+
+/// A notice to be posted: the input of `append` and `post`.
+///
+/// ```
+/// use feedcore::{NewNotice, UserId};
+/// let notice = NewNotice { author: UserId(7), body: "hi".into(), ..Default::default() };
+/// assert!(notice.tags.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewNotice {
+    /// Who wrote it.
+    pub author: UserId,
+    /// The text, UTF-8, at most `body_bytes_max` bytes; empty only for a repeat.
+    pub body: String,
+    /// When it was written, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// The notice this one answers; it must be stored and not deleted.
+    pub reply_to: Option<NoticeId>,
+    /// The notice this one repeats (a retweet / reblog); it must be stored and not deleted.
+    pub repeat_of: Option<NoticeId>,
+    /// The conversation (thread) this notice belongs to.
+    pub conversation: Option<u64>,
+    /// Users mentioned with `@user`, at most [`MENTIONS_MAX`]; duplicates are dropped.
+    pub mentions: Vec<UserId>,
+    /// Hashtags, at most [`TAGS_MAX`], each 1 to [`TAG_BYTES_MAX`] bytes without
+    /// whitespace; a leading `#` is dropped and they are stored lower-case.
+    pub tags: Vec<String>,
+    /// The group (`!group`) the notice is addressed to.
+    pub group: Option<GroupId>,
+    /// Who may see it.
+    pub scope: Scope,
+    /// The unique uri of a remote notice (arrived by federation), at most
+    /// [`URI_BYTES_MAX`] bytes. A uri is stored once.
+    pub uri: Option<String>,
+}
+
+/// The stored form of a notice: what the log writes as an rkyv archive and reads back
+/// in place. Field order puts the fixed-size fields first; the id is not stored here but
+/// in the record header, so a notice can be encoded before its id is known.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+pub(crate) struct StoredNotice {
+    pub(crate) author: u32,
+    pub(crate) created_at_ms: u64,
+    pub(crate) reply_to: Option<u64>,
+    pub(crate) repeat_of: Option<u64>,
+    pub(crate) conversation: Option<u64>,
+    pub(crate) group: Option<u32>,
+    pub(crate) scope: u8,
+    pub(crate) mentions: Vec<u32>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) body: String,
+    pub(crate) uri: Option<String>,
+}
+
+/// The limits a notice is validated against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) body_bytes_max: usize,
+}
+
+/// Checks every rule that does not need the log (existence of `reply_to` and
+/// `repeat_of` is the log's to check) and returns the normalised stored form.
+pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotice> {
+    if notice.body.len() > limits.body_bytes_max {
+        return Err(Error::invalid(format!(
+            "body is {} bytes, more than the {} allowed",
+            notice.body.len(),
+            limits.body_bytes_max
+        )));
+    }
+    if notice.body.is_empty() && notice.repeat_of.is_none() {
+        return Err(Error::invalid("body is empty and the notice is not a repeat"));
+    }
+    if notice.reply_to == Some(NoticeId(0)) || notice.repeat_of == Some(NoticeId(0)) {
+        return Err(Error::invalid("notice ids start at 1; 0 is not a notice"));
+    }
+    let mut mentions: Vec<u32> = Vec::with_capacity(notice.mentions.len());
+    for user in &notice.mentions {
+        if !mentions.contains(&user.0) {
+            mentions.push(user.0);
+        }
+    }
+    if mentions.len() > MENTIONS_MAX {
+        return Err(Error::invalid(format!(
+            "{} users mentioned, more than the {MENTIONS_MAX} allowed",
+            mentions.len()
+        )));
+    }
+    if notice.tags.len() > TAGS_MAX {
+        return Err(Error::invalid(format!(
+            "{} tags, more than the {TAGS_MAX} allowed",
+            notice.tags.len()
+        )));
+    }
+    let mut tags: Vec<String> = Vec::with_capacity(notice.tags.len());
+    for tag in &notice.tags {
+        let tag = tag.strip_prefix('#').unwrap_or(tag).to_lowercase();
+        if tag.is_empty() || tag.len() > TAG_BYTES_MAX {
+            return Err(Error::invalid(format!(
+                "tag {tag:?} must be 1 to {TAG_BYTES_MAX} bytes"
+            )));
+        }
+        if tag.chars().any(char::is_whitespace) {
+            return Err(Error::invalid(format!("tag {tag:?} contains whitespace")));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if let Some(uri) = &notice.uri {
+        if uri.is_empty() || uri.len() > URI_BYTES_MAX {
+            return Err(Error::invalid(format!(
+                "uri is {} bytes; it must be 1 to {URI_BYTES_MAX}",
+                uri.len()
+            )));
+        }
+    }
+    Ok(StoredNotice {
+        author: notice.author.0,
+        created_at_ms: notice.created_at_ms,
+        reply_to: notice.reply_to.map(|id| id.0),
+        repeat_of: notice.repeat_of.map(|id| id.0),
+        conversation: notice.conversation,
+        group: notice.group.map(|g| g.0),
+        scope: notice.scope.to_tag(),
+        mentions,
+        tags,
+        body: notice.body.clone(),
+        uri: notice.uri.clone(),
+    })
+}
+
+/// Serialises a validated notice into its archived bytes.
+pub(crate) fn encode(stored: &StoredNotice) -> AlignedVec {
+    rkyv::to_bytes::<rancor::Error>(stored)
+        .expect("serialising into a growable in-memory buffer has no failure mode")
+}
+
+/// Validates archived bytes read from disk: the rkyv structure and the notice's own
+/// rules (scope tag). Returns a reason on failure.
+pub(crate) fn check_archived(bytes: &[u8]) -> Result<&ArchivedStoredNotice, String> {
+    let archived = rkyv::access::<ArchivedStoredNotice, rancor::Error>(bytes)
+        .map_err(|e| format!("notice archive does not validate: {e}"))?;
+    if Scope::from_tag(archived.scope).is_none() {
+        return Err(format!("unknown scope tag {}", archived.scope));
+    }
+    Ok(archived)
+}
+
+/// Reinterprets bytes that were validated by [`check_archived`] (or written by
+/// [`encode`]) without checking them again.
+///
+/// # Safety
+/// `bytes` must be exactly the bytes of a `StoredNotice` archive that passed
+/// `check_archived` or came out of `encode`, aligned to 16 bytes, and must stay
+/// unchanged for `'a`.
+pub(crate) unsafe fn access_trusted(bytes: &[u8]) -> &ArchivedStoredNotice {
+    debug_assert!(bytes.as_ptr().align_offset(16) == 0, "payloads are 16-byte aligned");
+    // SAFETY: forwarded from the caller: the bytes are a validated archive that
+    // does not change while borrowed.
+    unsafe { rkyv::access_unchecked::<ArchivedStoredNotice>(bytes) }
+}
+
+/// A notice read in place from the mapped log: no copy, no deserialisation.
+///
+/// The borrowed accessors (`body`, `tags`, `uri`) borrow from the `NoticeRef` itself,
+/// not from the log: the bytes are only guaranteed in place while the reference lives.
+///
+/// While a `NoticeRef` is alive, the bytes it points at stay in place: a concurrent
+/// `delete` scrubs them only once every reference taken before it is dropped. A
+/// `NoticeRef` is tied to its thread (it holds an epoch pin).
+pub struct NoticeRef<'a> {
+    id: NoticeId,
+    archived: &'a ArchivedStoredNotice,
+    // Keeps the scrub of a concurrently deleted notice from running while `archived`
+    // is borrowed (see `log::notice_log::NoticeLog::delete`).
+    _pin: crossbeam_epoch::Guard,
+}
+
+impl<'a> NoticeRef<'a> {
+    pub(crate) fn new(
+        id: NoticeId,
+        archived: &'a ArchivedStoredNotice,
+        pin: crossbeam_epoch::Guard,
+    ) -> Self {
+        NoticeRef {
+            id,
+            archived,
+            _pin: pin,
+        }
+    }
+
+    /// The notice's id.
+    pub fn id(&self) -> NoticeId {
+        self.id
+    }
+
+    /// Who wrote it.
+    pub fn author(&self) -> UserId {
+        UserId(self.archived.author.to_native())
+    }
+
+    /// The text.
+    pub fn body(&self) -> &str {
+        self.archived.body.as_str()
+    }
+
+    /// When it was written, milliseconds since the Unix epoch.
+    pub fn created_at_ms(&self) -> u64 {
+        self.archived.created_at_ms.to_native()
+    }
+
+    /// The notice it answers.
+    pub fn reply_to(&self) -> Option<NoticeId> {
+        self.archived.reply_to.as_ref().map(|id| NoticeId(id.to_native()))
+    }
+
+    /// The notice it repeats.
+    pub fn repeat_of(&self) -> Option<NoticeId> {
+        self.archived.repeat_of.as_ref().map(|id| NoticeId(id.to_native()))
+    }
+
+    /// The conversation it belongs to.
+    pub fn conversation(&self) -> Option<u64> {
+        self.archived.conversation.as_ref().map(|c| c.to_native())
+    }
+
+    /// The users it mentions, in the order given, without duplicates.
+    pub fn mentions(&self) -> impl ExactSizeIterator<Item = UserId> + '_ {
+        self.archived.mentions.iter().map(|u| UserId(u.to_native()))
+    }
+
+    /// Its hashtags, lower-case, without the `#`.
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.archived.tags.iter().map(|t| t.as_str())
+    }
+
+    /// The group it is addressed to.
+    pub fn group(&self) -> Option<GroupId> {
+        self.archived.group.as_ref().map(|g| GroupId(g.to_native()))
+    }
+
+    /// Who may see it.
+    pub fn scope(&self) -> Scope {
+        Scope::from_tag(self.archived.scope)
+            .expect("scope tags are checked at append and at recovery")
+    }
+
+    /// Its uri, for a remote notice.
+    pub fn uri(&self) -> Option<&str> {
+        self.archived.uri.as_ref().map(|u| u.as_str())
+    }
+
+    /// Copies it back into the input form (for tests, exports and re-posting).
+    pub fn to_new_notice(&self) -> NewNotice {
+        NewNotice {
+            author: self.author(),
+            body: self.body().to_owned(),
+            created_at_ms: self.created_at_ms(),
+            reply_to: self.reply_to(),
+            repeat_of: self.repeat_of(),
+            conversation: self.conversation(),
+            mentions: self.mentions().collect(),
+            tags: self.tags().map(str::to_owned).collect(),
+            group: self.group(),
+            scope: self.scope(),
+            uri: self.uri().map(str::to_owned),
+        }
+    }
+}
+
+impl fmt::Debug for NoticeRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoticeRef")
+            .field("id", &self.id)
+            .field("author", &self.author())
+            .field("body", &self.body())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+    };
+
+    fn notice(body: &str) -> NewNotice {
+        NewNotice {
+            author: UserId(1),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_archive() {
+        let input = NewNotice {
+            author: UserId(9),
+            body: "héllo #World".into(),
+            created_at_ms: 1_700_000_000_000,
+            reply_to: Some(NoticeId(3)),
+            repeat_of: None,
+            conversation: Some(44),
+            mentions: vec![UserId(1), UserId(2), UserId(1)],
+            tags: vec!["#World".into(), "rust".into()],
+            group: Some(GroupId(5)),
+            scope: Scope::Followers,
+            uri: Some("https://example.org/notice/1".into()),
+        };
+        let stored = validate(&input, LIMITS).unwrap();
+        let bytes = encode(&stored);
+        let archived = check_archived(&bytes).unwrap();
+        let view = NoticeRef::new(NoticeId(1), archived, crossbeam_epoch::pin());
+        let back = view.to_new_notice();
+        assert_eq!(back.mentions, vec![UserId(1), UserId(2)]);
+        assert_eq!(back.tags, vec!["world".to_string(), "rust".to_string()]);
+        assert_eq!(
+            NewNotice {
+                mentions: back.mentions.clone(),
+                tags: back.tags.clone(),
+                ..input
+            },
+            back
+        );
+    }
+
+    #[test]
+    fn refuses_what_breaks_the_rules() {
+        let long = "x".repeat(BODY_BYTES_MAX_DEFAULT + 1);
+        assert!(validate(&notice(&long), LIMITS).is_err());
+        assert!(validate(&notice(""), LIMITS).is_err());
+        let repeat = NewNotice {
+            repeat_of: Some(NoticeId(1)),
+            ..notice("")
+        };
+        assert!(validate(&repeat, LIMITS).is_ok());
+        let mentions = NewNotice {
+            mentions: (0..65).map(UserId).collect(),
+            ..notice("hi")
+        };
+        assert!(validate(&mentions, LIMITS).is_err());
+        let tags = NewNotice {
+            tags: (0..33).map(|i| format!("t{i}")).collect(),
+            ..notice("hi")
+        };
+        assert!(validate(&tags, LIMITS).is_err());
+        for bad in ["", "#", "two words", &"t".repeat(TAG_BYTES_MAX + 1)] {
+            let n = NewNotice {
+                tags: vec![bad.to_string()],
+                ..notice("hi")
+            };
+            assert!(validate(&n, LIMITS).is_err(), "tag {bad:?} accepted");
+        }
+        let uri = NewNotice {
+            uri: Some("u".repeat(URI_BYTES_MAX + 1)),
+            ..notice("hi")
+        };
+        assert!(validate(&uri, LIMITS).is_err());
+        let zero = NewNotice {
+            reply_to: Some(NoticeId(0)),
+            ..notice("hi")
+        };
+        assert!(validate(&zero, LIMITS).is_err());
+    }
+
+    #[test]
+    fn garbage_archives_are_refused() {
+        let bytes = encode(&validate(&notice("hello"), LIMITS).unwrap());
+        let mut damaged = AlignedVec::<16>::new();
+        damaged.extend_from_slice(&bytes);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x7f;
+        // Either the archive is refused or it still decodes to something valid; it
+        // must never panic.
+        let _ = check_archived(&damaged);
+        assert!(check_archived(&bytes[..bytes.len() / 2]).is_err());
+    }
+}
