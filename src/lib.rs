@@ -25,6 +25,7 @@ pub mod fuzzing;
 mod ids;
 mod log;
 mod notice;
+pub mod sim;
 
 pub use error::{Error, Result};
 pub use ids::{GroupId, NoticeId, UserId};
