@@ -23,7 +23,10 @@ pub fn segment(data: &[u8]) {
         .expect("writing the fuzz input");
     let report = crate::NoticeLog::check(dir.path()).expect("check reports, it does not fail");
     for problem in &report.problems {
-        assert!(problem.offset as usize <= data.len(), "problem offset inside the file");
+        assert!(
+            problem.offset as usize <= data.len(),
+            "problem offset inside the file"
+        );
     }
 }
 
@@ -50,7 +53,11 @@ pub fn notice(data: &[u8]) {
         .collect();
     let input = NewNotice {
         author: UserId(author),
-        body: if flags & 1 == 0 { text.clone() } else { String::new() },
+        body: if flags & 1 == 0 {
+            text.clone()
+        } else {
+            String::new()
+        },
         created_at_ms: u64::from(flags) << 20,
         reply_to: (flags & 2 != 0).then_some(NoticeId(u64::from(author))),
         repeat_of: (flags & 4 != 0).then_some(NoticeId(u64::from(flags))),

@@ -122,7 +122,9 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotic
         )));
     }
     if notice.body.is_empty() && notice.repeat_of.is_none() {
-        return Err(Error::invalid("body is empty and the notice is not a repeat"));
+        return Err(Error::invalid(
+            "body is empty and the notice is not a repeat",
+        ));
     }
     if notice.reply_to == Some(NoticeId(0)) || notice.repeat_of == Some(NoticeId(0)) {
         return Err(Error::invalid("notice ids start at 1; 0 is not a notice"));
@@ -160,13 +162,13 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotic
             tags.push(tag);
         }
     }
-    if let Some(uri) = &notice.uri {
-        if uri.is_empty() || uri.len() > URI_BYTES_MAX {
-            return Err(Error::invalid(format!(
-                "uri is {} bytes; it must be 1 to {URI_BYTES_MAX}",
-                uri.len()
-            )));
-        }
+    if let Some(uri) = &notice.uri
+        && (uri.is_empty() || uri.len() > URI_BYTES_MAX)
+    {
+        return Err(Error::invalid(format!(
+            "uri is {} bytes; it must be 1 to {URI_BYTES_MAX}",
+            uri.len()
+        )));
     }
     Ok(StoredNotice {
         author: notice.author.0,
@@ -208,7 +210,10 @@ pub(crate) fn check_archived(bytes: &[u8]) -> Result<&ArchivedStoredNotice, Stri
 /// `check_archived` or came out of `encode`, aligned to 16 bytes, and must stay
 /// unchanged for `'a`.
 pub(crate) unsafe fn access_trusted(bytes: &[u8]) -> &ArchivedStoredNotice {
-    debug_assert!(bytes.as_ptr().align_offset(16) == 0, "payloads are 16-byte aligned");
+    debug_assert!(
+        bytes.as_ptr().align_offset(16) == 0,
+        "payloads are 16-byte aligned"
+    );
     // SAFETY: forwarded from the caller: the bytes are a validated archive that
     // does not change while borrowed.
     unsafe { rkyv::access_unchecked::<ArchivedStoredNotice>(bytes) }
@@ -265,12 +270,18 @@ impl<'a> NoticeRef<'a> {
 
     /// The notice it answers.
     pub fn reply_to(&self) -> Option<NoticeId> {
-        self.archived.reply_to.as_ref().map(|id| NoticeId(id.to_native()))
+        self.archived
+            .reply_to
+            .as_ref()
+            .map(|id| NoticeId(id.to_native()))
     }
 
     /// The notice it repeats.
     pub fn repeat_of(&self) -> Option<NoticeId> {
-        self.archived.repeat_of.as_ref().map(|id| NoticeId(id.to_native()))
+        self.archived
+            .repeat_of
+            .as_ref()
+            .map(|id| NoticeId(id.to_native()))
     }
 
     /// The conversation it belongs to.

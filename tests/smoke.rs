@@ -52,7 +52,11 @@ fn append_read_delete_reopen() {
         assert_eq!(log.find_uri("https://elsewhere.example/n/1"), Some(b));
         // Many notices, enough to roll segments.
         let ids = log
-            .append_batch(&(0..500).map(|i| notice(i, &format!("bulk {i} {}", "x".repeat(200)))).collect::<Vec<_>>())
+            .append_batch(
+                &(0..500)
+                    .map(|i| notice(i, &format!("bulk {i} {}", "x".repeat(200))))
+                    .collect::<Vec<_>>(),
+            )
             .unwrap();
         assert_eq!(ids.first(), Some(&NoticeId(3)));
         assert_eq!(ids.last(), Some(&NoticeId(502)));
@@ -74,7 +78,12 @@ fn append_read_delete_reopen() {
     let log = NoticeLog::open(dir.path(), config()).unwrap();
     assert_eq!(log.len(), 502);
     assert!(log.get(NoticeId(2)).is_none());
-    assert!(log.get(NoticeId(502)).unwrap().body().starts_with("bulk 499 x"));
+    assert!(
+        log.get(NoticeId(502))
+            .unwrap()
+            .body()
+            .starts_with("bulk 499 x")
+    );
     assert_eq!(log.iter_from(NoticeId(1)).count(), 501);
     assert_eq!(log.recovery().deleted, 1);
     let report = NoticeLog::check(dir.path()).unwrap();

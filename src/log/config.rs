@@ -62,7 +62,7 @@ impl Default for LogConfig {
 impl LogConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes)
-            || self.segment_bytes % 4096 != 0
+            || !self.segment_bytes.is_multiple_of(4096)
         {
             return Err(Error::InvalidConfig {
                 reason: format!(

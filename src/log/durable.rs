@@ -122,10 +122,10 @@ impl Durable {
             }
             state.leader = true;
             let outcome = MutexGuard::unlocked(&mut state, || {
-                if let Some(delay) = delay {
-                    if self.waiting.load(Ordering::SeqCst) > 1 {
-                        std::thread::sleep(delay);
-                    }
+                if let Some(delay) = delay
+                    && self.waiting.load(Ordering::SeqCst) > 1
+                {
+                    std::thread::sleep(delay);
                 }
                 // Records of earlier segments were synced when their segment was
                 // sealed, so syncing the file that holds `target` covers everything

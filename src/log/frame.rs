@@ -24,7 +24,7 @@ pub(crate) const VERSION: u8 = 1;
 /// The largest id a header can carry.
 pub(crate) const ID_MAX: u64 = (1 << 48) - 1;
 
-const _: () = assert!(HEADER_BYTES % ALIGN == 0);
+const _: () = assert!(HEADER_BYTES.is_multiple_of(ALIGN));
 
 /// What a record holds. Tags start at 1 so that zero is never a valid tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,7 +26,10 @@ use crate::notice::{self, Limits, NewNotice, NoticeRef};
 const DELETED: u64 = 1;
 
 fn loc(slot: usize, offset: u64) -> u64 {
-    debug_assert!(offset % frame::ALIGN as u64 == 0, "records are aligned");
+    debug_assert!(
+        offset.is_multiple_of(frame::ALIGN as u64),
+        "records are aligned"
+    );
     ((slot as u64) << 32) | offset
 }
 
@@ -167,7 +170,9 @@ impl NoticeLog {
                         .file
                         .write_all_at(&zeros, s.end)
                         .and_then(|()| segment.file.sync_data())
-                        .context(|| format!("cutting off the torn tail of {}", segment.path.display()))?;
+                        .context(|| {
+                            format!("cutting off the torn tail of {}", segment.path.display())
+                        })?;
                 }
                 writer.slot = slot;
                 writer.offset = s.end;
@@ -299,19 +304,24 @@ impl NoticeLog {
         let mut encoded = Vec::with_capacity(notices.len());
         for (i, notice) in notices.iter().enumerate() {
             let stored = notice::validate(notice, limits)?;
-            for (what, target) in [("reply_to", notice.reply_to), ("repeat_of", notice.repeat_of)] {
-                if let Some(target) = target {
-                    if !self.is_live(target) {
-                        return Err(Error::invalid(format!(
-                            "{what} names {target}, which is not in the log"
-                        )));
-                    }
+            for (what, target) in [
+                ("reply_to", notice.reply_to),
+                ("repeat_of", notice.repeat_of),
+            ] {
+                if let Some(target) = target
+                    && !self.is_live(target)
+                {
+                    return Err(Error::invalid(format!(
+                        "{what} names {target}, which is not in the log"
+                    )));
                 }
             }
-            if let Some(uri) = &notice.uri {
-                if notices[..i].iter().any(|n| n.uri.as_ref() == Some(uri)) {
-                    return Err(Error::invalid(format!("uri {uri:?} appears twice in the batch")));
-                }
+            if let Some(uri) = &notice.uri
+                && notices[..i].iter().any(|n| n.uri.as_ref() == Some(uri))
+            {
+                return Err(Error::invalid(format!(
+                    "uri {uri:?} appears twice in the batch"
+                )));
             }
             let bytes = notice::encode(&stored);
             if frame::record_bytes(bytes.len()) > capacity {
@@ -372,14 +382,22 @@ impl NoticeLog {
         let segment = &self.segments[w.slot];
         // [len: u32 LE][crc32c: u32 LE][version: u8][tag: u8][id: u48 LE][payload][zero pad]
         w.buf.clear();
-        w.buf.extend_from_slice(&frame::encode_header(tag, id, payload));
+        w.buf
+            .extend_from_slice(&frame::encode_header(tag, id, payload));
         w.buf.extend_from_slice(payload);
         w.buf.resize(total, 0);
         let offset = w.offset;
-        debug_assert!(offset as usize + total <= segment.len(), "the record fits the segment");
+        debug_assert!(
+            offset as usize + total <= segment.len(),
+            "the record fits the segment"
+        );
         if let Err(e) = segment.file.write_all_at(&w.buf, offset) {
             return Err(self.durable.poison(
-                format!("writing {} bytes at {offset} of {}", total, segment.path.display()),
+                format!(
+                    "writing {} bytes at {offset} of {}",
+                    total,
+                    segment.path.display()
+                ),
                 e,
             ));
         }
@@ -581,7 +599,10 @@ impl NoticeLog {
             });
         if let Err(e) = io {
             return Err(self.durable.poison(
-                format!("scrubbing the record at {offset} of {}", segment.path.display()),
+                format!(
+                    "scrubbing the record at {offset} of {}",
+                    segment.path.display()
+                ),
                 e,
             ));
         }

@@ -87,7 +87,10 @@ pub(crate) fn scan_dir(dir: &Path, writable: bool) -> Result<DirScan> {
         if index as usize != position + 1 {
             out.problems.push(damage(
                 0,
-                format!("segment {index} found where segment {} is due (a segment file is missing)", position + 1),
+                format!(
+                    "segment {index} found where segment {} is due (a segment file is missing)",
+                    position + 1
+                ),
             ));
             break;
         }
@@ -109,14 +112,20 @@ pub(crate) fn scan_dir(dir: &Path, writable: bool) -> Result<DirScan> {
         if scan.header.index != index {
             out.problems.push(damage(
                 0,
-                format!("header says segment {} but the file name says {index}", scan.header.index),
+                format!(
+                    "header says segment {} but the file name says {index}",
+                    scan.header.index
+                ),
             ));
             break;
         }
         if scan.header.first_id != next_id {
             out.problems.push(damage(
                 0,
-                format!("segment starts at id {} where id {next_id} is due", scan.header.first_id),
+                format!(
+                    "segment starts at id {} where id {next_id} is due",
+                    scan.header.first_id
+                ),
             ));
             break;
         }
@@ -159,15 +168,24 @@ pub(crate) fn scan_dir(dir: &Path, writable: bool) -> Result<DirScan> {
             let tombstoned = out.tombstoned.contains(&record.id);
             let problem = match record.tag {
                 Tag::Scrubbed if !tombstoned => Some((
-                    format!("notice {} is marked scrubbed but no tombstone deletes it", record.id),
+                    format!(
+                        "notice {} is marked scrubbed but no tombstone deletes it",
+                        record.id
+                    ),
                     false,
                 )),
                 Tag::Scrubbed if record.scrub_unfinished => Some((
-                    format!("scrub of deleted notice {} was interrupted; recovery finishes it", record.id),
+                    format!(
+                        "scrub of deleted notice {} was interrupted; recovery finishes it",
+                        record.id
+                    ),
                     true,
                 )),
                 Tag::Notice if tombstoned => Some((
-                    format!("deleted notice {} is not scrubbed yet; recovery scrubs it", record.id),
+                    format!(
+                        "deleted notice {} is not scrubbed yet; recovery scrubs it",
+                        record.id
+                    ),
                     true,
                 )),
                 _ => None,

@@ -179,7 +179,8 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
             if !frame::crc_matches(head, payload) {
                 return Step::Bad("checksum mismatch".into());
             }
-            if payload.len() != 8 || u64::from_le_bytes(payload.try_into().expect("8 bytes")) != h.id
+            if payload.len() != 8
+                || u64::from_le_bytes(payload.try_into().expect("8 bytes")) != h.id
             {
                 return Step::Inconsistent("tombstone payload does not repeat its id".into());
             }
@@ -334,7 +335,11 @@ mod tests {
             let scan = scan_segment(&bytes).unwrap();
             assert_eq!(scan.records.len(), 1, "cut at {cut}");
             assert_eq!(scan.end, last as u64);
-            assert!(matches!(scan.tail, Tail::Torn { .. }), "cut at {cut}: {:?}", scan.tail);
+            assert!(
+                matches!(scan.tail, Tail::Torn { .. }),
+                "cut at {cut}: {:?}",
+                scan.tail
+            );
         }
     }
 
@@ -360,7 +365,11 @@ mod tests {
         b.bytes[end + 100..end + 200].fill(0xab);
         let scan = scan_segment(&b.bytes).unwrap();
         assert_eq!(scan.end, end as u64);
-        assert!(matches!(scan.tail, Tail::Torn { bytes: 200, .. }), "{:?}", scan.tail);
+        assert!(
+            matches!(scan.tail, Tail::Torn { bytes: 200, .. }),
+            "{:?}",
+            scan.tail
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(crate) const SEGMENT_HEADER_BYTES: usize = 64;
 const MAGIC: [u8; 8] = *b"FEEDSEG\0";
 /// The segment format written by this version.
 pub(crate) const FORMAT: u32 = 1;
-const _: () = assert!(SEGMENT_HEADER_BYTES % super::frame::ALIGN == 0);
+const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(super::frame::ALIGN));
 
 /// The decoded header of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,14 +145,18 @@ impl Segment {
                 .truncate(true)
                 .open(&tmp)
                 .context(|| format!("creating segment {}", tmp.display()))?;
-            preallocate(&file, header.segment_bytes)
-                .context(|| format!("preallocating {} bytes for {}", header.segment_bytes, tmp.display()))?;
+            preallocate(&file, header.segment_bytes).context(|| {
+                format!(
+                    "preallocating {} bytes for {}",
+                    header.segment_bytes,
+                    tmp.display()
+                )
+            })?;
             file.write_all_at(&header.encode(), 0)
                 .context(|| format!("writing segment header of {}", tmp.display()))?;
             file.sync_all()
                 .context(|| format!("syncing new segment {}", tmp.display()))?;
-            fs::rename(&tmp, &path)
-                .context(|| format!("renaming {} into place", tmp.display()))?;
+            fs::rename(&tmp, &path).context(|| format!("renaming {} into place", tmp.display()))?;
             sync_dir(dir)?;
             Ok(file)
         };

@@ -9,8 +9,22 @@ use crate::notice::NewNotice;
 pub const SYNTHETIC_BODY_BYTES: usize = 280;
 
 const WORDS: [&str; 16] = [
-    "notice", "timeline", "federated", "status", "repeat", "reply", "mention", "group",
-    "public", "social", "stream", "inbox", "follow", "subscribe", "server", "feed",
+    "notice",
+    "timeline",
+    "federated",
+    "status",
+    "repeat",
+    "reply",
+    "mention",
+    "group",
+    "public",
+    "social",
+    "stream",
+    "inbox",
+    "follow",
+    "subscribe",
+    "server",
+    "feed",
 ];
 
 fn mix(mut x: u64) -> u64 {
@@ -51,7 +65,13 @@ mod tests {
     #[test]
     fn content_is_a_function_of_the_id() {
         assert_eq!(synthetic_notice(NoticeId(7)), synthetic_notice(NoticeId(7)));
-        assert_ne!(synthetic_notice(NoticeId(7)).body, synthetic_notice(NoticeId(8)).body);
-        assert_eq!(synthetic_notice(NoticeId(9)).body.len(), SYNTHETIC_BODY_BYTES);
+        assert_ne!(
+            synthetic_notice(NoticeId(7)).body,
+            synthetic_notice(NoticeId(8)).body
+        );
+        assert_eq!(
+            synthetic_notice(NoticeId(9)).body.len(),
+            SYNTHETIC_BODY_BYTES
+        );
     }
 }

@@ -23,12 +23,19 @@ pub(crate) fn run(
         },
     )?;
     if let Some(torn) = &log.recovery().torn_tail {
-        eprintln!("recovered: {} at byte {}: {}", torn.file.display(), torn.offset, torn.reason);
+        eprintln!(
+            "recovered: {} at byte {}: {}",
+            torn.file.display(),
+            torn.offset,
+            torn.reason
+        );
     }
     let bar = ProgressBar::new(notices).with_style(
-        ProgressStyle::with_template("{msg:>8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>8} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     bar.set_message("appending");
     let stdout = std::io::stdout();
@@ -38,9 +45,15 @@ pub(crate) fn run(
     while done < notices {
         let count = batch.min(notices - done);
         let first = log.len() + 1;
-        let batch: Vec<_> = (first..first + count).map(|id| synthetic_notice(NoticeId(id))).collect();
+        let batch: Vec<_> = (first..first + count)
+            .map(|id| synthetic_notice(NoticeId(id)))
+            .collect();
         let ids = log.append_batch(&batch)?;
-        assert_eq!(ids.first(), Some(&NoticeId(first)), "this process is the only appender");
+        assert_eq!(
+            ids.first(),
+            Some(&NoticeId(first)),
+            "this process is the only appender"
+        );
         if print_acks {
             let mut out = stdout.lock();
             for id in &ids {

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use feedcore::Durability;
 
 #[derive(Parser)]
-#[command(name = "feedcore", version, about = "Notice storage and home-timeline delivery for microblogging servers")]
+#[command(
+    name = "feedcore",
+    version,
+    about = "Notice storage and home-timeline delivery for microblogging servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -18,7 +18,11 @@ pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
         report.record_bytes
     );
     for problem in &report.problems {
-        let kind = if problem.recoverable { "recoverable" } else { "DAMAGE" };
+        let kind = if problem.recoverable {
+            "recoverable"
+        } else {
+            "DAMAGE"
+        };
         println!(
             "{kind}: {} at byte {}: {}",
             problem.file.display(),
@@ -52,10 +56,21 @@ pub(crate) fn stats(dir: &Path, json: bool) -> feedcore::Result<ExitCode> {
                 "sound": report.is_sound(),
             }
         });
-        println!("{}", serde_json::to_string_pretty(&value).expect("json values serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("json values serialise")
+        );
     } else {
-        println!("notices:  {} ({} deleted, {} live)", s.notices, s.deleted, s.notices - s.deleted);
-        println!("segments: {} ({} bytes on disk, {} in records)", s.segments, s.segment_bytes_total, report.record_bytes);
+        println!(
+            "notices:  {} ({} deleted, {} live)",
+            s.notices,
+            s.deleted,
+            s.notices - s.deleted
+        );
+        println!(
+            "segments: {} ({} bytes on disk, {} in records)",
+            s.segments, s.segment_bytes_total, report.record_bytes
+        );
         println!("sound:    {}", report.is_sound());
     }
     Ok(ExitCode::SUCCESS)

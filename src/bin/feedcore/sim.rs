@@ -38,9 +38,11 @@ pub(crate) struct SimArgs {
 
 fn bar(len: u64, what: &'static str) -> ProgressBar {
     ProgressBar::new(len).with_message(what).with_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     )
 }
 
@@ -107,10 +109,11 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
         })?;
         let chunk = vec![0x5au8; record_mean];
         for _ in 0..args.notices {
-            file.write_all(black_box(&chunk)).map_err(|e| feedcore::Error::Io {
-                context: format!("writing {}", plain.display()),
-                source: e,
-            })?;
+            file.write_all(black_box(&chunk))
+                .map_err(|e| feedcore::Error::Io {
+                    context: format!("writing {}", plain.display()),
+                    source: e,
+                })?;
         }
     }
     let plain_time = start.elapsed();
@@ -140,13 +143,18 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("reader threads do not panic")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader threads do not panic"))
+            .sum()
     });
     let read_time = start.elapsed();
     progress.finish_and_clear();
     black_box(touched);
 
-    let bodies: Vec<String> = (1..=args.notices).map(|id| synthetic_notice(NoticeId(id)).body).collect();
+    let bodies: Vec<String> = (1..=args.notices)
+        .map(|id| synthetic_notice(NoticeId(id)).body)
+        .collect();
     let start = Instant::now();
     let baseline_touched: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..args.threads)
@@ -163,7 +171,10 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("reader threads do not panic")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader threads do not panic"))
+            .sum()
     });
     let vec_time = start.elapsed();
     black_box(baseline_touched);
@@ -179,7 +190,10 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
     let reads = reads_per_thread * args.threads as u64;
     let mb = record_bytes as f64 / 1e6;
     println!();
-    println!("{:<34} {:>16} {:>20} {:>8}", "figure", "feedcore", "baseline", "ratio");
+    println!(
+        "{:<34} {:>16} {:>20} {:>8}",
+        "figure", "feedcore", "baseline", "ratio"
+    );
     println!(
         "{:<34} {:>13.0} /s {:>17.0} /s {:>8.2}",
         "append, buffered (notices)",
@@ -216,7 +230,11 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
         ""
     );
     println!();
-    println!("baselines: append against write_all of the same bytes in as many calls to a plain file;");
-    println!("get against indexing a Vec<String> of the same bodies in memory; ratio = baseline time / feedcore time");
+    println!(
+        "baselines: append against write_all of the same bytes in as many calls to a plain file;"
+    );
+    println!(
+        "get against indexing a Vec<String> of the same bodies in memory; ratio = baseline time / feedcore time"
+    );
     Ok(ExitCode::SUCCESS)
 }
