@@ -13,7 +13,7 @@
 //! let id = log.append(&NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
 //! log.delete(id)?;
 //! assert!(log.get(id).is_none());
-//! # Ok::<(), feedcore::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]
@@ -28,6 +28,11 @@ mod notice;
 pub mod sim;
 
 pub use error::{Error, Result};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use ids::{GroupId, NoticeId, UserId};
 pub use log::{
     CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,

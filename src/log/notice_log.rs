@@ -95,7 +95,7 @@ struct Scrubs {
 /// let log = NoticeLog::open(dir.path(), LogConfig::default())?;
 /// let id = log.append(&NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
 /// assert_eq!(log.get(id).unwrap().body(), "hello");
-/// # Ok::<(), feedcore::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct NoticeLog {
     dir: PathBuf,
