@@ -33,6 +33,23 @@ pub enum Error {
         id: NoticeId,
     },
 
+    /// A user id at or past `users_max`.
+    #[error("{user} is past users_max ({users_max})")]
+    UnknownUser {
+        /// The user named.
+        user: crate::ids::UserId,
+        /// The configured limit.
+        users_max: u32,
+    },
+
+    /// A follow, block or mute that the rules refuse (oneself, across a block, past
+    /// `following_max`).
+    #[error("refused: {reason}")]
+    InvalidRelation {
+        /// Which rule, in words.
+        reason: String,
+    },
+
     /// Another handle (in this process or another one) owns the directory.
     #[error("{} is already open by another handle or process (lock file {})", dir.display(), lock_file.display())]
     Locked {

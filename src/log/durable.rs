@@ -88,27 +88,27 @@ impl Durable {
         state.synced = state.synced.max(upto);
     }
 
-    /// Returns once everything before `upto` is on disk. `current` gives the position
-    /// written so far and the file that holds it; the thread that becomes leader syncs
-    /// that file for everyone. `delay` is how long a leader waits for company when
-    /// other appenders are in flight.
-    pub(crate) fn wait<'f>(
+    /// Returns once everything before `upto` is on disk. The thread that becomes
+    /// leader calls `sync_current`, which syncs the file holding the newest record and
+    /// returns the position it covers (or what failed). `delay` is how long a leader
+    /// waits for company when other appenders are in flight.
+    pub(crate) fn wait(
         &self,
         upto: Lsn,
         delay: Option<Duration>,
-        current: impl Fn() -> (Lsn, &'f File, String),
+        sync_current: impl Fn() -> Result<Lsn, (String, io::Error)>,
     ) -> Result<()> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        let result = self.wait_inner(upto, delay, current);
+        let result = self.wait_inner(upto, delay, sync_current);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         result
     }
 
-    fn wait_inner<'f>(
+    fn wait_inner(
         &self,
         upto: Lsn,
         delay: Option<Duration>,
-        current: impl Fn() -> (Lsn, &'f File, String),
+        sync_current: impl Fn() -> Result<Lsn, (String, io::Error)>,
     ) -> Result<()> {
         let mut state = self.state.lock();
         loop {
@@ -127,16 +127,14 @@ impl Durable {
                 {
                     std::thread::sleep(delay);
                 }
-                // Records of earlier segments were synced when their segment was
-                // sealed, so syncing the file that holds `target` covers everything
-                // before it.
-                let (target, file, name) = current();
-                (target, self.sync_file(file).map_err(|e| (name, e)))
+                // Earlier files were synced when they were sealed, so syncing the file
+                // that holds the newest record covers everything before it.
+                sync_current()
             });
             state.leader = false;
             match outcome {
-                (target, Ok(())) => state.synced = state.synced.max(target),
-                (_, Err((name, e))) => {
+                Ok(target) => state.synced = state.synced.max(target),
+                Err((name, e)) => {
                     self.synced_cv.notify_all();
                     return Err(self.poison(format!("fdatasync of {name}"), e));
                 }

@@ -35,6 +35,8 @@ pub(crate) enum Tag {
     Tombstone = 2,
     /// A deleted notice whose payload has been (or is being) overwritten with zeros.
     Scrubbed = 3,
+    /// A follow-graph operation (in the graph's op log, never in a notice segment).
+    GraphOp = 4,
 }
 
 impl Tag {
@@ -43,6 +45,7 @@ impl Tag {
             1 => Some(Tag::Notice),
             2 => Some(Tag::Tombstone),
             3 => Some(Tag::Scrubbed),
+            4 => Some(Tag::GraphOp),
             _ => None,
         }
     }

@@ -4,7 +4,7 @@
 
 mod check;
 mod config;
-mod durable;
+pub(crate) mod durable;
 pub(crate) mod frame;
 mod notice_log;
 mod recover;

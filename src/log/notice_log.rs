@@ -192,7 +192,7 @@ impl NoticeLog {
                         let at = index.push(AtomicU64::new(entry));
                         assert_eq!(at as u64 + 1, record.id, "scan checked ids are contiguous");
                     }
-                    Tag::Tombstone => {}
+                    Tag::Tombstone | Tag::GraphOp => {}
                 }
             }
             segments.push(segment);
@@ -437,9 +437,14 @@ impl NoticeLog {
             Durability::GroupCommit { max_delay } => Some(max_delay),
         };
         self.durable.wait(upto, delay, || {
-            let w = self.writer.lock();
-            let segment = &self.segments[w.slot];
-            (w.lsn(), &segment.file, segment.path.display().to_string())
+            let (target, segment) = {
+                let w = self.writer.lock();
+                (w.lsn(), &self.segments[w.slot])
+            };
+            self.durable
+                .sync_file(&segment.file)
+                .map(|()| target)
+                .map_err(|e| (segment.path.display().to_string(), e))
         })
     }
 
@@ -447,7 +452,18 @@ impl NoticeLog {
     /// that no reader holds up any more.
     pub fn sync(&self) -> Result<()> {
         self.durable.check()?;
-        self.run_ready_scrubs()?;
+        // A deferred scrub becomes ready only when the epoch has advanced twice past its
+        // delete, and nothing else advances the epoch for it (a reader dropping its
+        // `NoticeRef` does not): give the collector turns, each `flush` tries one
+        // advance. A reader still holding a pin stops the advance; then the scrub stays
+        // pending for a later `delete`, `sync`, the drop or the next open.
+        for _ in 0..64 {
+            if self.scrubs.pending.lock().is_empty() {
+                break;
+            }
+            crossbeam_epoch::pin().flush();
+            self.run_ready_scrubs()?;
+        }
         let end = self.writer.lock().lsn();
         self.wait_durable(end, true)?;
         // Scrubs are not waited for by appends; sync the files they touched.

@@ -142,7 +142,7 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
     if h.version != frame::VERSION {
         return Step::Bad(format!("unknown record version {}", h.version));
     }
-    let Some(tag) = Tag::from_byte(h.tag_byte) else {
+    let Some(tag) = Tag::from_byte(h.tag_byte).filter(|t| *t != Tag::GraphOp) else {
         return Step::Bad(format!("unknown record tag {}", h.tag_byte));
     };
     let payload = &bytes[pos + HEADER_BYTES..pos + HEADER_BYTES + h.len as usize];
@@ -200,6 +200,7 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
             }
             info.scrub_unfinished = last_nonzero(payload).is_some();
         }
+        Tag::GraphOp => unreachable!("filtered out above"),
     }
     Step::Record(info, total)
 }
@@ -220,7 +221,7 @@ fn valid_record_after(bytes: &[u8], pos: usize) -> Option<u64> {
             let valid = match Tag::from_byte(h.tag_byte) {
                 Some(Tag::Notice | Tag::Tombstone) => frame::crc_matches(head, payload),
                 Some(Tag::Scrubbed) => last_nonzero(payload).is_none(),
-                None => false,
+                Some(Tag::GraphOp) | None => false,
             };
             if valid {
                 return Some(q as u64);
