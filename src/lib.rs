@@ -22,7 +22,7 @@ mod dirlock;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-mod graph;
+pub(crate) mod graph;
 mod ids;
 mod log;
 mod notice;
@@ -34,7 +34,7 @@ pub use error::{Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub use graph::{FollowGraph, Followers, GraphConfig, GraphStats, Neighbors};
+pub use graph::{FollowGraph, Followers, GraphCheckReport, GraphConfig, GraphStats, Neighbors};
 pub use ids::{GroupId, NoticeId, UserId};
 pub use log::{
     CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,

@@ -9,5 +9,5 @@ mod neighbors;
 mod oplog;
 
 pub use config::GraphConfig;
-pub use follow_graph::{FollowGraph, GraphStats};
+pub use follow_graph::{FollowGraph, GraphCheckReport, GraphStats};
 pub use neighbors::{Followers, Neighbors};

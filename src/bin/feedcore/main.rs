@@ -1,6 +1,7 @@
 //! `feedcore`: load, check, inspect and benchmark a feedcore store.
 //!
-//! A store directory holds the notice log in `DIR/notices`.
+//! A store directory holds the notice log in `DIR/notices` and the follow graph in
+//! `DIR/graph`.
 
 mod load;
 mod report;
@@ -25,18 +26,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Append synthetic notices to a store, with a progress bar; prints the last
-    /// acknowledged id.
+    /// Append synthetic notices and random graph operations to a store, with a
+    /// progress bar; prints the last acknowledged notice id and op count.
     Load {
         /// The store directory (created if missing).
         dir: PathBuf,
         /// How many notices to append.
-        #[arg(long)]
+        #[arg(long, default_value_t = 0)]
         notices: u64,
+        /// How many random graph operations (follow, unfollow, block, mute, ...) to
+        /// apply, among `--users` users, drawn from `--seed`.
+        #[arg(long, default_value_t = 0)]
+        graph_ops: u64,
+        /// Users the graph operations are among.
+        #[arg(long, default_value_t = 1000)]
+        users: u32,
+        /// Seed of the graph operations.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// When an append counts as done.
         #[arg(long, value_enum, default_value_t = DurabilityArg::Group)]
         durability: DurabilityArg,
-        /// Print `ack ID` on stdout for every acknowledged notice, as it is acknowledged.
+        /// Print `ack ID` on stdout for every acknowledged notice, and `op N` for every
+        /// acknowledged graph operation (N counts from 1), as they are acknowledged.
         #[arg(long)]
         print_acks: bool,
         /// Append in batches of this many notices.
@@ -87,16 +99,33 @@ pub(crate) fn notices_dir(store: &Path) -> PathBuf {
     store.join("notices")
 }
 
+/// The follow graph's directory inside a store directory.
+pub(crate) fn graph_dir(store: &Path) -> PathBuf {
+    store.join("graph")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Load {
             dir,
             notices,
+            graph_ops,
+            users,
+            seed,
             durability,
             print_acks,
             batch,
-        } => load::run(&dir, notices, durability.to_durability(), print_acks, batch),
+        } => load::run(&load::LoadArgs {
+            dir,
+            notices,
+            graph_ops,
+            users,
+            seed,
+            durability: durability.to_durability(),
+            print_acks,
+            batch,
+        }),
         Command::Check { dir } => report::check(&dir),
         Command::Stats { dir, json } => report::stats(&dir, json),
         Command::Sim(args) => sim::run(&args),

@@ -1,23 +1,42 @@
-//! `feedcore check` and `feedcore stats`.
+//! `feedcore check` and `feedcore stats`: the notice log and the follow graph of a
+//! store, read-only.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use feedcore::NoticeLog;
+use feedcore::{CheckReport, FollowGraph, GraphCheckReport, NoticeLog, Problem};
 
-pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
+/// Both parts' reports; a part whose directory does not exist is `None`.
+struct StoreReport {
+    notices: Option<CheckReport>,
+    graph: Option<GraphCheckReport>,
+}
+
+fn read(dir: &Path) -> feedcore::Result<StoreReport> {
+    if !dir.is_dir() {
+        return Err(feedcore::Error::Io {
+            context: format!("reading store {}", dir.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
     let log_dir = crate::notices_dir(dir);
-    let report = NoticeLog::check(&log_dir)?;
-    println!(
-        "{}: {} segments, {} notices ({} deleted), {} records checked, {} record bytes",
-        log_dir.display(),
-        report.stats.segments,
-        report.stats.notices,
-        report.stats.deleted,
-        report.records_checked,
-        report.record_bytes
-    );
-    for problem in &report.problems {
+    let graph_dir = crate::graph_dir(dir);
+    Ok(StoreReport {
+        notices: if log_dir.is_dir() {
+            Some(NoticeLog::check(&log_dir)?)
+        } else {
+            None
+        },
+        graph: if graph_dir.is_dir() {
+            Some(FollowGraph::check(&graph_dir)?)
+        } else {
+            None
+        },
+    })
+}
+
+fn print_problems(problems: &[Problem]) {
+    for problem in problems {
         let kind = if problem.recoverable {
             "recoverable"
         } else {
@@ -30,7 +49,35 @@ pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
             problem.reason
         );
     }
-    if report.is_sound() {
+}
+
+pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
+    let report = read(dir)?;
+    let mut sound = true;
+    if let Some(r) = &report.notices {
+        println!(
+            "notices: {} segments, {} notices ({} deleted), {} records checked, {} record bytes",
+            r.stats.segments, r.stats.notices, r.stats.deleted, r.records_checked, r.record_bytes
+        );
+        print_problems(&r.problems);
+        sound &= r.is_sound();
+    }
+    if let Some(r) = &report.graph {
+        println!(
+            "graph: {} users, {} follows, {} blocks, {} mutes, {} ops after the snapshot",
+            r.stats.users, r.stats.follows, r.stats.blocks, r.stats.mutes, r.ops_replayed
+        );
+        print_problems(&r.problems);
+        sound &= r.is_sound();
+    }
+    if report.notices.is_none() && report.graph.is_none() {
+        println!(
+            "{}: no notices/ or graph/ here: not a feedcore store",
+            dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if sound {
         println!("sound");
         Ok(ExitCode::SUCCESS)
     } else {
@@ -40,27 +87,41 @@ pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
 }
 
 pub(crate) fn stats(dir: &Path, json: bool) -> feedcore::Result<ExitCode> {
-    let log_dir = crate::notices_dir(dir);
-    let report = NoticeLog::check(&log_dir)?;
-    let s = &report.stats;
+    let report = read(dir)?;
     if json {
-        let value = serde_json::json!({
-            "notices": {
-                "dir": log_dir,
+        let notices = report.notices.as_ref().map(|r| {
+            let s = &r.stats;
+            serde_json::json!({
                 "notices": s.notices,
                 "deleted": s.deleted,
                 "live": s.notices - s.deleted,
                 "segments": s.segments,
                 "segment_bytes_total": s.segment_bytes_total,
-                "record_bytes": report.record_bytes,
-                "sound": report.is_sound(),
-            }
+                "record_bytes": r.record_bytes,
+                "sound": r.is_sound(),
+            })
         });
+        let graph = report.graph.as_ref().map(|r| {
+            let s = &r.stats;
+            serde_json::json!({
+                "users": s.users,
+                "follows": s.follows,
+                "blocks": s.blocks,
+                "mutes": s.mutes,
+                "ops_since_snapshot": s.ops_since_snapshot,
+                "snapshot_bytes": s.snapshot_bytes,
+                "sound": r.is_sound(),
+            })
+        });
+        let value = serde_json::json!({ "notices": notices, "graph": graph });
         println!(
             "{}",
             serde_json::to_string_pretty(&value).expect("json values serialise")
         );
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(r) = &report.notices {
+        let s = &r.stats;
         println!(
             "notices:  {} ({} deleted, {} live)",
             s.notices,
@@ -69,9 +130,23 @@ pub(crate) fn stats(dir: &Path, json: bool) -> feedcore::Result<ExitCode> {
         );
         println!(
             "segments: {} ({} bytes on disk, {} in records)",
-            s.segments, s.segment_bytes_total, report.record_bytes
+            s.segments, s.segment_bytes_total, r.record_bytes
         );
-        println!("sound:    {}", report.is_sound());
     }
+    if let Some(r) = &report.graph {
+        let s = &r.stats;
+        println!("users:    {}", s.users);
+        println!(
+            "follows:  {} ({} blocks, {} mutes)",
+            s.follows, s.blocks, s.mutes
+        );
+        println!(
+            "graph:    {} snapshot bytes, {} ops since the snapshot",
+            s.snapshot_bytes, s.ops_since_snapshot
+        );
+    }
+    let sound = report.notices.as_ref().is_none_or(CheckReport::is_sound)
+        && report.graph.as_ref().is_none_or(GraphCheckReport::is_sound);
+    println!("sound:    {sound}");
     Ok(ExitCode::SUCCESS)
 }
