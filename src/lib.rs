@@ -27,6 +27,7 @@ mod ids;
 mod log;
 mod notice;
 pub mod sim;
+mod timeline;
 
 pub use error::{Error, Result};
 

@@ -95,7 +95,11 @@ pub(crate) struct StoredNotice {
     pub(crate) author: u32,
     pub(crate) created_at_ms: u64,
     pub(crate) reply_to: Option<u64>,
+    /// Author of `reply_to`, filled in by the log at append.
+    pub(crate) reply_to_author: Option<u32>,
     pub(crate) repeat_of: Option<u64>,
+    /// Author of `repeat_of`, filled in by the log at append.
+    pub(crate) repeat_of_author: Option<u32>,
     pub(crate) conversation: Option<u64>,
     pub(crate) group: Option<u32>,
     pub(crate) scope: u8,
@@ -174,7 +178,9 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotic
         author: notice.author.0,
         created_at_ms: notice.created_at_ms,
         reply_to: notice.reply_to.map(|id| id.0),
+        reply_to_author: None,
         repeat_of: notice.repeat_of.map(|id| id.0),
+        repeat_of_author: None,
         conversation: notice.conversation,
         group: notice.group.map(|g| g.0),
         scope: notice.scope.to_tag(),
@@ -274,6 +280,22 @@ impl<'a> NoticeRef<'a> {
             .reply_to
             .as_ref()
             .map(|id| NoticeId(id.to_native()))
+    }
+
+    /// The author of the notice it answers (kept when that notice is deleted).
+    pub fn reply_to_author(&self) -> Option<UserId> {
+        self.archived
+            .reply_to_author
+            .as_ref()
+            .map(|u| UserId(u.to_native()))
+    }
+
+    /// The author of the notice it repeats (kept when that notice is deleted).
+    pub fn repeat_of_author(&self) -> Option<UserId> {
+        self.archived
+            .repeat_of_author
+            .as_ref()
+            .map(|u| UserId(u.to_native()))
     }
 
     /// The notice it repeats.

@@ -303,17 +303,20 @@ impl NoticeLog {
         let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
         let mut encoded = Vec::with_capacity(notices.len());
         for (i, notice) in notices.iter().enumerate() {
-            let stored = notice::validate(notice, limits)?;
-            for (what, target) in [
-                ("reply_to", notice.reply_to),
-                ("repeat_of", notice.repeat_of),
+            let mut stored = notice::validate(notice, limits)?;
+            // The authors of the notices answered and repeated are stored with the
+            // notice, so the reply and repeat rules still hold once those are deleted.
+            for (what, target, author) in [
+                ("reply_to", notice.reply_to, &mut stored.reply_to_author),
+                ("repeat_of", notice.repeat_of, &mut stored.repeat_of_author),
             ] {
-                if let Some(target) = target
-                    && !self.is_live(target)
-                {
-                    return Err(Error::invalid(format!(
-                        "{what} names {target}, which is not in the log"
-                    )));
+                if let Some(target) = target {
+                    let Some(parent) = self.get(target) else {
+                        return Err(Error::invalid(format!(
+                            "{what} names {target}, which is not in the log"
+                        )));
+                    };
+                    *author = Some(parent.author().0);
                 }
             }
             if let Some(uri) = &notice.uri

@@ -1,0 +1,12 @@
+//! Home timelines: a bounded, lock-free-to-read ring of notice ids per user, and the
+//! per-author and per-mention id lists that user streams, pull reads and rebuilds use.
+
+mod id_list;
+mod page;
+mod ring;
+mod timelines;
+
+pub(crate) use id_list::IdLists;
+pub use page::{Page, TimelinePage};
+pub(crate) use ring::Copied;
+pub(crate) use timelines::{TimelineMemory, Timelines};

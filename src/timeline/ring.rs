@@ -1,0 +1,386 @@
+//! One user's home timeline: a bounded, ordered set of notice ids in a ring, stored as
+//! 32-bit offsets from a base id (4 bytes an entry), readable without a lock.
+//!
+//! Concurrency: a seqlock. `seq` is even when the ring is stable and odd while a
+//! writer is inside; writers enter by a compare-exchange from even to odd (so writers
+//! exclude each other), change the ring with relaxed atomic stores, and leave by
+//! storing `seq + 2` with Release. Readers load `seq` (Acquire), copy what they need
+//! with relaxed loads, fence (Acquire) and load `seq` again: if it changed, or was odd,
+//! they retry. Readers never write and never wait for a lock; a writer holds the ring
+//! for a few hundred nanoseconds at most.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+
+/// What an insert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// The id is now in the timeline.
+    New,
+    /// It was already there (deliveries are idempotent).
+    Present,
+    /// The timeline is full and the id is older than its oldest entry.
+    TooOld,
+}
+
+/// A page of ids copied out of a ring, newest first.
+#[derive(Debug, Default)]
+pub(crate) struct Copied {
+    /// True when the copy reached the oldest stored entry.
+    pub(crate) reached_oldest: bool,
+    /// True when entries were ever dropped for capacity (or range): notices older than
+    /// the oldest stored entry may belong to the timeline.
+    pub(crate) truncated: bool,
+    /// The oldest stored id, if any.
+    pub(crate) oldest: Option<u64>,
+}
+
+pub(crate) struct Ring {
+    /// The seqlock word (see the module comment). Written by writers only: even -> odd
+    /// by compare-exchange on entry, odd -> odd + 1 (Release) on exit.
+    seq: AtomicU32,
+    /// Slot of the oldest entry. Written inside the seqlock only.
+    head: AtomicU32,
+    /// Entries stored. Written inside the seqlock only.
+    len: AtomicU32,
+    /// Set (inside the seqlock) once an entry was dropped; never cleared.
+    truncated: AtomicBool,
+    /// Set when this ring was replaced by a larger one: writers that acquired it must
+    /// retry on the new one. Written inside the seqlock only.
+    retired: AtomicBool,
+    /// Every stored id is `base + offset`. Written inside the seqlock only.
+    base: AtomicU64,
+    slots: Box<[AtomicU32]>,
+}
+
+impl Ring {
+    pub(crate) fn with_slots(slots: u32) -> Ring {
+        Ring {
+            seq: AtomicU32::new(0),
+            head: AtomicU32::new(0),
+            len: AtomicU32::new(0),
+            truncated: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            base: AtomicU64::new(0),
+            slots: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Slots (the most entries this ring holds).
+    pub(crate) fn slots(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Heap and header bytes of this ring.
+    pub(crate) fn bytes(&self) -> usize {
+        std::mem::size_of::<Ring>() + self.slots.len() * 4
+    }
+
+    /// Enters as the writer; returns the seq to leave with, or `None` if the ring was
+    /// retired (the caller retries on the replacement).
+    pub(crate) fn lock(&self) -> Option<WriteGuard<'_>> {
+        loop {
+            let s = self.seq.load(Ordering::Relaxed);
+            if s % 2 == 0
+                && self
+                    .seq
+                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // Entered: seq is odd; readers that overlap will retry. The fence keeps
+                // the writes below from moving before the odd seq is visible.
+                fence(Ordering::Release);
+                if self.retired.load(Ordering::Relaxed) {
+                    self.seq.store(s + 2, Ordering::Release);
+                    return None;
+                }
+                return Some(WriteGuard {
+                    ring: self,
+                    seq: s + 1,
+                });
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Copies up to `max` ids strictly below `below` (all when `None`), newest first,
+    /// into `out`. Retries until it gets a consistent copy.
+    pub(crate) fn copy_below(&self, below: Option<u64>, max: usize, out: &mut Vec<u64>) -> Copied {
+        let start = out.len();
+        loop {
+            out.truncate(start);
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let copied = self.copy_unchecked(below, max, out);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return copied;
+            }
+        }
+    }
+
+    /// The copy itself; only meaningful when the seq check around it passes (or inside
+    /// the writer's own seqlock).
+    fn copy_unchecked(&self, below: Option<u64>, max: usize, out: &mut Vec<u64>) -> Copied {
+        let cap = self.slots.len();
+        let head = self.head.load(Ordering::Relaxed) as usize;
+        // A torn read can give any values; clamp so indexing stays in bounds.
+        let len = (self.len.load(Ordering::Relaxed) as usize).min(cap);
+        let base = self.base.load(Ordering::Relaxed);
+        let at = |i: usize| base + u64::from(self.slots[(head + i) % cap].load(Ordering::Relaxed));
+        // Entries are ascending: find the first position not below `below`.
+        let mut end = len;
+        if let Some(below) = below {
+            let (mut lo, mut hi) = (0, len);
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if at(mid) < below {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            end = lo;
+        }
+        let take = end.min(max);
+        for i in (end - take..end).rev() {
+            out.push(at(i));
+        }
+        Copied {
+            reached_oldest: take == end,
+            truncated: self.truncated.load(Ordering::Relaxed),
+            oldest: (len > 0).then(|| at(0)),
+        }
+    }
+}
+
+/// The writer's hold on a ring; leaving happens on drop.
+pub(crate) struct WriteGuard<'r> {
+    ring: &'r Ring,
+    seq: u32,
+}
+
+impl WriteGuard<'_> {
+    fn get(&self, i: usize) -> u64 {
+        let r = self.ring;
+        let cap = r.slots.len();
+        let head = r.head.load(Ordering::Relaxed) as usize;
+        r.base.load(Ordering::Relaxed)
+            + u64::from(r.slots[(head + i) % cap].load(Ordering::Relaxed))
+    }
+
+    fn set(&self, i: usize, id: u64) {
+        let r = self.ring;
+        let cap = r.slots.len();
+        let head = r.head.load(Ordering::Relaxed) as usize;
+        let offset = id - r.base.load(Ordering::Relaxed);
+        debug_assert!(offset <= u64::from(u32::MAX), "offsets fit 32 bits");
+        r.slots[(head + i) % cap].store(offset as u32, Ordering::Relaxed);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len.load(Ordering::Relaxed) as usize
+    }
+
+    /// Every id, oldest first (for moving into a larger ring).
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        (0..self.len()).map(|i| self.get(i)).collect()
+    }
+
+    pub(crate) fn truncated(&self) -> bool {
+        self.ring.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Marks the ring replaced: writers that acquire it afterwards retry elsewhere.
+    pub(crate) fn retire(&self) {
+        self.ring.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that entries older than the oldest stored one may exist.
+    pub(crate) fn mark_truncated(&self) {
+        self.ring.truncated.store(true, Ordering::Relaxed);
+    }
+
+    fn drop_oldest(&self) {
+        let r = self.ring;
+        let cap = r.slots.len() as u32;
+        let head = r.head.load(Ordering::Relaxed);
+        r.head.store((head + 1) % cap, Ordering::Relaxed);
+        r.len
+            .store(r.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        r.truncated.store(true, Ordering::Relaxed);
+    }
+
+    /// Moves `base` to `new_base` (<= every stored id), rewriting the offsets.
+    fn rebase(&self, new_base: u64) {
+        let ids = self.ids();
+        self.ring.base.store(new_base, Ordering::Relaxed);
+        for (i, id) in ids.into_iter().enumerate() {
+            self.set(i, id);
+        }
+    }
+
+    /// Inserts `id` in order. `capacity` may be below the ring's slots (never above).
+    pub(crate) fn insert(&self, id: u64, capacity: usize) -> Inserted {
+        let r = self.ring;
+        let capacity = capacity.min(r.slots.len());
+        let len = self.len();
+        if len == 0 {
+            r.base.store(id, Ordering::Relaxed);
+            r.head.store(0, Ordering::Relaxed);
+            self.set(0, id);
+            r.len.store(1, Ordering::Relaxed);
+            return Inserted::New;
+        }
+        let oldest = self.get(0);
+        if len == capacity && id < oldest {
+            r.truncated.store(true, Ordering::Relaxed);
+            return Inserted::TooOld;
+        }
+        // Keep every id representable: the span of a timeline fits 32 bits; drop the
+        // oldest entries where a far newer id arrives, or refuse a far older one.
+        let newest = self.get(len - 1);
+        if id < oldest && newest - id > u64::from(u32::MAX) {
+            r.truncated.store(true, Ordering::Relaxed);
+            return Inserted::TooOld;
+        }
+        while self.len() > 0 && id > self.get(0) && id - self.get(0) > u64::from(u32::MAX) {
+            self.drop_oldest();
+        }
+        if self.len() == 0 {
+            return self.insert(id, capacity);
+        }
+        let base = r.base.load(Ordering::Relaxed);
+        if id < base {
+            self.rebase(id);
+        } else if id - base > u64::from(u32::MAX) {
+            self.rebase(self.get(0));
+        }
+        // Binary search for the position.
+        let len = self.len();
+        let (mut lo, mut hi) = (0, len);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let v = self.get(mid);
+            if v == id {
+                return Inserted::Present;
+            }
+            if v < id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut at = lo;
+        if len == capacity {
+            self.drop_oldest();
+            at -= 1;
+        }
+        let len = self.len();
+        // Shift the newer entries up by one (usually none: new ids are the newest).
+        for i in (at..len).rev() {
+            let v = self.get(i);
+            self.set(i + 1, v);
+        }
+        self.set(at, id);
+        r.len.store(len as u32 + 1, Ordering::Relaxed);
+        Inserted::New
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Leave: even again, and every store above happens-before a reader's Acquire
+        // load that sees it.
+        self.ring.seq.store(self.seq + 1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(ring: &Ring) -> Vec<u64> {
+        let mut out = Vec::new();
+        ring.copy_below(None, usize::MAX, &mut out);
+        out
+    }
+
+    #[test]
+    fn keeps_ids_ordered_unique_and_bounded() {
+        let ring = Ring::with_slots(4);
+        let w = ring.lock().unwrap();
+        assert_eq!(w.insert(10, 4), Inserted::New);
+        assert_eq!(w.insert(30, 4), Inserted::New);
+        assert_eq!(w.insert(20, 4), Inserted::New);
+        assert_eq!(w.insert(20, 4), Inserted::Present);
+        assert_eq!(w.insert(5, 4), Inserted::New);
+        assert_eq!(w.insert(40, 4), Inserted::New, "full: the oldest goes");
+        assert_eq!(w.insert(1, 4), Inserted::TooOld);
+        drop(w);
+        assert_eq!(all(&ring), vec![40, 30, 20, 10]);
+        let mut out = Vec::new();
+        let c = ring.copy_below(Some(30), 1, &mut out);
+        assert_eq!(out, vec![20]);
+        assert!(!c.reached_oldest);
+        assert!(c.truncated);
+        out.clear();
+        let c = ring.copy_below(Some(20), 5, &mut out);
+        assert_eq!(out, vec![10]);
+        assert!(c.reached_oldest);
+    }
+
+    #[test]
+    fn ids_far_apart_stay_exact() {
+        let ring = Ring::with_slots(8);
+        let w = ring.lock().unwrap();
+        let big = 1u64 << 40;
+        w.insert(big, 8);
+        w.insert(big - 1000, 8);
+        w.insert(big + 5, 8);
+        assert_eq!(
+            w.insert(3, 8),
+            Inserted::TooOld,
+            "too far below to represent"
+        );
+        w.insert(big + (1 << 33), 8);
+        drop(w);
+        assert_eq!(
+            all(&ring),
+            vec![big + (1 << 33)],
+            "the far older ones were dropped"
+        );
+    }
+
+    #[test]
+    fn readers_see_whole_states_while_a_writer_inserts() {
+        let ring = Ring::with_slots(64);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for id in 1..20_000u64 {
+                    let w = ring.lock().unwrap();
+                    w.insert(id * 2, 64);
+                    if id % 3 == 0 {
+                        w.insert(id * 2 - 1, 64);
+                    }
+                }
+            });
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    for _ in 0..20_000 {
+                        out.clear();
+                        ring.copy_below(None, 64, &mut out);
+                        assert!(
+                            out.windows(2).all(|w| w[0] > w[1]),
+                            "strictly descending: {out:?}"
+                        );
+                        assert!(out.len() <= 64);
+                    }
+                });
+            }
+        });
+    }
+}
