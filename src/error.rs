@@ -50,6 +50,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A page request that cannot be served (`limit` 0, `since_id` not below `max_id`).
+    #[error("invalid page: {reason}")]
+    InvalidPage {
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Another handle (in this process or another one) owns the directory.
     #[error("{} is already open by another handle or process (lock file {})", dir.display(), lock_file.display())]
     Locked {

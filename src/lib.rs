@@ -19,7 +19,9 @@
 #![warn(missing_docs)]
 
 mod dirlock;
+mod engine;
 mod error;
+mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod graph;
@@ -29,6 +31,7 @@ mod notice;
 pub mod sim;
 mod timeline;
 
+pub use engine::{Clock, Config, Engine, EngineStats};
 pub use error::{Error, Result};
 
 /// The README's examples, compiled and run as doc tests.
@@ -45,3 +48,4 @@ pub use notice::{
     BODY_BYTES_MAX_DEFAULT, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX, TAGS_MAX,
     URI_BYTES_MAX,
 };
+pub use timeline::{Page, TimelinePage};

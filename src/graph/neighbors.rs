@@ -74,6 +74,26 @@ impl Neighbors {
         }
     }
 
+    /// Appends up to `max` ids to `buf` (a copy of the snapshot's slice on the fast
+    /// path); returns how many.
+    pub(crate) fn fill(&mut self, buf: &mut Vec<u32>, max: usize) -> usize {
+        let (add, del) = self.add_del();
+        if add.is_empty() && del.is_empty() && self.filter.is_none() {
+            let base = self.base_slice();
+            let n = base.len().min(max);
+            buf.extend_from_slice(&base[..n]);
+            self.base.start += n;
+            return n;
+        }
+        let mut n = 0;
+        while n < max {
+            let Some(id) = self.next() else { break };
+            buf.push(id.0);
+            n += 1;
+        }
+        n
+    }
+
     /// Calls `f` with the ids in ascending order, a slice at a time: the snapshot's
     /// slice itself when no recent change touches it (the fast path of fan-out).
     pub fn for_each_chunk(mut self, mut f: impl FnMut(&[u32])) {
@@ -167,6 +187,20 @@ impl Followers {
             parts: parts.into_iter().map(|n| (n, None)).collect(),
             started: false,
         }
+    }
+
+    /// Appends up to `max` ids to `buf`, ascending across calls; returns how many.
+    pub(crate) fn fill(&mut self, buf: &mut Vec<u32>, max: usize) -> usize {
+        if !self.started && self.parts.len() == 1 {
+            return self.parts[0].0.fill(buf, max);
+        }
+        let mut n = 0;
+        while n < max {
+            let Some(id) = self.next() else { break };
+            buf.push(id.0);
+            n += 1;
+        }
+        n
     }
 
     /// Calls `f` with the ids a slice at a time, ascending: the snapshot's own slice

@@ -352,9 +352,30 @@ impl NoticeLog {
             }
         }
         let first = writer.next_id;
+        // A batch that does not fit the rest of the segment but fits a new one starts in
+        // the new one, so that a failed roll (disk full) comes before any record of the
+        // batch is written: the log stays as it was and usable, as for a single notice.
+        let batch_bytes: u64 = encoded
+            .iter()
+            .map(|bytes| frame::record_bytes(bytes.len()) as u64)
+            .sum();
+        if writer.offset + batch_bytes > self.segments[writer.slot].len() as u64
+            && batch_bytes <= capacity as u64
+        {
+            self.roll(&mut writer)?;
+        }
         for bytes in &encoded {
             let id = writer.next_id;
-            let offset = self.write_record(&mut writer, Tag::Notice, id, bytes)?;
+            let offset = match self.write_record(&mut writer, Tag::Notice, id, bytes) {
+                Ok(offset) => offset,
+                // Part of the batch is written and indexed but not published, and the
+                // next append would publish it: refuse writes until a reopen instead
+                // (only a batch larger than a segment can fail half-way at a roll).
+                Err(Error::Io { context, source }) if id > first => {
+                    return Err(self.durable.poison(context, source));
+                }
+                Err(e) => return Err(e),
+            };
             let at = self.index.push(AtomicU64::new(loc(writer.slot, offset)));
             debug_assert_eq!(at as u64 + 1, id, "index positions follow ids");
             writer.next_id += 1;
@@ -482,11 +503,6 @@ impl NoticeLog {
             }
         }
         Ok(())
-    }
-
-    /// Whether `id` is in the log and not deleted.
-    fn is_live(&self, id: NoticeId) -> bool {
-        self.entry(id).is_some_and(|e| e & DELETED == 0)
     }
 
     fn entry(&self, id: NoticeId) -> Option<u64> {

@@ -8,5 +8,4 @@ mod timelines;
 
 pub(crate) use id_list::IdLists;
 pub use page::{Page, TimelinePage};
-pub(crate) use ring::Copied;
-pub(crate) use timelines::{TimelineMemory, Timelines};
+pub(crate) use timelines::Timelines;

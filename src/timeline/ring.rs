@@ -27,11 +27,9 @@ pub(crate) enum Inserted {
 pub(crate) struct Copied {
     /// True when the copy reached the oldest stored entry.
     pub(crate) reached_oldest: bool,
-    /// True when entries were ever dropped for capacity (or range): notices older than
-    /// the oldest stored entry may belong to the timeline.
-    pub(crate) truncated: bool,
-    /// The oldest stored id, if any.
-    pub(crate) oldest: Option<u64>,
+    /// The ring holds every delivered id at or above this and none below; 0 when
+    /// nothing was ever dropped. Ids below it must come from elsewhere (a pull).
+    pub(crate) floor: u64,
 }
 
 pub(crate) struct Ring {
@@ -42,8 +40,10 @@ pub(crate) struct Ring {
     head: AtomicU32,
     /// Entries stored. Written inside the seqlock only.
     len: AtomicU32,
-    /// Set (inside the seqlock) once an entry was dropped; never cleared.
-    truncated: AtomicBool,
+    /// The ring holds every delivered id at or above `floor` and none below: raised
+    /// (inside the seqlock) when entries are dropped for capacity or range, or by a
+    /// merge that stored only the newest part of a longer history. Never lowered.
+    floor: AtomicU64,
     /// Set when this ring was replaced by a larger one: writers that acquired it must
     /// retry on the new one. Written inside the seqlock only.
     retired: AtomicBool,
@@ -58,7 +58,7 @@ impl Ring {
             seq: AtomicU32::new(0),
             head: AtomicU32::new(0),
             len: AtomicU32::new(0),
-            truncated: AtomicBool::new(false),
+            floor: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             base: AtomicU64::new(0),
             slots: (0..slots).map(|_| AtomicU32::new(0)).collect(),
@@ -150,8 +150,7 @@ impl Ring {
         }
         Copied {
             reached_oldest: take == end,
-            truncated: self.truncated.load(Ordering::Relaxed),
-            oldest: (len > 0).then(|| at(0)),
+            floor: self.floor.load(Ordering::Relaxed),
         }
     }
 }
@@ -189,8 +188,8 @@ impl WriteGuard<'_> {
         (0..self.len()).map(|i| self.get(i)).collect()
     }
 
-    pub(crate) fn truncated(&self) -> bool {
-        self.ring.truncated.load(Ordering::Relaxed)
+    pub(crate) fn floor(&self) -> u64 {
+        self.ring.floor.load(Ordering::Relaxed)
     }
 
     /// Marks the ring replaced: writers that acquire it afterwards retry elsewhere.
@@ -198,19 +197,23 @@ impl WriteGuard<'_> {
         self.ring.retired.store(true, Ordering::Relaxed);
     }
 
-    /// Records that entries older than the oldest stored one may exist.
-    pub(crate) fn mark_truncated(&self) {
-        self.ring.truncated.store(true, Ordering::Relaxed);
+    /// Drops every entry below `floor` and refuses such ids from now on.
+    pub(crate) fn raise_floor(&self, floor: u64) {
+        while self.len() > 0 && self.get(0) < floor {
+            self.drop_oldest();
+        }
+        self.ring.floor.fetch_max(floor, Ordering::Relaxed);
     }
 
     fn drop_oldest(&self) {
         let r = self.ring;
+        let dropped = self.get(0);
         let cap = r.slots.len() as u32;
         let head = r.head.load(Ordering::Relaxed);
         r.head.store((head + 1) % cap, Ordering::Relaxed);
         r.len
             .store(r.len.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-        r.truncated.store(true, Ordering::Relaxed);
+        r.floor.fetch_max(dropped + 1, Ordering::Relaxed);
     }
 
     /// Moves `base` to `new_base` (<= every stored id), rewriting the offsets.
@@ -226,6 +229,9 @@ impl WriteGuard<'_> {
     pub(crate) fn insert(&self, id: u64, capacity: usize) -> Inserted {
         let r = self.ring;
         let capacity = capacity.min(r.slots.len());
+        if id < r.floor.load(Ordering::Relaxed) {
+            return Inserted::TooOld;
+        }
         let len = self.len();
         if len == 0 {
             r.base.store(id, Ordering::Relaxed);
@@ -236,14 +242,14 @@ impl WriteGuard<'_> {
         }
         let oldest = self.get(0);
         if len == capacity && id < oldest {
-            r.truncated.store(true, Ordering::Relaxed);
+            r.floor.fetch_max(id + 1, Ordering::Relaxed);
             return Inserted::TooOld;
         }
         // Keep every id representable: the span of a timeline fits 32 bits; drop the
         // oldest entries where a far newer id arrives, or refuse a far older one.
         let newest = self.get(len - 1);
         if id < oldest && newest - id > u64::from(u32::MAX) {
-            r.truncated.store(true, Ordering::Relaxed);
+            r.floor.fetch_max(id + 1, Ordering::Relaxed);
             return Inserted::TooOld;
         }
         while self.len() > 0 && id > self.get(0) && id - self.get(0) > u64::from(u32::MAX) {
@@ -325,7 +331,7 @@ mod tests {
         let c = ring.copy_below(Some(30), 1, &mut out);
         assert_eq!(out, vec![20]);
         assert!(!c.reached_oldest);
-        assert!(c.truncated);
+        assert_eq!(c.floor, 6, "5 was dropped, then 1 refused below it");
         out.clear();
         let c = ring.copy_below(Some(20), 5, &mut out);
         assert_eq!(out, vec![10]);
@@ -346,10 +352,14 @@ mod tests {
             "too far below to represent"
         );
         w.insert(big + (1 << 33), 8);
+        w.raise_floor(big + (1 << 33) + 1);
+        assert_eq!(w.len(), 0);
+        assert_eq!(w.insert(big + (1 << 33), 8), Inserted::TooOld);
+        w.insert(big + (1 << 34), 8);
         drop(w);
         assert_eq!(
             all(&ring),
-            vec![big + (1 << 33)],
+            vec![big + (1 << 34)],
             "the far older ones were dropped"
         );
     }

@@ -71,15 +71,7 @@ impl Timelines {
             // SAFETY: the pointer was loaded under `guard`; a ring is only destroyed
             // through `defer_destroy` after it was unlinked, so it lives while pinned.
             let Some(ring) = (unsafe { shared.as_ref() }) else {
-                let fresh = Owned::new(Ring::with_slots(self.size_after(0)));
-                let bytes = fresh.bytes() as i64;
-                if slot
-                    .compare_exchange(shared, fresh, Ordering::AcqRel, Ordering::Acquire, &guard)
-                    .is_ok()
-                {
-                    self.rings.fetch_add(1, Ordering::Relaxed);
-                    self.bytes.fetch_add(bytes, Ordering::Relaxed);
-                }
+                self.install_first(slot, shared, &guard);
                 continue;
             };
             let Some(w) = ring.lock() else { continue };
@@ -105,9 +97,7 @@ impl Timelines {
                 for id in w.ids() {
                     lw.insert(id, self.capacity as usize);
                 }
-                if w.truncated() {
-                    lw.mark_truncated();
-                }
+                lw.raise_floor(w.floor());
             }
             let bytes = larger.bytes() as i64 - ring.bytes() as i64;
             w.retire();
@@ -119,6 +109,45 @@ impl Timelines {
             unsafe { guard.defer_destroy(shared) };
         }
         new
+    }
+
+    /// Runs `f` holding the writer lock of `user`'s ring (created when missing).
+    fn with_ring<T>(
+        &self,
+        user: u32,
+        f: impl FnOnce(&Ring, &super::ring::WriteGuard<'_>) -> T,
+    ) -> T {
+        let slot = &self.slots[user as usize];
+        let guard = epoch::pin();
+        loop {
+            let shared = slot.load(Ordering::Acquire, &guard);
+            // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
+            let Some(ring) = (unsafe { shared.as_ref() }) else {
+                self.install_first(slot, shared, &guard);
+                continue;
+            };
+            if let Some(w) = ring.lock() {
+                return f(ring, &w);
+            }
+        }
+    }
+
+    /// Puts a first, small ring in an empty slot (unless another thread just did).
+    fn install_first(
+        &self,
+        slot: &Atomic<Ring>,
+        empty: epoch::Shared<'_, Ring>,
+        guard: &epoch::Guard,
+    ) {
+        let first = Owned::new(Ring::with_slots(self.size_after(0)));
+        let bytes = first.bytes() as i64;
+        if slot
+            .compare_exchange(empty, first, Ordering::AcqRel, Ordering::Acquire, guard)
+            .is_ok()
+        {
+            self.rings.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Copies up to `max` ids of `user`'s timeline below `below`, newest first.
@@ -136,9 +165,20 @@ impl Timelines {
             Some(ring) => ring.copy_below(below, max, out),
             None => Copied {
                 reached_oldest: true,
-                ..Default::default()
+                floor: 0,
             },
         }
+    }
+
+    /// Drops the entries of `user`'s timeline below `floor`, and refuses such ids from
+    /// now on (reads take them from a pull instead).
+    pub(crate) fn raise_floor(&self, user: u32, floor: u64) {
+        self.with_ring(user, |_, w| {
+            let before = w.len();
+            w.raise_floor(floor);
+            self.entries
+                .fetch_sub(before as i64 - w.len() as i64, Ordering::Relaxed);
+        });
     }
 
     /// Frees `user`'s timeline (the user went quiet; the next read rebuilds it).

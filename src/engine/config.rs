@@ -1,0 +1,146 @@
+//! The engine's configuration and its clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::graph::GraphConfig;
+use crate::log::{Durability, LogConfig};
+use crate::notice::BODY_BYTES_MAX_DEFAULT;
+
+/// Where the engine gets the time from (for activity windows and delivery lag):
+/// the system clock, or a manual clock that tests and simulations move themselves.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicU64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// A clock that stands at `start_ms` (milliseconds since the Unix epoch) until
+    /// moved with [`Clock::set_ms`] or [`Clock::advance`]; clones share the time.
+    pub fn manual(start_ms: u64) -> Clock {
+        Clock {
+            manual: Some(Arc::new(AtomicU64::new(start_ms))),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        match &self.manual {
+            Some(ms) => ms.load(Ordering::Relaxed),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        }
+    }
+
+    /// Sets a manual clock (no effect on the system clock).
+    pub fn set_ms(&self, ms: u64) {
+        if let Some(now) = &self.manual {
+            now.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves a manual clock forward (no effect on the system clock).
+    pub fn advance(&self, by: Duration) {
+        if let Some(now) = &self.manual {
+            now.fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Configuration of an [`Engine`](crate::Engine). `Config::default()` works.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// User ids run from 0 to `users_max - 1`; memory is sized by it (about 50 bytes a
+    /// user before any entry). Default 1,048,576.
+    pub users_max: u32,
+    /// The most users one user may follow. Default 7500 (Mastodon's).
+    pub following_max: u32,
+    /// Entries kept per home timeline. Default 800 (Twitter's and Mastodon's).
+    pub timeline_capacity: u32,
+    /// The largest `Page::limit`. Default 200.
+    pub page_limit_max: usize,
+    /// Users who have not read for this long get no deliveries; their next read
+    /// rebuilds their timeline. Default 7 days (Mastodon's).
+    pub active_window: Duration,
+    /// Largest notice body in bytes. Default 5000.
+    pub body_bytes_max: usize,
+    /// When a post (and a follow, block, mute) counts as done.
+    pub durability: Durability,
+    /// Size of each notice-log segment file. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Fan-out worker threads; each owns the timelines of the users whose id is its
+    /// number modulo `workers`. Default 2.
+    pub workers: u32,
+    /// Followers delivered to in one go before a worker turns to other posts, so a post
+    /// by an account with millions of followers never starves small ones. Default 4096.
+    pub fanout_chunk: usize,
+    /// The clock. Default: the system clock.
+    pub clock: Clock,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            users_max: 1 << 20,
+            following_max: 7500,
+            timeline_capacity: 800,
+            page_limit_max: 200,
+            active_window: Duration::from_secs(7 * 24 * 3600),
+            body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            durability: Durability::default(),
+            segment_bytes: LogConfig::default().segment_bytes,
+            workers: 2,
+            fanout_chunk: 4096,
+            clock: Clock::system(),
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::InvalidConfig { reason });
+        if !(1..=1 << 16).contains(&self.timeline_capacity) {
+            return bad(format!(
+                "timeline_capacity is {}; it must be 1 to 65536",
+                self.timeline_capacity
+            ));
+        }
+        if self.page_limit_max == 0 {
+            return bad("page_limit_max must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.workers) {
+            return bad(format!("workers is {}; it must be 1 to 64", self.workers));
+        }
+        if self.fanout_chunk == 0 {
+            return bad("fanout_chunk must be at least 1".into());
+        }
+        self.log_config().validate()?;
+        self.graph_config().validate()
+    }
+
+    pub(crate) fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            durability: self.durability,
+            body_bytes_max: self.body_bytes_max,
+        }
+    }
+
+    pub(crate) fn graph_config(&self) -> GraphConfig {
+        GraphConfig {
+            users_max: self.users_max,
+            following_max: self.following_max,
+            partitions: self.workers,
+            durability: self.durability,
+            ..GraphConfig::default()
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The `Engine`: opening a store, relations, posting, reading, flushing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+use super::activity::Activity;
+use super::config::Config;
+use super::read::check_page;
+use super::stats::EngineStats;
+use crate::dirlock::DirLock;
+use crate::error::{Error, IoContext, Result};
+use crate::fanout::{Delivery, Job, Pool};
+use crate::graph::FollowGraph;
+use crate::ids::{NoticeId, UserId};
+use crate::log::NoticeLog;
+use crate::notice::{NewNotice, NoticeRef, Scope};
+use crate::timeline::{IdLists, Page, TimelinePage, Timelines};
+
+/// Everything the engine's threads share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) log: NoticeLog,
+    pub(crate) graph: FollowGraph,
+    pub(crate) timelines: Timelines,
+    /// Each author's notices (the user stream; the source of pulls and rebuilds).
+    pub(crate) by_author: IdLists,
+    /// The notices that mention each user.
+    pub(crate) mentions: IdLists,
+    pub(crate) activity: Activity,
+    /// Delivery lag in microseconds, recorded when every worker finished a post.
+    lag_us: Mutex<Histogram<u64>>,
+    pub(crate) rebuilds: AtomicU64,
+    posts: AtomicU64,
+}
+
+impl Delivery for Shared {
+    fn graph(&self) -> &FollowGraph {
+        &self.graph
+    }
+
+    fn deliver(&self, job: &Job, users: &[u32]) -> u64 {
+        let now = self.config.clock.now_ms();
+        let window = self.config.active_window.as_millis() as u64;
+        let mut delivered = 0;
+        for &user in users {
+            if let Some(addressees) = &job.addressees
+                && user != job.author
+                && addressees.binary_search(&user).is_err()
+            {
+                continue;
+            }
+            let state = self.activity.get(user);
+            if !state.fresh() {
+                continue; // rebuilt at the next read
+            }
+            if !state.active(now, window) {
+                // Gone quiet: stop delivering and give the memory back.
+                if self.activity.make_stale(user, state) {
+                    self.timelines.free(user);
+                }
+                continue;
+            }
+            self.timelines.insert(user, &[job.id]);
+            delivered += 1;
+        }
+        delivered
+    }
+
+    fn finished(&self, job: &Job) {
+        let lag = job.enqueued.elapsed().as_micros() as u64;
+        let _ = self.lag_us.lock().record(lag.max(1));
+    }
+}
+
+/// The facade a server embeds: notices, relations, home timelines, fan-out.
+///
+/// ```
+/// use feedcore::{Config, Engine, NewNotice, Page, UserId};
+/// let dir = tempfile::tempdir()?;
+/// let engine = Engine::open(dir.path(), Config { users_max: 1000, ..Default::default() })?;
+/// engine.follow(UserId(2), UserId(1))?;
+/// let id = engine.post(NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
+/// engine.flush()?;
+/// let page = engine.home_timeline(UserId(2), Page::latest(20))?;
+/// assert_eq!(page.ids, vec![id]);
+/// assert_eq!(engine.notice(id).unwrap().body(), "hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    // Field order is drop order: the workers stop before what they deliver into goes.
+    pool: Pool,
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    _lock: DirLock,
+}
+
+impl Engine {
+    /// Opens (or creates) the store in `dir`: the notice log in `dir/notices`, the
+    /// follow graph in `dir/graph`. Both recover from a crash as their own `open`
+    /// does; the per-author and mention lists are rebuilt from the log, and home
+    /// timelines are rebuilt at each user's first read.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+        let lock = DirLock::acquire(&dir)?;
+        let log = NoticeLog::open(dir.join("notices"), config.log_config())?;
+        let graph = FollowGraph::open(dir.join("graph"), config.graph_config())?;
+        let users = config.users_max;
+        let by_author = IdLists::new(users);
+        let mentions = IdLists::new(users);
+        for notice in log.iter_from(NoticeId(1)) {
+            let author = notice.author().0;
+            if author >= users {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "{} in the log was written by user {author}, past users_max {users}",
+                        notice.id()
+                    ),
+                });
+            }
+            by_author.add(author, notice.id().0);
+            for m in notice.mentions().filter(|m| m.0 < users) {
+                mentions.add(m.0, notice.id().0);
+            }
+        }
+        let shared = Arc::new(Shared {
+            timelines: Timelines::new(users, config.timeline_capacity),
+            activity: Activity::new(users),
+            lag_us: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            ),
+            rebuilds: AtomicU64::new(0),
+            posts: AtomicU64::new(0),
+            config,
+            log,
+            graph,
+            by_author,
+            mentions,
+        });
+        let pool = Pool::start(
+            Arc::clone(&shared),
+            shared.config.workers,
+            shared.config.fanout_chunk,
+        );
+        Ok(Engine {
+            pool,
+            shared,
+            dir,
+            _lock: lock,
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The follow graph, for queries (followers, counts, relations).
+    pub fn graph(&self) -> &FollowGraph {
+        &self.shared.graph
+    }
+
+    /// The notice log, for queries and iteration.
+    pub fn log(&self) -> &NoticeLog {
+        &self.shared.log
+    }
+
+    fn user(&self, user: UserId) -> Result<u32> {
+        if user.0 >= self.shared.config.users_max {
+            return Err(Error::UnknownUser {
+                user,
+                users_max: self.shared.config.users_max,
+            });
+        }
+        Ok(user.0)
+    }
+
+    /// `a` follows `b`; `b`'s newest notices join `a`'s home timeline at once.
+    /// `Ok(false)` when `a` already followed `b`.
+    pub fn follow(&self, a: UserId, b: UserId) -> Result<bool> {
+        let new = self.shared.graph.follow(a, b)?;
+        if new {
+            self.shared.merge_author(a.0, b.0);
+        }
+        Ok(new)
+    }
+
+    /// `a` stops following `b`; `b`'s notices leave `a`'s home timeline at once.
+    pub fn unfollow(&self, a: UserId, b: UserId) -> Result<bool> {
+        self.shared.graph.unfollow(a, b)
+    }
+
+    /// `a` blocks `b`: follows both ways end, and neither sees the other's notices.
+    pub fn block(&self, a: UserId, b: UserId) -> Result<bool> {
+        self.shared.graph.block(a, b)
+    }
+
+    /// `a` lifts its block of `b`.
+    pub fn unblock(&self, a: UserId, b: UserId) -> Result<bool> {
+        self.shared.graph.unblock(a, b)
+    }
+
+    /// `a` mutes `b`: `a` no longer sees `b`'s notices (the follow stays).
+    pub fn mute(&self, a: UserId, b: UserId) -> Result<bool> {
+        self.shared.graph.mute(a, b)
+    }
+
+    /// `a` unmutes `b`.
+    pub fn unmute(&self, a: UserId, b: UserId) -> Result<bool> {
+        self.shared.graph.unmute(a, b)
+    }
+
+    /// Posts a notice: returns its id once it is durable as `Config::durability`
+    /// says; delivery to the followers' home timelines runs behind (see
+    /// [`Engine::flush`]). A reply or repeat of a missing or deleted notice, or a user
+    /// at or past `users_max`, is an error and nothing is written.
+    pub fn post(&self, notice: NewNotice) -> Result<NoticeId> {
+        let author = self.user(notice.author)?;
+        for &m in &notice.mentions {
+            self.user(m)?;
+        }
+        let id = self.shared.log.append(&notice)?;
+        // The lists first, then the fan-out: a rebuild that starts after a worker
+        // skipped this notice finds it in the author's list.
+        self.shared.by_author.add(author, id.0);
+        for m in &notice.mentions {
+            self.shared.mentions.add(m.0, id.0);
+        }
+        let addressees = (notice.scope == Scope::Addressees).then(|| {
+            let mut users: Vec<u32> = notice.mentions.iter().map(|m| m.0).collect();
+            users.sort_unstable();
+            users.dedup();
+            users.into_boxed_slice()
+        });
+        self.shared.posts.fetch_add(1, Ordering::Relaxed);
+        self.pool.submit(Job::new(id.0, author, addressees));
+        Ok(id)
+    }
+
+    /// Deletes a notice: it vanishes from every stream at once, and its bytes are
+    /// scrubbed from the log (see [`NoticeLog::delete`]).
+    pub fn delete(&self, id: NoticeId) -> Result<()> {
+        self.shared.log.delete(id)
+    }
+
+    /// The notice `id`, read in place; `None` when missing or deleted.
+    pub fn notice(&self, id: NoticeId) -> Option<NoticeRef<'_>> {
+        self.shared.log.get(id)
+    }
+
+    /// A page of `user`'s home timeline: their own notices and those of the authors
+    /// they follow, under the visibility rules (see the README), newest first.
+    pub fn home_timeline(&self, user: UserId, page: Page) -> Result<TimelinePage> {
+        let user = self.user(user)?;
+        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        Ok(self.shared.home_page(user, &page, limit))
+    }
+
+    /// A page of `user`'s own notices (StatusNet's user stream), newest first.
+    pub fn user_timeline(&self, user: UserId, page: Page) -> Result<TimelinePage> {
+        let user = self.user(user)?;
+        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        Ok(self.shared.user_page(user, &page, limit))
+    }
+
+    /// A page of the notices that mention `user`, whoever wrote them (unless blocked
+    /// either way or muted), whatever their scope, newest first.
+    pub fn mentions(&self, user: UserId, page: Page) -> Result<TimelinePage> {
+        let user = self.user(user)?;
+        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        Ok(self.shared.mentions_page(user, &page, limit))
+    }
+
+    /// Waits until every notice posted before the call is in the home timelines it
+    /// goes to.
+    pub fn flush(&self) -> Result<()> {
+        self.pool.flush();
+        Ok(())
+    }
+
+    /// Makes everything durable (the log and the graph), whatever the durability mode.
+    pub fn sync(&self) -> Result<()> {
+        self.shared.log.sync()?;
+        self.shared.graph.sync()
+    }
+
+    /// Counts, memory and delivery lag.
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.shared;
+        let log = s.log.stats();
+        let memory = s.timelines.memory();
+        let lag = s.lag_us.lock();
+        let ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
+        let timeline_bytes = memory.ring_bytes + memory.slot_bytes;
+        EngineStats {
+            notices: log.notices,
+            deleted: log.deleted,
+            posts: s.posts.load(Ordering::Relaxed),
+            deliveries: self.pool.progress.deliveries.load(Ordering::Relaxed),
+            pending_posts: self.pool.pending(),
+            delivery_lag_ms_p50: ms(0.5),
+            delivery_lag_ms_p99: ms(0.99),
+            delivery_lag_ms_max: lag.max() as f64 / 1000.0,
+            rebuilds: s.rebuilds.load(Ordering::Relaxed),
+            timelines_fresh: s.activity.ready_count(),
+            timelines: memory.rings,
+            timeline_entries: memory.entries,
+            timeline_bytes,
+            timeline_bytes_per_entry: if memory.entries == 0 {
+                0.0
+            } else {
+                timeline_bytes as f64 / memory.entries as f64
+            },
+            follows: s.graph.stats().follows,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The facade servers embed: it owns a store directory (the notice log in `notices/`,
+//! the follow graph in `graph/`), keeps the derived state (per-author and mention
+//! lists, home timelines) and runs the fan-out.
+
+mod activity;
+mod config;
+mod engine;
+mod read;
+mod stats;
+
+pub use config::{Clock, Config};
+pub use engine::Engine;
+pub use stats::EngineStats;

@@ -1,0 +1,37 @@
+//! What the engine reports about itself.
+
+/// Counts, memory and delivery lag of an [`Engine`](crate::Engine).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    /// Notices in the log (deleted ones included).
+    pub notices: u64,
+    /// Notices deleted.
+    pub deleted: u64,
+    /// Posts accepted since open.
+    pub posts: u64,
+    /// Timeline deliveries made since open.
+    pub deliveries: u64,
+    /// Posts accepted and not yet delivered to every follower.
+    pub pending_posts: u64,
+    /// Delivery lag (post accepted to delivered to every follower), milliseconds:
+    /// median, 99th percentile and maximum since open.
+    pub delivery_lag_ms_p50: f64,
+    /// See `delivery_lag_ms_p50`.
+    pub delivery_lag_ms_p99: f64,
+    /// See `delivery_lag_ms_p50`.
+    pub delivery_lag_ms_max: f64,
+    /// Timelines rebuilt at a read (users back from quiet, or first read after open).
+    pub rebuilds: u64,
+    /// Users whose stored timeline is complete (they get deliveries).
+    pub timelines_fresh: u64,
+    /// Timelines allocated.
+    pub timelines: u64,
+    /// Entries stored over all timelines.
+    pub timeline_entries: u64,
+    /// Bytes of all timelines (rings and per-user slots).
+    pub timeline_bytes: u64,
+    /// `timeline_bytes / timeline_entries`.
+    pub timeline_bytes_per_entry: f64,
+    /// Follow edges.
+    pub follows: u64,
+}

@@ -1,0 +1,209 @@
+//! The fan-out worker pool.
+//!
+//! Worker `p` of `W` is the only one that delivers to users whose id is `p` modulo
+//! `W`, and walks only that partition of each author's followers: one contiguous slice
+//! of the graph snapshot. Every post is broadcast to all workers; each worker keeps a
+//! round-robin queue of the posts it is delivering and gives each one chunk
+//! (`Config::fanout_chunk` followers) per turn, so a post by an account with millions
+//! of followers never holds up the small ones behind it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use crate::graph::{FollowGraph, Followers};
+
+/// One post to deliver.
+pub(crate) struct Job {
+    pub(crate) id: u64,
+    pub(crate) author: u32,
+    /// For an `Addressees` notice: the mentioned users, sorted (only they, among the
+    /// followers, get it).
+    pub(crate) addressees: Option<Box<[u32]>>,
+    pub(crate) enqueued: Instant,
+    /// Workers still delivering it.
+    remaining: AtomicU32,
+    /// Its number in the order of submission.
+    seq: AtomicU64,
+}
+
+impl Job {
+    pub(crate) fn new(id: u64, author: u32, addressees: Option<Box<[u32]>>) -> Job {
+        Job {
+            id,
+            author,
+            addressees,
+            enqueued: Instant::now(),
+            remaining: AtomicU32::new(0),
+            seq: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What the workers deliver into; implemented by the engine.
+pub(crate) trait Delivery: Send + Sync + 'static {
+    /// The graph whose followers the workers walk.
+    fn graph(&self) -> &FollowGraph;
+    /// Delivers `job` to each user in `users` that should get it; returns how many got it.
+    fn deliver(&self, job: &Job, users: &[u32]) -> u64;
+    /// A job is delivered by every worker.
+    fn finished(&self, job: &Job);
+}
+
+/// Counters shared by the workers and the engine.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Jobs submitted and not yet delivered by every worker, by submission number
+    /// (jobs finish out of order: a big one may finish after many small ones).
+    unfinished: Mutex<Unfinished>,
+    finished_cv: Condvar,
+    /// Deliveries made.
+    pub(crate) deliveries: AtomicU64,
+}
+
+#[derive(Default)]
+struct Unfinished {
+    next_seq: u64,
+    seqs: std::collections::BTreeSet<u64>,
+}
+
+pub(crate) struct Pool {
+    senders: Vec<Sender<Arc<Job>>>,
+    handles: Vec<JoinHandle<()>>,
+    pub(crate) progress: Arc<Progress>,
+}
+
+/// A job in a worker's queue: the walk of this worker's partition of the followers.
+struct Walk {
+    job: Arc<Job>,
+    followers: Followers,
+    author_done: bool,
+}
+
+impl Pool {
+    /// Starts `workers` threads delivering into `target`.
+    pub(crate) fn start<D: Delivery>(target: Arc<D>, workers: u32, chunk: usize) -> Pool {
+        let progress = Arc::new(Progress::default());
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for p in 0..workers {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            senders.push(tx);
+            let target = Arc::clone(&target);
+            let progress = Arc::clone(&progress);
+            let handle = std::thread::Builder::new()
+                .name(format!("feedcore-fanout-{p}"))
+                .spawn(move || work(p, workers, chunk, &rx, &*target, &progress))
+                .expect("spawning a fan-out worker thread");
+            handles.push(handle);
+        }
+        Pool {
+            senders,
+            handles,
+            progress,
+        }
+    }
+
+    /// Hands a post to every worker.
+    pub(crate) fn submit(&self, job: Job) {
+        job.remaining
+            .store(self.senders.len() as u32, Ordering::Relaxed);
+        {
+            let mut unfinished = self.progress.unfinished.lock();
+            let seq = unfinished.next_seq;
+            unfinished.next_seq += 1;
+            unfinished.seqs.insert(seq);
+            job.seq.store(seq, Ordering::Relaxed);
+        }
+        let job = Arc::new(job);
+        for tx in &self.senders {
+            tx.send(Arc::clone(&job))
+                .expect("workers run until the pool is dropped");
+        }
+    }
+
+    /// Waits until every job submitted before the call is delivered.
+    pub(crate) fn flush(&self) {
+        let mut unfinished = self.progress.unfinished.lock();
+        let target = unfinished.next_seq;
+        while unfinished
+            .seqs
+            .first()
+            .is_some_and(|&oldest| oldest < target)
+        {
+            self.progress.finished_cv.wait(&mut unfinished);
+        }
+    }
+
+    /// Jobs submitted and not yet delivered by every worker.
+    pub(crate) fn pending(&self) -> u64 {
+        self.progress.unfinished.lock().seqs.len() as u64
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.senders.clear();
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn work<D: Delivery>(
+    p: u32,
+    workers: u32,
+    chunk: usize,
+    rx: &Receiver<Arc<Job>>,
+    target: &D,
+    progress: &Progress,
+) {
+    let mut queue: VecDeque<Walk> = VecDeque::new();
+    let mut buf: Vec<u32> = Vec::with_capacity(chunk);
+    let start = |job: Arc<Job>| Walk {
+        followers: target
+            .graph()
+            .followers_in(crate::ids::UserId(job.author), p, workers),
+        author_done: job.author % workers != p,
+        job,
+    };
+    loop {
+        if queue.is_empty() {
+            match rx.recv() {
+                Ok(job) => queue.push_back(start(job)),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = rx.try_recv() {
+            queue.push_back(start(job));
+        }
+        let Some(mut walk) = queue.pop_front() else {
+            continue;
+        };
+        buf.clear();
+        if !walk.author_done {
+            buf.push(walk.job.author);
+            walk.author_done = true;
+        }
+        let filled = walk.followers.fill(&mut buf, chunk);
+        let delivered = target.deliver(&walk.job, &buf);
+        progress.deliveries.fetch_add(delivered, Ordering::Relaxed);
+        if filled == chunk {
+            queue.push_back(walk);
+            continue;
+        }
+        if walk.job.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            target.finished(&walk.job);
+            let mut unfinished = progress.unfinished.lock();
+            unfinished
+                .seqs
+                .remove(&walk.job.seq.load(Ordering::Relaxed));
+            progress.finished_cv.notify_all();
+        }
+    }
+}
