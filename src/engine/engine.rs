@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use super::activity::Activity;
 use super::config::Config;
 use super::read::check_page;
 use super::stats::EngineStats;
@@ -30,7 +29,6 @@ pub(crate) struct Shared {
     pub(crate) by_author: IdLists,
     /// The notices that mention each user.
     pub(crate) mentions: IdLists,
-    pub(crate) activity: Activity,
     /// Delivery lag in microseconds, recorded when every worker finished a post.
     lag_us: Mutex<Histogram<u64>>,
     pub(crate) rebuilds: AtomicU64,
@@ -45,29 +43,25 @@ impl Delivery for Shared {
     fn deliver(&self, job: &Job, users: &[u32]) -> u64 {
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
-        let mut delivered = 0;
-        for &user in users {
+        self.timelines.deliver(users, job.id, |user, state| {
             if let Some(addressees) = &job.addressees
                 && user != job.author
                 && addressees.binary_search(&user).is_err()
             {
-                continue;
+                return false;
             }
-            let state = self.activity.get(user);
             if !state.fresh() {
-                continue; // rebuilt at the next read
+                return false; // rebuilt at the next read
             }
             if !state.active(now, window) {
                 // Gone quiet: stop delivering and give the memory back.
-                if self.activity.make_stale(user, state) {
+                if self.timelines.make_stale(user, state) {
                     self.timelines.free(user);
                 }
-                continue;
+                return false;
             }
-            self.timelines.insert(user, &[job.id]);
-            delivered += 1;
-        }
-        delivered
+            true
+        })
     }
 
     fn finished(&self, job: &Job) {
@@ -130,7 +124,6 @@ impl Engine {
         }
         let shared = Arc::new(Shared {
             timelines: Timelines::new(users, config.timeline_capacity),
-            activity: Activity::new(users),
             lag_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
             ),
@@ -312,7 +305,7 @@ impl Engine {
             delivery_lag_ms_p99: ms(0.99),
             delivery_lag_ms_max: lag.max() as f64 / 1000.0,
             rebuilds: s.rebuilds.load(Ordering::Relaxed),
-            timelines_fresh: s.activity.ready_count(),
+            timelines_fresh: s.timelines.ready_count(),
             timelines: memory.rings,
             timeline_entries: memory.entries,
             timeline_bytes,

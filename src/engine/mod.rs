@@ -2,7 +2,6 @@
 //! the follow graph in `graph/`), keeps the derived state (per-author and mention
 //! lists, home timelines) and runs the fan-out.
 
-mod activity;
 mod config;
 mod engine;
 mod read;

@@ -246,23 +246,23 @@ impl Shared {
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
         loop {
-            let seen = self.activity.get(user);
+            let seen = self.timelines.state(user);
             if seen.fresh() && seen.active(now, window) {
                 if !seen.ready() {
                     return false;
                 }
-                self.activity.touch(user, seen, now);
+                self.timelines.touch(user, seen, now);
                 return true;
             }
             // Deliveries start (fresh) before the merge reads the authors' lists, so
             // nothing posted meanwhile is missed: whatever the ring loses to the
             // clearing below, the merge has.
-            if !self.activity.begin_rebuild(user, seen, now) {
+            if !self.timelines.begin_rebuild(user, seen, now) {
                 continue;
             }
             self.timelines.free(user);
             self.rebuild(user);
-            self.activity.end_rebuild(user);
+            self.timelines.end_rebuild(user);
             return true;
         }
     }
@@ -284,7 +284,7 @@ impl Shared {
     /// Merges `author`'s newest notices into `reader`'s stored timeline (after a new
     /// follow), keeping the ring's invariant: every candidate at or above the floor.
     pub(crate) fn merge_author(&self, reader: u32, author: u32) {
-        if !self.activity.get(reader).fresh() {
+        if !self.timelines.state(reader).fresh() {
             return; // the next read rebuilds it, this author included
         }
         let capacity = self.timelines.capacity() as usize;

@@ -476,18 +476,7 @@ impl NoticeLog {
     /// that no reader holds up any more.
     pub fn sync(&self) -> Result<()> {
         self.durable.check()?;
-        // A deferred scrub becomes ready only when the epoch has advanced twice past its
-        // delete, and nothing else advances the epoch for it (a reader dropping its
-        // `NoticeRef` does not): give the collector turns, each `flush` tries one
-        // advance. A reader still holding a pin stops the advance; then the scrub stays
-        // pending for a later `delete`, `sync`, the drop or the next open.
-        for _ in 0..64 {
-            if self.scrubs.pending.lock().is_empty() {
-                break;
-            }
-            crossbeam_epoch::pin().flush();
-            self.run_ready_scrubs()?;
-        }
+        self.drive_scrubs(None)?;
         let end = self.writer.lock().lsn();
         self.wait_durable(end, true)?;
         // Scrubs are not waited for by appends; sync the files they touched.
@@ -577,7 +566,9 @@ impl NoticeLog {
             self.write_record(&mut writer, Tag::Tombstone, id.0, &id.0.to_le_bytes())?;
             writer.lsn()
         };
-        self.wait_durable(end, false)?;
+        // The tombstone is on disk before anything is scrubbed, whatever the mode: a
+        // scrubbed record without its tombstone would read as corruption.
+        self.wait_durable(end, true)?;
         let slot = &self.index[(id.0 - 1) as usize];
         slot.fetch_or(DELETED, Ordering::Release);
         self.deleted.fetch_add(1, Ordering::Relaxed);
@@ -592,13 +583,26 @@ impl NoticeLog {
         pin.flush();
         drop(pin);
         drop(_one_at_a_time);
-        // Usually no reader holds the bytes: a few epoch advances and the scrub runs.
+        self.drive_scrubs(Some(entry))
+    }
+
+    /// Runs the scrubs that no reader holds up any more. A deferred scrub becomes ready
+    /// only once the epoch has advanced twice past its delete, and nothing else
+    /// advances the epoch for it (a reader dropping its `NoticeRef` does not), so this
+    /// gives the collector a few turns: until `entry` (or every pending scrub) is done,
+    /// or 64 turns. A reader still holding a pin stops the advance; then the scrub
+    /// stays pending for a later `delete` or `sync`, the drop, or the next open.
+    fn drive_scrubs(&self, entry: Option<u64>) -> Result<()> {
         for _ in 0..64 {
-            crossbeam_epoch::pin().flush();
-            self.run_ready_scrubs()?;
-            if !self.scrubs.pending.lock().contains(&entry) {
+            let done = {
+                let pending = self.scrubs.pending.lock();
+                entry.map_or(pending.is_empty(), |e| !pending.contains(&e))
+            };
+            if done {
                 break;
             }
+            crossbeam_epoch::pin().flush();
+            self.run_ready_scrubs()?;
             std::thread::yield_now();
         }
         Ok(())
@@ -614,8 +618,10 @@ impl NoticeLog {
     }
 
     /// Overwrites a deleted record: first its tag byte (a single-byte write, atomic on
-    /// the media we assume), then its payload with zeros. A crash in between leaves a
-    /// scrubbed-tagged record with old bytes, which recovery zeroes again.
+    /// the media we assume), synced, then its payload with zeros. A crash in between
+    /// leaves a scrubbed-tagged record with old bytes, which recovery zeroes again; the
+    /// sync keeps the zeros from reaching the disk before the tag (a notice-tagged
+    /// record with a zeroed payload would read as corruption).
     fn scrub(&self, entry: u64) -> Result<()> {
         let segment = &self.segments[loc_slot(entry)];
         let offset = loc_offset(entry);
@@ -628,6 +634,7 @@ impl NoticeLog {
                 segment
                     .file
                     .write_all_at(&[Tag::Scrubbed as u8], offset + TAG_OFFSET as u64)?;
+                self.durable.sync_file(&segment.file)?;
                 segment
                     .file
                     .write_all_at(&vec![0u8; len], offset + HEADER_BYTES as u64)

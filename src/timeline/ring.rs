@@ -32,6 +32,7 @@ pub(crate) struct Copied {
     pub(crate) floor: u64,
 }
 
+#[repr(align(64))]
 pub(crate) struct Ring {
     /// The seqlock word (see the module comment). Written by writers only: even -> odd
     /// by compare-exchange on entry, odd -> odd + 1 (Release) on exit.
@@ -49,6 +50,10 @@ pub(crate) struct Ring {
     retired: AtomicBool,
     /// Every stored id is `base + offset`. Written inside the seqlock only.
     base: AtomicU64,
+    /// The newest stored id when `len > 0` (written inside the seqlock): deliveries
+    /// compare against it without touching the slots, whose line is then only
+    /// written, never waited for.
+    newest: AtomicU64,
     slots: Box<[AtomicU32]>,
 }
 
@@ -61,6 +66,7 @@ impl Ring {
             floor: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             base: AtomicU64::new(0),
+            newest: AtomicU64::new(0),
             slots: (0..slots).map(|_| AtomicU32::new(0)).collect(),
         }
     }
@@ -68,6 +74,11 @@ impl Ring {
     /// Slots (the most entries this ring holds).
     pub(crate) fn slots(&self) -> u32 {
         self.slots.len() as u32
+    }
+
+    /// Entries stored (a racy snapshot, for statistics).
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed) as usize
     }
 
     /// Heap and header bytes of this ring.
@@ -129,7 +140,8 @@ impl Ring {
         // A torn read can give any values; clamp so indexing stays in bounds.
         let len = (self.len.load(Ordering::Relaxed) as usize).min(cap);
         let base = self.base.load(Ordering::Relaxed);
-        let at = |i: usize| base + u64::from(self.slots[(head + i) % cap].load(Ordering::Relaxed));
+        let at =
+            |i: usize| base + u64::from(self.slots[wrap(head + i, cap)].load(Ordering::Relaxed));
         // Entries are ascending: find the first position not below `below`.
         let mut end = len;
         if let Some(below) = below {
@@ -155,6 +167,19 @@ impl Ring {
     }
 }
 
+/// `i % cap` for `i < 2 * cap`, without a division (the hot path of every delivery).
+/// A torn read may give any `i`; the modulo fallback keeps indexing in bounds.
+#[inline]
+fn wrap(i: usize, cap: usize) -> usize {
+    if i < cap {
+        i
+    } else if i < 2 * cap {
+        i - cap
+    } else {
+        i % cap
+    }
+}
+
 /// The writer's hold on a ring; leaving happens on drop.
 pub(crate) struct WriteGuard<'r> {
     ring: &'r Ring,
@@ -167,7 +192,7 @@ impl WriteGuard<'_> {
         let cap = r.slots.len();
         let head = r.head.load(Ordering::Relaxed) as usize;
         r.base.load(Ordering::Relaxed)
-            + u64::from(r.slots[(head + i) % cap].load(Ordering::Relaxed))
+            + u64::from(r.slots[wrap(head + i, cap)].load(Ordering::Relaxed))
     }
 
     fn set(&self, i: usize, id: u64) {
@@ -176,7 +201,7 @@ impl WriteGuard<'_> {
         let head = r.head.load(Ordering::Relaxed) as usize;
         let offset = id - r.base.load(Ordering::Relaxed);
         debug_assert!(offset <= u64::from(u32::MAX), "offsets fit 32 bits");
-        r.slots[(head + i) % cap].store(offset as u32, Ordering::Relaxed);
+        r.slots[wrap(head + i, cap)].store(offset as u32, Ordering::Relaxed);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -228,6 +253,36 @@ impl WriteGuard<'_> {
     /// Inserts `id` in order. `capacity` may be below the ring's slots (never above).
     pub(crate) fn insert(&self, id: u64, capacity: usize) -> Inserted {
         let r = self.ring;
+        let len = self.len();
+        // The common case: a new id, newer than everything stored, within range.
+        if len > 0
+            && id > r.newest.load(Ordering::Relaxed)
+            && id - r.base.load(Ordering::Relaxed) <= u64::from(u32::MAX)
+        {
+            let capacity = capacity.min(r.slots.len());
+            r.newest.store(id, Ordering::Relaxed);
+            if len == capacity {
+                // The oldest goes (raising the floor); the newest takes its slot.
+                self.drop_oldest();
+                self.set(len - 1, id);
+                r.len.store(len as u32, Ordering::Relaxed);
+            } else {
+                self.set(len, id);
+                r.len.store(len as u32 + 1, Ordering::Relaxed);
+            }
+            return Inserted::New;
+        }
+        let inserted = self.insert_in_order(id, capacity);
+        let len = self.len();
+        if len > 0 {
+            r.newest.store(self.get(len - 1), Ordering::Relaxed);
+        }
+        inserted
+    }
+
+    /// Everything but the common case: first entry, out of order, range changes.
+    fn insert_in_order(&self, id: u64, capacity: usize) -> Inserted {
+        let r = self.ring;
         let capacity = capacity.min(r.slots.len());
         if id < r.floor.load(Ordering::Relaxed) {
             return Inserted::TooOld;
@@ -256,7 +311,7 @@ impl WriteGuard<'_> {
             self.drop_oldest();
         }
         if self.len() == 0 {
-            return self.insert(id, capacity);
+            return self.insert_in_order(id, capacity);
         }
         let base = r.base.load(Ordering::Relaxed);
         if id < base {

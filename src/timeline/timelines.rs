@@ -1,28 +1,49 @@
-//! Every user's home timeline: a slot per user holding a [`Ring`] that grows with its
-//! entries (a user with no entries costs the slot alone, 8 bytes).
+//! Every user's home timeline: a slot per user holding the user's activity word and a
+//! [`Ring`] that grows with its entries (a user with no entries costs the slot alone,
+//! 16 bytes).
 //!
 //! Rings are replaced (to grow) and freed (when a user goes quiet) behind readers'
-//! backs, so a slot is a `crossbeam_epoch::Atomic`: readers pin, load, copy, unpin;
-//! replaced rings are destroyed once no pinned reader can hold them.
+//! backs, so a slot's ring is a `crossbeam_epoch::Atomic`: readers pin, load, copy,
+//! unpin; replaced rings are destroyed once no pinned reader can hold them.
+//!
+//! The activity word sits beside the ring pointer so a delivery touches one cache
+//! line for both; deliveries prefetch the slots and rings of the followers a few places
+//! ahead (see [`Timelines::deliver`]).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
+use super::activity::State;
 use super::ring::{Copied, Inserted, Ring};
 
-/// Slot counts a ring grows through, up to the capacity.
-const GROWTH: [u32; 5] = [8, 32, 128, 512, 2048];
+/// Slot counts a ring grows through, doubling from 8, up to the capacity.
+fn growth(slots: u32, capacity: u32) -> u32 {
+    (slots * 2).max(8).min(capacity)
+}
+
+/// One user: the activity word (see `activity.rs`) and the ring.
+#[repr(align(16))]
+pub(crate) struct UserSlot {
+    pub(crate) state: AtomicU64,
+    ring: Atomic<Ring>,
+}
+
+/// Hints the CPU to bring `ptr`'s cache line in; a no-op where there is no such hint.
+#[inline(always)]
+fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and never changes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
 
 pub(crate) struct Timelines {
-    slots: Box<[Atomic<Ring>]>,
+    pub(crate) slots: Box<[UserSlot]>,
     capacity: u32,
-    /// Entries stored over all rings (a gauge: grows on insert, shrinks on free).
-    entries: AtomicI64,
-    /// Bytes of all rings (headers and slots).
-    bytes: AtomicI64,
-    /// Rings allocated.
-    rings: AtomicI64,
 }
 
 /// Memory figures of the timelines.
@@ -38,11 +59,13 @@ impl Timelines {
     pub(crate) fn new(users: u32, capacity: u32) -> Timelines {
         assert!(capacity > 0, "a timeline holds at least one entry");
         Timelines {
-            slots: (0..users).map(|_| Atomic::null()).collect(),
+            slots: (0..users)
+                .map(|_| UserSlot {
+                    state: AtomicU64::new(0),
+                    ring: Atomic::null(),
+                })
+                .collect(),
             capacity,
-            entries: AtomicI64::new(0),
-            bytes: AtomicI64::new(0),
-            rings: AtomicI64::new(0),
         }
     }
 
@@ -51,27 +74,60 @@ impl Timelines {
     }
 
     fn size_after(&self, slots: u32) -> u32 {
-        GROWTH
-            .iter()
-            .copied()
-            .find(|&g| g > slots)
-            .unwrap_or(u32::MAX)
-            .min(self.capacity)
+        growth(slots, self.capacity)
     }
 
     /// Inserts the ids into `user`'s timeline, in one hold of its writer lock per
     /// ring. Returns how many were new.
     pub(crate) fn insert(&self, user: u32, ids: &[u64]) -> usize {
-        let slot = &self.slots[user as usize];
+        self.insert_pinned(user, ids, &epoch::pin())
+    }
+
+    /// Delivers notice `id` to each user of `users` whose activity word passes
+    /// `accept` (which may also act on it, e.g. mark a quiet user stale), with one
+    /// epoch pin for the batch and the slots and rings of the users a few places ahead
+    /// prefetched: a delivery is a handful of cache misses, and they overlap.
+    /// Returns how many got it.
+    pub(crate) fn deliver(
+        &self,
+        users: &[u32],
+        id: u64,
+        mut accept: impl FnMut(u32, State) -> bool,
+    ) -> u64 {
+        const SLOT_AHEAD: usize = 16;
+        const RING_AHEAD: usize = 8;
         let guard = epoch::pin();
+        let mut delivered = 0;
+        for (i, &user) in users.iter().enumerate() {
+            if let Some(&ahead) = users.get(i + SLOT_AHEAD) {
+                prefetch(&self.slots[ahead as usize]);
+            }
+            if let Some(&ahead) = users.get(i + RING_AHEAD) {
+                // The slot was prefetched 8 users ago; the ring it points to now.
+                let ring = self.slots[ahead as usize]
+                    .ring
+                    .load(Ordering::Relaxed, &guard);
+                prefetch(ring.as_raw());
+            }
+            let state = State::of(self.slots[user as usize].state.load(Ordering::SeqCst));
+            if accept(user, state) {
+                self.insert_pinned(user, &[id], &guard);
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    fn insert_pinned(&self, user: u32, ids: &[u64], guard: &epoch::Guard) -> usize {
+        let slot = &self.slots[user as usize].ring;
         let mut new = 0;
         let mut rest = ids;
         while !rest.is_empty() {
-            let shared = slot.load(Ordering::Acquire, &guard);
+            let shared = slot.load(Ordering::Acquire, guard);
             // SAFETY: the pointer was loaded under `guard`; a ring is only destroyed
             // through `defer_destroy` after it was unlinked, so it lives while pinned.
             let Some(ring) = (unsafe { shared.as_ref() }) else {
-                self.install_first(slot, shared, &guard);
+                self.install_first(slot, shared, guard);
                 continue;
             };
             let Some(w) = ring.lock() else { continue };
@@ -79,12 +135,9 @@ impl Timelines {
                 if w.len() == ring.slots() as usize && ring.slots() < self.capacity {
                     break; // grow first
                 }
-                let before = w.len();
                 if w.insert(id, self.capacity as usize) == Inserted::New {
                     new += 1;
                 }
-                self.entries
-                    .fetch_add(w.len() as i64 - before as i64, Ordering::Relaxed);
                 rest = tail;
             }
             if rest.is_empty() {
@@ -99,11 +152,9 @@ impl Timelines {
                 }
                 lw.raise_floor(w.floor());
             }
-            let bytes = larger.bytes() as i64 - ring.bytes() as i64;
             w.retire();
             slot.store(Owned::new(larger), Ordering::Release);
             drop(w);
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
             // SAFETY: the old ring is unlinked from the slot (replaced above) and
             // retired, so no new reader or writer can reach it.
             unsafe { guard.defer_destroy(shared) };
@@ -117,7 +168,7 @@ impl Timelines {
         user: u32,
         f: impl FnOnce(&Ring, &super::ring::WriteGuard<'_>) -> T,
     ) -> T {
-        let slot = &self.slots[user as usize];
+        let slot = &self.slots[user as usize].ring;
         let guard = epoch::pin();
         loop {
             let shared = slot.load(Ordering::Acquire, &guard);
@@ -140,14 +191,8 @@ impl Timelines {
         guard: &epoch::Guard,
     ) {
         let first = Owned::new(Ring::with_slots(self.size_after(0)));
-        let bytes = first.bytes() as i64;
-        if slot
-            .compare_exchange(empty, first, Ordering::AcqRel, Ordering::Acquire, guard)
-            .is_ok()
-        {
-            self.rings.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        }
+        // Losing the race is fine: the other thread's ring is as good.
+        let _ = slot.compare_exchange(empty, first, Ordering::AcqRel, Ordering::Acquire, guard);
     }
 
     /// Copies up to `max` ids of `user`'s timeline below `below`, newest first.
@@ -159,7 +204,9 @@ impl Timelines {
         out: &mut Vec<u64>,
     ) -> Copied {
         let guard = epoch::pin();
-        let shared = self.slots[user as usize].load(Ordering::Acquire, &guard);
+        let shared = self.slots[user as usize]
+            .ring
+            .load(Ordering::Acquire, &guard);
         // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
         match unsafe { shared.as_ref() } {
             Some(ring) => ring.copy_below(below, max, out),
@@ -174,41 +221,45 @@ impl Timelines {
     /// now on (reads take them from a pull instead).
     pub(crate) fn raise_floor(&self, user: u32, floor: u64) {
         self.with_ring(user, |_, w| {
-            let before = w.len();
             w.raise_floor(floor);
-            self.entries
-                .fetch_sub(before as i64 - w.len() as i64, Ordering::Relaxed);
         });
     }
 
     /// Frees `user`'s timeline (the user went quiet; the next read rebuilds it).
     pub(crate) fn free(&self, user: u32) {
         let guard = epoch::pin();
-        let slot = &self.slots[user as usize];
+        let slot = &self.slots[user as usize].ring;
         let shared = slot.load(Ordering::Acquire, &guard);
         // SAFETY: loaded under `guard`.
         let Some(ring) = (unsafe { shared.as_ref() }) else {
             return;
         };
         let Some(w) = ring.lock() else { return };
-        let len = w.len() as i64;
         w.retire();
         slot.store(epoch::Shared::null(), Ordering::Release);
         drop(w);
-        self.entries.fetch_sub(len, Ordering::Relaxed);
-        self.bytes.fetch_sub(ring.bytes() as i64, Ordering::Relaxed);
-        self.rings.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: unlinked above and retired.
         unsafe { guard.defer_destroy(shared) };
     }
 
+    /// Counts every ring (a walk over all users: for stats, not for hot paths; the
+    /// delivery path keeps no shared counters, which would bounce between workers).
     pub(crate) fn memory(&self) -> TimelineMemory {
-        TimelineMemory {
-            rings: self.rings.load(Ordering::Relaxed).max(0) as u64,
-            entries: self.entries.load(Ordering::Relaxed).max(0) as u64,
-            ring_bytes: self.bytes.load(Ordering::Relaxed).max(0) as u64,
-            slot_bytes: (self.slots.len() * std::mem::size_of::<Atomic<Ring>>()) as u64,
+        let guard = epoch::pin();
+        let mut memory = TimelineMemory {
+            slot_bytes: (self.slots.len() * std::mem::size_of::<UserSlot>()) as u64,
+            ..Default::default()
+        };
+        for slot in self.slots.iter() {
+            let shared = slot.ring.load(Ordering::Acquire, &guard);
+            // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
+            if let Some(ring) = unsafe { shared.as_ref() } {
+                memory.rings += 1;
+                memory.entries += ring.len() as u64;
+                memory.ring_bytes += ring.bytes() as u64;
+            }
         }
+        memory
     }
 }
 
@@ -217,7 +268,9 @@ impl Drop for Timelines {
         // SAFETY: `&mut self`: no reader or writer is left.
         let guard = unsafe { epoch::unprotected() };
         for slot in self.slots.iter() {
-            let shared = slot.swap(epoch::Shared::null(), Ordering::Relaxed, guard);
+            let shared = slot
+                .ring
+                .swap(epoch::Shared::null(), Ordering::Relaxed, guard);
             if !shared.is_null() {
                 // SAFETY: exclusively owned now.
                 drop(unsafe { shared.into_owned() });

@@ -1,6 +1,6 @@
 //! Who reads, and whose stored timeline is complete.
 //!
-//! One word per user: `(last_read_ms << 2) | (ready << 1) | fresh`.
+//! One word per user, in the user's timeline slot (see `timelines.rs`): `(last_read_ms << 2) | (ready << 1) | fresh`.
 //! - `fresh`: fan-out delivers to this user. Set (with `ready` clear) by the reader that
 //!   starts a rebuild; cleared by a fan-out worker that finds the user past the
 //!   activity window (compare-exchange on the exact word it saw, so a read in between
@@ -15,10 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const FRESH: u64 = 1;
 const READY: u64 = 2;
 
-pub(crate) struct Activity {
-    words: Box<[AtomicU64]>,
-}
-
 /// One user's word as a worker or reader saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct State {
@@ -26,6 +22,10 @@ pub(crate) struct State {
 }
 
 impl State {
+    pub(crate) fn of(word: u64) -> State {
+        State { word }
+    }
+
     pub(crate) fn fresh(self) -> bool {
         self.word & FRESH != 0
     }
@@ -44,17 +44,13 @@ impl State {
     }
 }
 
-impl Activity {
-    pub(crate) fn new(users: u32) -> Activity {
-        Activity {
-            words: (0..users).map(|_| AtomicU64::new(0)).collect(),
-        }
+impl super::Timelines {
+    fn word(&self, user: u32) -> &AtomicU64 {
+        &self.slots[user as usize].state
     }
 
-    pub(crate) fn get(&self, user: u32) -> State {
-        State {
-            word: self.words[user as usize].load(Ordering::SeqCst),
-        }
+    pub(crate) fn state(&self, user: u32) -> State {
+        State::of(self.word(user).load(Ordering::SeqCst))
     }
 
     /// Records a read at `now_ms` of a ready timeline.
@@ -62,7 +58,7 @@ impl Activity {
         if seen.last_read_ms() != now_ms {
             // A lost race with a worker marking the user stale only means the next
             // read rebuilds.
-            let _ = self.words[user as usize].compare_exchange(
+            let _ = self.word(user).compare_exchange(
                 seen.word,
                 (now_ms << 2) | (seen.word & (FRESH | READY)),
                 Ordering::SeqCst,
@@ -74,7 +70,7 @@ impl Activity {
     /// Starts a rebuild: fresh (deliveries on), not ready. False when the word moved
     /// since `seen` (another reader got there first).
     pub(crate) fn begin_rebuild(&self, user: u32, seen: State, now_ms: u64) -> bool {
-        self.words[user as usize]
+        self.word(user)
             .compare_exchange(
                 seen.word,
                 (now_ms << 2) | FRESH,
@@ -86,12 +82,12 @@ impl Activity {
 
     /// Ends a rebuild: reads may serve from the stored timeline.
     pub(crate) fn end_rebuild(&self, user: u32) {
-        self.words[user as usize].fetch_or(READY, Ordering::SeqCst);
+        self.word(user).fetch_or(READY, Ordering::SeqCst);
     }
 
     /// Marks `user` stale (no deliveries, not ready) if the word is still `seen`.
     pub(crate) fn make_stale(&self, user: u32, seen: State) -> bool {
-        self.words[user as usize]
+        self.word(user)
             .compare_exchange(
                 seen.word,
                 seen.word & !(FRESH | READY),
@@ -103,9 +99,9 @@ impl Activity {
 
     /// Users whose stored timeline is ready.
     pub(crate) fn ready_count(&self) -> u64 {
-        self.words
+        self.slots
             .iter()
-            .filter(|w| w.load(Ordering::Relaxed) & READY != 0)
+            .filter(|s| s.state.load(Ordering::Relaxed) & READY != 0)
             .count() as u64
     }
 }

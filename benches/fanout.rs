@@ -1,0 +1,383 @@
+//! Push fan-out, whole scenarios, each figure beside a baseline run in the same process:
+//!
+//! A. Deliveries per second on a Twitter-like graph of 1 M users (authors chosen with
+//!    probability proportional to their follower count), against the same recipient
+//!    sequence written as random appends into plain per-user arrays of the same memory
+//!    (the machine's limit) and into a `Mutex<HashMap<u32, VecDeque<u64>>>`; the latency
+//!    of a home page of 20 with bodies while the fan-out runs.
+//! B. Resident bytes per timeline entry with full timelines (50 k users x 800 entries),
+//!    against `VecDeque<u64>` timelines of the same entries.
+//! C. A post by an author with 1 M followers: time until every follower has it, and the
+//!    delivery lag of small posts meanwhile.
+//!
+//! Not a criterion bench: these are whole workloads with their own clocks (criterion
+//! measures the micro benches in `log.rs` and `graph.rs`). Sizes: FEEDCORE_BENCH_USERS
+//! (default 1,000,000). Run: `cargo bench --bench fanout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use feedcore::sim::TwitterGraph;
+use feedcore::{Config, Durability, Engine, FollowGraph, GraphConfig, NewNotice, Page, UserId};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn engine_config(users: u32) -> Config {
+    Config {
+        users_max: users,
+        durability: Durability::Buffered,
+        following_max: u32::MAX / 2,
+        ..Default::default()
+    }
+}
+
+/// Opens an engine over a bulk-loaded graph and makes every user a reader (the first
+/// read of each user builds an empty timeline and turns deliveries on).
+fn engine_with_graph(
+    dir: &std::path::Path,
+    users: u32,
+    edges: Vec<(UserId, UserId)>,
+) -> (Engine, Duration) {
+    let config = engine_config(users);
+    let graph_config = GraphConfig {
+        users_max: users,
+        partitions: config.workers,
+        ..Default::default()
+    };
+    drop(FollowGraph::bulk_load(dir.join("graph"), graph_config, edges).expect("bulk load"));
+    let engine = Engine::open(dir, config).expect("open");
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let engine = &engine;
+            s.spawn(move || {
+                for u in (t..users).step_by(2) {
+                    engine
+                        .home_timeline(UserId(u), Page::latest(1))
+                        .expect("read");
+                }
+            });
+        }
+    });
+    (engine, start.elapsed())
+}
+
+fn notice(author: u32, i: u64) -> NewNotice {
+    NewNotice {
+        author: UserId(author),
+        body: format!("notice {i} by {author}: {}", "x".repeat(200)),
+        ..Default::default()
+    }
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn scenario_a(users: u32) {
+    println!("== A. deliveries per second, {users} users, Twitter-like graph");
+    let t = Instant::now();
+    let edges = TwitterGraph {
+        users,
+        ..Default::default()
+    }
+    .edges();
+    println!(
+        "graph: {} follows generated in {:.1} s",
+        edges.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut followers: Vec<Vec<u32>> = vec![Vec::new(); users as usize];
+    for &(a, b) in &edges {
+        followers[b.0 as usize].push(a.0);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (engine, activate) = engine_with_graph(dir.path(), users, edges);
+    println!(
+        "every user read once (timeline built) in {:.1} s",
+        activate.as_secs_f64()
+    );
+
+    // Authors weighted by follower count: popular accounts post more.
+    let mut rng = SmallRng::seed_from_u64(7);
+    let weights: Vec<f64> = followers.iter().map(|f| f.len() as f64 + 1.0).collect();
+    let pick = rand_distr::weighted::WeightedAliasIndex::new(weights).expect("weights");
+    use rand_distr::Distribution;
+    let posts = 20_000u64;
+    let authors: Vec<u32> = (0..posts).map(|_| pick.sample(&mut rng) as u32).collect();
+    let recipients: u64 = authors
+        .iter()
+        .map(|&a| followers[a as usize].len() as u64 + 1)
+        .sum();
+
+    // Meanwhile a reader reads pages of 20 with bodies.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let before = engine.stats().deliveries;
+    let (elapsed, mut latencies) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut rng = SmallRng::seed_from_u64(9);
+            let mut lat = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let u = UserId(rng.random_range(0..users));
+                let t = Instant::now();
+                let page = engine.home_timeline(u, Page::latest(20)).expect("read");
+                let mut bytes = 0;
+                for id in &page.ids {
+                    bytes += engine.notice(*id).map_or(0, |n| n.body().len());
+                }
+                black_box(bytes);
+                lat.push(t.elapsed().as_nanos() as u64);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            lat
+        });
+        let start = Instant::now();
+        for (i, &a) in authors.iter().enumerate() {
+            engine.post(notice(a, i as u64)).expect("post");
+        }
+        let posting = start.elapsed();
+        engine.flush().expect("flush");
+        let elapsed = start.elapsed();
+        println!(
+            "posting took {:.2} s, then the fan-out {:.2} s more",
+            posting.as_secs_f64(),
+            (elapsed - posting).as_secs_f64()
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (elapsed, reader.join().expect("reader"))
+    });
+    let stats = engine.stats();
+    let deliveries = stats.deliveries - before;
+    let rate = deliveries as f64 / elapsed.as_secs_f64();
+    latencies.sort_unstable();
+    println!(
+        "feedcore push: {posts} posts, {deliveries} deliveries ({recipients} recipients) in {:.2} s = {:.1} M deliveries/s (posting thread included)",
+        elapsed.as_secs_f64(),
+        rate / 1e6
+    );
+    println!(
+        "home page of 20 with bodies during fan-out: p50 {:.1} us, p99 {:.1} us ({} reads)",
+        percentile(&latencies, 0.5) as f64 / 1e3,
+        percentile(&latencies, 0.99) as f64 / 1e3,
+        latencies.len()
+    );
+    println!(
+        "timelines: {} entries, {:.2} bytes/entry (accounting; most timelines hold few entries here)",
+        stats.timeline_entries, stats.timeline_bytes_per_entry
+    );
+
+    // The same recipients, partitioned the same way, into baselines.
+    let per_user = (stats.timeline_bytes / 4 / u64::from(users)).max(8) as usize;
+    let mut slots = vec![0u32; users as usize * per_user];
+    let mut lens = vec![0u32; users as usize];
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let slots_ptr = SendPtr(slots.as_mut_ptr());
+        let lens_ptr = SendPtr(lens.as_mut_ptr());
+        for t in 0..2u32 {
+            let (authors, followers) = (&authors, &followers);
+            s.spawn(move || {
+                let (slots, lens) = (slots_ptr, lens_ptr);
+                for (i, &a) in authors.iter().enumerate() {
+                    for &u in followers[a as usize].iter().chain(std::iter::once(&a)) {
+                        if u % 2 != t {
+                            continue;
+                        }
+                        // SAFETY: thread t only touches users u with u % 2 == t.
+                        unsafe {
+                            let len = &mut *lens.0.add(u as usize);
+                            *slots
+                                .0
+                                .add(u as usize * per_user + (*len as usize % per_user)) = i as u32;
+                            *len += 1;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let probe = start.elapsed();
+    black_box(&slots);
+    drop(slots);
+    let probe_rate = recipients as f64 / probe.as_secs_f64();
+    println!(
+        "baseline random-append probe ({} MB, 2 threads): {:.1} M appends/s; feedcore/probe = {:.2}",
+        users as usize * per_user * 4 / 1_000_000,
+        probe_rate / 1e6,
+        rate / probe_rate
+    );
+
+    let map: Mutex<HashMap<u32, VecDeque<u64>>> = Mutex::new(HashMap::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2u32 {
+            let (authors, followers, map) = (&authors, &followers, &map);
+            s.spawn(move || {
+                for (i, &a) in authors.iter().enumerate() {
+                    for &u in followers[a as usize].iter().chain(std::iter::once(&a)) {
+                        if u % 2 != t {
+                            continue;
+                        }
+                        let mut map = map.lock().expect("not poisoned");
+                        let q = map.entry(u).or_default();
+                        q.push_front(i as u64);
+                        q.truncate(800);
+                    }
+                }
+            });
+        }
+    });
+    let mutex = start.elapsed();
+    let mutex_rate = recipients as f64 / mutex.as_secs_f64();
+    println!(
+        "baseline Mutex<HashMap<u32, VecDeque<u64>>> (2 threads): {:.1} M deliveries/s; feedcore/mutex = {:.2}",
+        mutex_rate / 1e6,
+        rate / mutex_rate
+    );
+    // Read latency baseline: a page of 20 from the locked map.
+    let mut lat = Vec::new();
+    let mut rng = SmallRng::seed_from_u64(9);
+    for _ in 0..latencies.len().max(1000) {
+        let u = rng.random_range(0..users);
+        let t = Instant::now();
+        let map = map.lock().expect("not poisoned");
+        let page: Vec<u64> = map
+            .get(&u)
+            .map(|q| q.iter().take(20).copied().collect())
+            .unwrap_or_default();
+        drop(map);
+        black_box(page);
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    lat.sort_unstable();
+    println!(
+        "baseline page of 20 ids (no bodies) from the locked map, idle: p50 {:.1} us, p99 {:.1} us",
+        percentile(&lat, 0.5) as f64 / 1e3,
+        percentile(&lat, 0.99) as f64 / 1e3
+    );
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only with disjoint index sets per thread (see scenario_a).
+unsafe impl<T> Send for SendPtr<T> {}
+
+fn scenario_b() {
+    let users = 50_000u32;
+    println!("== B. bytes per entry, {users} full timelines of 800");
+    let edges: Vec<(UserId, UserId)> = (1..users).map(|u| (UserId(u), UserId(0))).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (engine, _) = engine_with_graph(dir.path(), users, edges);
+    let rss_before = resident_bytes();
+    let mem_before = engine.stats();
+    for i in 0..1000 {
+        engine.post(notice(0, i)).expect("post");
+    }
+    engine.flush().expect("flush");
+    let stats = engine.stats();
+    let rss_after = resident_bytes();
+    let entries = stats.timeline_entries - mem_before.timeline_entries;
+    let ring_bytes = stats.timeline_bytes - mem_before.timeline_bytes;
+    println!(
+        "feedcore: {entries} entries, {:.2} bytes/entry by accounting, {:.2} resident bytes/entry (RSS delta, includes the 1000 notices' index)",
+        ring_bytes as f64 / entries as f64,
+        (rss_after - rss_before) as f64 / entries as f64
+    );
+    drop(engine);
+    let rss_before = resident_bytes();
+    let queues: Vec<VecDeque<u64>> = (0..users)
+        .map(|_| {
+            let mut q = VecDeque::with_capacity(800);
+            for i in 0..800u64 {
+                q.push_back(i);
+            }
+            q
+        })
+        .collect();
+    let rss_after = resident_bytes();
+    let baseline = (rss_after - rss_before) as f64 / (u64::from(users) * 800) as f64;
+    black_box(&queues);
+    println!(
+        "baseline Vec<VecDeque<u64>>: {baseline:.2} resident bytes/entry; feedcore/baseline = {:.2}",
+        (ring_bytes as f64 / entries as f64) / baseline
+    );
+}
+
+fn scenario_c(users: u32) {
+    println!(
+        "== C. one post to {} followers, and small posts meanwhile",
+        users - 1
+    );
+    // Everyone follows user 0; users 1..=100 also have 10 followers each.
+    let mut edges: Vec<(UserId, UserId)> = (1..users).map(|u| (UserId(u), UserId(0))).collect();
+    for a in 1..=100u32 {
+        for k in 1..=10u32 {
+            edges.push((
+                UserId((a * 7919 + k * 104_729) % (users - 1) + 1),
+                UserId(a),
+            ));
+        }
+    }
+    edges.retain(|(a, b)| a != b);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (engine, _) = engine_with_graph(dir.path(), users, edges);
+    let start = Instant::now();
+    engine.post(notice(0, 0)).expect("post");
+    let mut small_lag = Vec::new();
+    for a in 1..=100u32 {
+        let t = Instant::now();
+        let id = engine.post(notice(a, u64::from(a))).expect("post");
+        // The author's own timeline gets it at the end of the same delivery.
+        loop {
+            let page = engine
+                .home_timeline(UserId(a), Page::latest(1))
+                .expect("read");
+            if page.ids.first() == Some(&id) {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        small_lag.push(t.elapsed().as_micros() as u64);
+    }
+    engine.flush().expect("flush");
+    let big = start.elapsed();
+    small_lag.sort_unstable();
+    let stats = engine.stats();
+    println!(
+        "big post delivered to all in {:.0} ms (engine's max lag {:.0} ms); small posts meanwhile: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        big.as_secs_f64() * 1e3,
+        stats.delivery_lag_ms_max,
+        percentile(&small_lag, 0.5) as f64 / 1e3,
+        percentile(&small_lag, 0.99) as f64 / 1e3,
+        small_lag.last().copied().unwrap_or(0) as f64 / 1e3
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench` absent: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let users: u32 = std::env::var("FEEDCORE_BENCH_USERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    scenario_a(users);
+    scenario_b();
+    scenario_c(users);
+}
