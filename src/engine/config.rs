@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::fanout::Strategy;
 use crate::graph::GraphConfig;
 use crate::log::{Durability, LogConfig};
 use crate::notice::BODY_BYTES_MAX_DEFAULT;
@@ -84,6 +85,8 @@ pub struct Config {
     pub fanout_chunk: usize,
     /// The clock. Default: the system clock.
     pub clock: Clock,
+    /// The timeline strategy. Default: push.
+    pub strategy: Strategy,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             workers: 2,
             fanout_chunk: 4096,
             clock: Clock::system(),
+            strategy: Strategy::default(),
         }
     }
 }
@@ -121,6 +125,21 @@ impl Config {
         }
         if self.fanout_chunk == 0 {
             return bad("fanout_chunk must be at least 1".into());
+        }
+        match self.strategy {
+            Strategy::Selective { push_threshold }
+                if !(push_threshold.is_finite() && push_threshold > 0.0) =>
+            {
+                return bad(format!(
+                    "push_threshold is {push_threshold}; it must be a positive number"
+                ));
+            }
+            Strategy::Lossy {
+                follows_reasonable: 0,
+            } => {
+                return bad("follows_reasonable must be at least 1".into());
+            }
+            _ => {}
         }
         self.log_config().validate()?;
         self.graph_config().validate()

@@ -12,6 +12,7 @@ use super::read::check_page;
 use super::stats::EngineStats;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fanout::strategy::{Ctx, FanoutStrategy, Signals};
 use crate::fanout::{Delivery, Job, Pool};
 use crate::graph::FollowGraph;
 use crate::ids::{NoticeId, UserId};
@@ -33,6 +34,69 @@ pub(crate) struct Shared {
     lag_us: Mutex<Histogram<u64>>,
     pub(crate) rebuilds: AtomicU64,
     posts: AtomicU64,
+    pub(crate) strategy: Box<dyn FanoutStrategy>,
+    pub(crate) signals: Signals,
+    /// Cost accounting of the strategies (see `EngineStats`).
+    costs: Costs,
+}
+
+/// Work counters; reads add theirs once per read, workers once per chunk.
+#[derive(Default)]
+struct Costs {
+    author_ids: AtomicU64,
+    merge_steps: AtomicU64,
+    ring_ids: AtomicU64,
+    pull_sources: AtomicU64,
+    /// Moving averages (f64 bits): nanoseconds per push delivery, per pulled author.
+    push_ns: AtomicU64,
+    pull_ns: AtomicU64,
+}
+
+/// Moves a moving average (f64 bits in `cell`) a sixteenth of the way to `sample`.
+fn ewma(cell: &AtomicU64, sample: f64) {
+    let old = f64::from_bits(cell.load(Ordering::Relaxed));
+    let new = if old == 0.0 {
+        sample
+    } else {
+        old + (sample - old) / 16.0
+    };
+    cell.store(new.to_bits(), Ordering::Relaxed);
+}
+
+impl Shared {
+    pub(crate) fn strategy_ctx(&self) -> Ctx<'_> {
+        Ctx {
+            signals: &self.signals,
+            graph: &self.graph,
+        }
+    }
+
+    pub(crate) fn add_read_cost(&self, cost: super::read::ReadCost) {
+        self.costs
+            .author_ids
+            .fetch_add(cost.author_ids, Ordering::Relaxed);
+        self.costs
+            .merge_steps
+            .fetch_add(cost.merge_steps, Ordering::Relaxed);
+        self.costs
+            .ring_ids
+            .fetch_add(cost.ring_ids, Ordering::Relaxed);
+        self.costs
+            .pull_sources
+            .fetch_add(cost.sources, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_pull_ns(&self, ns: f64) {
+        ewma(&self.costs.pull_ns, ns);
+    }
+
+    fn followers_changed(&self, users: &[UserId]) {
+        let ctx = self.strategy_ctx();
+        let next_id = || self.log.len() + 1;
+        for u in users {
+            self.strategy.on_followers_changed(&ctx, u.0, &next_id);
+        }
+    }
 }
 
 impl Delivery for Shared {
@@ -41,9 +105,11 @@ impl Delivery for Shared {
     }
 
     fn deliver(&self, job: &Job, users: &[u32]) -> u64 {
+        let started = std::time::Instant::now();
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
-        self.timelines.deliver(users, job.id, |user, state| {
+        let ctx = self.strategy_ctx();
+        let delivered = self.timelines.deliver(users, job.id, |user, state| {
             if let Some(addressees) = &job.addressees
                 && user != job.author
                 && addressees.binary_search(&user).is_err()
@@ -60,8 +126,15 @@ impl Delivery for Shared {
                 }
                 return false;
             }
-            true
-        })
+            self.strategy.push_to(&ctx, job.id, job.author, user)
+        });
+        if users.len() >= 64 {
+            ewma(
+                &self.costs.push_ns,
+                started.elapsed().as_nanos() as f64 / users.len() as f64,
+            );
+        }
+        delivered
     }
 
     fn finished(&self, job: &Job) {
@@ -129,12 +202,20 @@ impl Engine {
             ),
             rebuilds: AtomicU64::new(0),
             posts: AtomicU64::new(0),
+            strategy: config.strategy.build(),
+            signals: Signals::new(users),
+            costs: Costs::default(),
             config,
             log,
             graph,
             by_author,
             mentions,
         });
+        {
+            let ctx = shared.strategy_ctx();
+            let next_id = || shared.log.len() + 1;
+            shared.strategy.on_open(&ctx, users, &next_id);
+        }
         let pool = Pool::start(
             Arc::clone(&shared),
             shared.config.workers,
@@ -183,6 +264,7 @@ impl Engine {
     pub fn follow(&self, a: UserId, b: UserId) -> Result<bool> {
         let new = self.shared.graph.follow(a, b)?;
         if new {
+            self.shared.followers_changed(&[b]);
             self.shared.merge_author(a.0, b.0);
         }
         Ok(new)
@@ -190,12 +272,20 @@ impl Engine {
 
     /// `a` stops following `b`; `b`'s notices leave `a`'s home timeline at once.
     pub fn unfollow(&self, a: UserId, b: UserId) -> Result<bool> {
-        self.shared.graph.unfollow(a, b)
+        let changed = self.shared.graph.unfollow(a, b)?;
+        if changed {
+            self.shared.followers_changed(&[b]);
+        }
+        Ok(changed)
     }
 
     /// `a` blocks `b`: follows both ways end, and neither sees the other's notices.
     pub fn block(&self, a: UserId, b: UserId) -> Result<bool> {
-        self.shared.graph.block(a, b)
+        let changed = self.shared.graph.block(a, b)?;
+        if changed {
+            self.shared.followers_changed(&[a, b]);
+        }
+        Ok(changed)
     }
 
     /// `a` lifts its block of `b`.
@@ -235,8 +325,21 @@ impl Engine {
             users.dedup();
             users.into_boxed_slice()
         });
-        self.shared.posts.fetch_add(1, Ordering::Relaxed);
-        self.pool.submit(Job::new(id.0, author, addressees));
+        let posts = self.shared.posts.fetch_add(1, Ordering::Relaxed) + 1;
+        let ctx = self.shared.strategy_ctx();
+        let next_id = || self.shared.log.len() + 1;
+        let now = self.shared.config.clock.now_ms();
+        self.shared.strategy.on_post(&ctx, author, now, &next_id);
+        if posts % 1024 == 0 {
+            let push_ns = f64::from_bits(self.shared.costs.push_ns.load(Ordering::Relaxed));
+            let pull_ns = f64::from_bits(self.shared.costs.pull_ns.load(Ordering::Relaxed));
+            self.shared
+                .strategy
+                .on_costs(&ctx, push_ns, pull_ns, &next_id);
+        }
+        if self.shared.strategy.pushes() {
+            self.pool.submit(Job::new(id.0, author, addressees));
+        }
         Ok(id)
     }
 
@@ -315,6 +418,16 @@ impl Engine {
                 timeline_bytes as f64 / memory.entries as f64
             },
             follows: s.graph.stats().follows,
+            strategy: s.config.strategy.name(),
+            cost_timeline_writes: self.pool.progress.deliveries.load(Ordering::Relaxed),
+            cost_author_index_reads: s.costs.author_ids.load(Ordering::Relaxed),
+            cost_merge_steps: s.costs.merge_steps.load(Ordering::Relaxed),
+            cost_ring_reads: s.costs.ring_ids.load(Ordering::Relaxed),
+            cost_bytes_touched: 4 * self.pool.progress.deliveries.load(Ordering::Relaxed)
+                + 8 * s.costs.author_ids.load(Ordering::Relaxed)
+                + 4 * s.costs.ring_ids.load(Ordering::Relaxed),
+            push_ns: f64::from_bits(s.costs.push_ns.load(Ordering::Relaxed)),
+            pull_ns_per_author: f64::from_bits(s.costs.pull_ns.load(Ordering::Relaxed)),
         }
     }
 }

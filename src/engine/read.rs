@@ -8,6 +8,7 @@
 //! delete takes effect at once.
 
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::Ordering;
 
 use super::engine::Shared;
 use crate::error::{Error, Result};
@@ -36,7 +37,7 @@ pub(crate) fn check_page(page: &Page, limit_max: usize) -> Result<usize> {
     Ok(page.limit.min(limit_max))
 }
 
-/// The newest ids of one author's list below a bound, fetched a chunk at a time.
+/// The newest ids of one author's list in a range, fetched a chunk at a time.
 struct Cursor {
     author: u32,
     /// Ids fetched, newest first, not yet taken.
@@ -47,23 +48,38 @@ struct Cursor {
     chunk: usize,
 }
 
-/// A k-way merge of the per-author lists of the reader and the authors the reader
-/// follows: the pull read of a home timeline, newest first.
+/// Work a read did, for the cost accounting of strategies.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReadCost {
+    /// Ids read from the authors' lists.
+    pub(crate) author_ids: u64,
+    /// Steps of the k-way merge.
+    pub(crate) merge_steps: u64,
+    /// Ids read from the stored timeline.
+    pub(crate) ring_ids: u64,
+    /// Authors' lists opened by pulls.
+    pub(crate) sources: u64,
+}
+
+/// A k-way merge of authors' lists, newest first: each source below its own bound,
+/// all at or above `floor`. The pull read of a home timeline; yields `(id, author)`.
 pub(crate) struct PullMerge<'s> {
     shared: &'s Shared,
     cursors: Vec<Cursor>,
     heap: BinaryHeap<(u64, usize)>,
+    floor: u64,
     scratch: Vec<u64>,
+    cost: ReadCost,
 }
 
 impl<'s> PullMerge<'s> {
-    pub(crate) fn new(shared: &'s Shared, reader: u32, below: Option<u64>) -> PullMerge<'s> {
-        let authors =
-            std::iter::once(reader).chain(shared.graph.following(UserId(reader)).map(|u| u.0));
+    /// Merges `sources` (author, exclusive upper bound) down to `floor` (inclusive).
+    pub(crate) fn new(shared: &'s Shared, sources: Vec<(u32, Option<u64>)>, floor: u64) -> Self {
         let mut merge = PullMerge {
             shared,
-            cursors: authors
-                .map(|author| Cursor {
+            cursors: sources
+                .into_iter()
+                .map(|(author, below)| Cursor {
                     author,
                     buf: VecDeque::new(),
                     below,
@@ -72,8 +88,11 @@ impl<'s> PullMerge<'s> {
                 })
                 .collect(),
             heap: BinaryHeap::new(),
+            floor,
             scratch: Vec::new(),
+            cost: ReadCost::default(),
         };
+        merge.cost.sources = merge.cursors.len() as u64;
         for i in 0..merge.cursors.len() {
             merge.refill(i);
             if let Some(&id) = merge.cursors[i].buf.front() {
@@ -81,6 +100,13 @@ impl<'s> PullMerge<'s> {
             }
         }
         merge
+    }
+
+    /// All of `reader`'s candidates: the reader's own list and every followed author's.
+    pub(crate) fn everything(shared: &'s Shared, reader: u32, below: Option<u64>) -> Self {
+        let authors =
+            std::iter::once(reader).chain(shared.graph.following(UserId(reader)).map(|u| u.0));
+        PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0)
     }
 
     fn refill(&mut self, i: usize) {
@@ -93,65 +119,158 @@ impl<'s> PullMerge<'s> {
             self.shared
                 .by_author
                 .copy_below(c.author, c.below, c.chunk, &mut self.scratch);
+        self.cost.author_ids += self.scratch.len() as u64;
         c.exhausted = reached_oldest;
         c.chunk = (c.chunk * 2).min(256);
         if let Some(&last) = self.scratch.last() {
             c.below = Some(last);
         }
-        c.buf.extend(self.scratch.iter().copied());
+        for &id in &self.scratch {
+            if id < self.floor {
+                c.exhausted = true;
+                break;
+            }
+            c.buf.push_back(id);
+        }
+    }
+
+    pub(crate) fn cost(&self) -> ReadCost {
+        self.cost
     }
 }
 
 impl Iterator for PullMerge<'_> {
-    type Item = u64;
+    type Item = (u64, u32);
 
-    fn next(&mut self) -> Option<u64> {
+    fn next(&mut self) -> Option<(u64, u32)> {
         let (id, i) = self.heap.pop()?;
+        self.cost.merge_steps += 1;
         let taken = self.cursors[i].buf.pop_front();
         debug_assert_eq!(taken, Some(id), "the heap holds each cursor's head");
         self.refill(i);
         if let Some(&next) = self.cursors[i].buf.front() {
             self.heap.push((next, i));
         }
-        Some(id)
+        Some((id, self.cursors[i].author))
     }
 }
 
-/// Where a home read takes its candidates from.
-enum Stage<'s> {
-    /// The stored ring, below `below`.
-    Stored,
-    /// A pull merge (below the ring's floor, or the whole read when the ring is being
-    /// rebuilt by another reader).
-    Pull(Box<PullMerge<'s>>),
-    Done,
-}
-
-/// The candidates of a home timeline, newest first, below a bound.
+/// The candidates of a home timeline, newest first, below a bound: the stored ring
+/// merged with what the strategy says to pull (both at or above the ring's floor),
+/// then everything below the floor from a full pull. Duplicates (a notice both pushed
+/// and pulled, around a strategy change) come out once.
 struct HomeCandidates<'s> {
     shared: &'s Shared,
     user: u32,
-    below: Option<u64>,
-    buf: VecDeque<u64>,
+    /// The stored ring: fetch below this next; `None` once it reached its oldest.
+    ring_below: Option<Option<u64>>,
+    ring_buf: VecDeque<u64>,
+    /// The ring's floor, once known.
+    floor: u64,
+    page_below: Option<u64>,
+    /// Authors the strategy pulls at or above the floor.
+    extra: Option<PullMerge<'s>>,
+    extra_head: Option<u64>,
+    /// Everything below the floor.
+    below_floor: Option<PullMerge<'s>>,
+    last: Option<u64>,
     scratch: Vec<u64>,
-    stage: Stage<'s>,
+    cost: ReadCost,
 }
 
 impl<'s> HomeCandidates<'s> {
     fn new(shared: &'s Shared, user: u32, below: Option<u64>, from_ring: bool) -> Self {
-        let stage = if from_ring {
-            Stage::Stored
-        } else {
-            Stage::Pull(Box::new(PullMerge::new(shared, user, below)))
-        };
-        HomeCandidates {
+        let mut this = HomeCandidates {
             shared,
             user,
-            below,
-            buf: VecDeque::new(),
+            ring_below: from_ring.then_some(below),
+            ring_buf: VecDeque::new(),
+            floor: 0,
+            page_below: below,
+            extra: None,
+            extra_head: None,
+            below_floor: None,
+            last: None,
             scratch: Vec::new(),
-            stage,
+            cost: ReadCost::default(),
+        };
+        if !from_ring {
+            // No ring to serve from (pull, or a rebuild under way): pull it all.
+            this.below_floor = Some(PullMerge::everything(shared, user, below));
+            return this;
         }
+        this.fill_ring();
+        if shared.strategy.per_author_reads() {
+            let ctx = shared.strategy_ctx();
+            let authors =
+                std::iter::once(user).chain(shared.graph.following(UserId(user)).map(|u| u.0));
+            let sources: Vec<(u32, Option<u64>)> = authors
+                .filter_map(|a| {
+                    let bound = shared.strategy.pull_below(&ctx, a, user);
+                    let bound = below.map_or(bound, |b| b.min(bound));
+                    (bound > this.floor).then_some((a, (bound != u64::MAX).then_some(bound)))
+                })
+                .collect();
+            if !sources.is_empty() {
+                let mut merge = PullMerge::new(shared, sources, this.floor);
+                this.extra_head = merge.next().map(|(id, _)| id);
+                this.extra = Some(merge);
+            }
+        }
+        this
+    }
+
+    /// Fetches the next chunk of the ring; at its oldest, records the floor.
+    fn fill_ring(&mut self) {
+        let Some(below) = self.ring_below else { return };
+        self.scratch.clear();
+        let copied = self
+            .shared
+            .timelines
+            .copy_below(self.user, below, 64, &mut self.scratch);
+        self.cost.ring_ids += self.scratch.len() as u64;
+        self.floor = self.floor.max(copied.floor);
+        self.ring_buf.extend(self.scratch.iter().copied());
+        self.ring_below = if copied.reached_oldest {
+            None
+        } else {
+            Some(self.scratch.last().copied().or(below))
+        };
+    }
+
+    fn next_above_floor(&mut self) -> Option<u64> {
+        if self.ring_buf.is_empty() {
+            self.fill_ring();
+        }
+        match (self.ring_buf.front().copied(), self.extra_head) {
+            (None, None) => None,
+            (Some(r), extra) if extra.is_none_or(|e| r >= e) => {
+                self.ring_buf.pop_front();
+                if extra == Some(r) {
+                    self.advance_extra();
+                }
+                Some(r)
+            }
+            (_, extra) => {
+                self.advance_extra();
+                extra
+            }
+        }
+    }
+
+    fn advance_extra(&mut self) {
+        self.extra_head = self.extra.as_mut().and_then(|m| m.next()).map(|(id, _)| id);
+    }
+
+    fn cost(&self) -> ReadCost {
+        let mut cost = self.cost;
+        for merge in [&self.extra, &self.below_floor].into_iter().flatten() {
+            let c = merge.cost();
+            cost.author_ids += c.author_ids;
+            cost.merge_steps += c.merge_steps;
+            cost.sources += c.sources;
+        }
+        cost
     }
 }
 
@@ -160,40 +279,30 @@ impl Iterator for HomeCandidates<'_> {
 
     fn next(&mut self) -> Option<u64> {
         loop {
-            if let Some(id) = self.buf.pop_front() {
-                return Some(id);
-            }
-            match &mut self.stage {
-                Stage::Stored => {
-                    self.scratch.clear();
-                    let copied = self.shared.timelines.copy_below(
-                        self.user,
-                        self.below,
-                        64,
-                        &mut self.scratch,
-                    );
-                    if let Some(&last) = self.scratch.last() {
-                        self.below = Some(last);
+            let id = match &mut self.below_floor {
+                Some(merge) => merge.next().map(|(id, _)| id),
+                None => match self.next_above_floor() {
+                    Some(id) => Some(id),
+                    None if self.floor > 0 => {
+                        // The ring holds every pushed candidate at or above its floor;
+                        // below it, pull everything.
+                        let bound = self
+                            .last
+                            .or(self.page_below)
+                            .map_or(self.floor, |b| b.min(self.floor));
+                        self.below_floor =
+                            Some(PullMerge::everything(self.shared, self.user, Some(bound)));
+                        continue;
                     }
-                    self.buf.extend(self.scratch.iter().copied());
-                    if copied.reached_oldest {
-                        self.stage = if copied.floor > 0 {
-                            // The ring holds every candidate at or above its floor; the
-                            // rest comes from the authors' lists.
-                            let below = self.below.map_or(copied.floor, |b| b.min(copied.floor));
-                            Stage::Pull(Box::new(PullMerge::new(
-                                self.shared,
-                                self.user,
-                                Some(below),
-                            )))
-                        } else {
-                            Stage::Done
-                        };
-                    }
-                }
-                Stage::Pull(merge) => return merge.next(),
-                Stage::Done => return None,
+                    None => None,
+                },
+            }?;
+            // Sources are merged newest first; skip a second copy of an id.
+            if self.last.is_some_and(|last| id >= last) {
+                continue;
             }
+            self.last = Some(id);
+            return Some(id);
         }
     }
 }
@@ -243,6 +352,9 @@ impl Shared {
     /// was quiet (or never read since open). False when another reader is rebuilding
     /// it right now: serve this read from a pull instead.
     fn ensure_ready(&self, user: u32) -> bool {
+        if !self.strategy.pushes() {
+            return false;
+        }
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
         loop {
@@ -267,25 +379,32 @@ impl Shared {
         }
     }
 
+    /// Fills `user`'s ring with the newest `capacity` candidates the strategy pushes,
+    /// and sets its floor when older ones exist.
     fn rebuild(&self, user: u32) {
-        self.rebuilds
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
         let capacity = self.timelines.capacity() as usize;
-        let mut merge = PullMerge::new(self, user, None);
-        let mut ids: Vec<u64> = merge.by_ref().take(capacity).collect();
-        let more = merge.next().is_some();
+        let ctx = self.strategy_ctx();
+        let mut merge = PullMerge::everything(self, user, None);
+        let mut kept = merge
+            .by_ref()
+            .filter(|&(id, author)| self.strategy.push_to(&ctx, id, author, user));
+        let mut ids: Vec<u64> = kept.by_ref().take(capacity).map(|(id, _)| id).collect();
+        let more = kept.next().is_some();
         ids.reverse();
         self.timelines.insert(user, &ids);
         if more {
             self.timelines.raise_floor(user, ids[0]);
         }
+        self.add_read_cost(merge.cost());
     }
 
     /// Merges `author`'s newest notices into `reader`'s stored timeline (after a new
-    /// follow), keeping the ring's invariant: every candidate at or above the floor.
+    /// follow), keeping the ring's invariant: every pushed candidate at or above the
+    /// floor.
     pub(crate) fn merge_author(&self, reader: u32, author: u32) {
-        if !self.timelines.state(reader).fresh() {
-            return; // the next read rebuilds it, this author included
+        if !self.strategy.pushes() || !self.timelines.state(reader).fresh() {
+            return; // nothing stored, or the next read rebuilds it, this author included
         }
         let capacity = self.timelines.capacity() as usize;
         let mut ids = Vec::with_capacity(capacity + 1);
@@ -293,16 +412,20 @@ impl Shared {
             .copy_below(author, None, capacity + 1, &mut ids);
         let more = ids.len() > capacity;
         ids.truncate(capacity);
+        let oldest = ids.last().copied();
+        let ctx = self.strategy_ctx();
+        ids.retain(|&id| self.strategy.push_to(&ctx, id, author, reader));
         ids.reverse();
         self.timelines.insert(reader, &ids);
-        if more {
-            self.timelines.raise_floor(reader, ids[0]);
+        if more && let Some(oldest) = oldest {
+            self.timelines.raise_floor(reader, oldest);
         }
     }
 
     /// A page of `user`'s home timeline.
     pub(crate) fn home_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
         let from_ring = self.ensure_ready(user);
+        let started = std::time::Instant::now();
         let mut candidates = HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring);
         let mut next_visible = || {
             candidates
@@ -321,16 +444,22 @@ impl Shared {
                 break;
             }
             if let Some(original) = repeat_of {
-                while ahead.len() < REPEAT_WINDOW {
-                    match next_visible() {
-                        Some(entry) => ahead.push_back(entry),
-                        None => break,
+                let hidden = if self.strategy.samples() {
+                    // The stored timeline is a sample: the fall-off looks at the
+                    // complete sequence, so pages stay a subset of pull's.
+                    self.falls_off_in_full(user, id, original)
+                } else {
+                    while ahead.len() < REPEAT_WINDOW {
+                        match next_visible() {
+                            Some(entry) => ahead.push_back(entry),
+                            None => break,
+                        }
                     }
-                }
-                if ahead
-                    .iter()
-                    .any(|&(i, r)| i == original || r == Some(original))
-                {
+                    ahead
+                        .iter()
+                        .any(|&(i, r)| i == original || r == Some(original))
+                };
+                if hidden {
                     continue;
                 }
             }
@@ -339,7 +468,29 @@ impl Shared {
                 break;
             }
         }
+        let cost = candidates.cost();
+        self.add_read_cost(cost);
+        if cost.sources > 0 {
+            self.note_pull_ns(started.elapsed().as_nanos() as f64 / cost.sources as f64);
+        }
+        let ctx = self.strategy_ctx();
+        let next_id = || self.log.len() + 1;
+        self.strategy
+            .on_read(&ctx, user, self.config.clock.now_ms(), &next_id);
         finish(ids, page, limit)
+    }
+
+    /// The fall-off rule against the complete candidate sequence below `id` (for
+    /// strategies whose stored timeline is a sample).
+    fn falls_off_in_full(&self, user: u32, id: u64, original: u64) -> bool {
+        let mut merge = PullMerge::everything(self, user, Some(id));
+        let hidden = merge
+            .by_ref()
+            .filter_map(|(i, _)| self.visible_home(user, i).map(|r| (i, r)))
+            .take(REPEAT_WINDOW)
+            .any(|(i, r)| i == original || r == Some(original));
+        self.add_read_cost(merge.cost());
+        hidden
     }
 
     /// A page of `author`'s own notices.

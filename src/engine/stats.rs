@@ -34,4 +34,21 @@ pub struct EngineStats {
     pub timeline_bytes_per_entry: f64,
     /// Follow edges.
     pub follows: u64,
+    /// The strategy's name.
+    pub strategy: &'static str,
+    /// Cost: entries written into stored timelines (pushes).
+    pub cost_timeline_writes: u64,
+    /// Cost: ids read from authors' lists by pulls (reads, rebuilds).
+    pub cost_author_index_reads: u64,
+    /// Cost: steps of the k-way merges of pulls.
+    pub cost_merge_steps: u64,
+    /// Cost: ids read from stored timelines.
+    pub cost_ring_reads: u64,
+    /// Cost: bytes of ids written and read (4 per timeline entry, 8 per author-list
+    /// id); notice bodies are not counted.
+    pub cost_bytes_touched: u64,
+    /// Measured: nanoseconds per push delivery (moving average).
+    pub push_ns: f64,
+    /// Measured: nanoseconds per author pulled at a read (moving average).
+    pub pull_ns_per_author: f64,
 }

@@ -1,0 +1,48 @@
+//! Hybrid: push unless the author has at least `followers_min` followers (Twitter's
+//! celebrity rule); reads merge the stored timeline with the followed big authors.
+//!
+//! An author's class word says big (1) or not (0); it changes when a follow or unfollow
+//! crosses the threshold, through `Signals::set_class`, so notices decided under the
+//! other class are pulled.
+
+use super::{Ctx, FanoutStrategy, pair_since};
+use crate::ids::UserId;
+
+pub(crate) struct Hybrid {
+    pub(crate) followers_min: u32,
+}
+
+const BIG: u16 = 1;
+
+impl FanoutStrategy for Hybrid {
+    fn push_to(&self, ctx: &Ctx<'_>, _id: u64, author: u32, reader: u32) -> bool {
+        author == reader || ctx.signals.user(author).class != BIG
+    }
+
+    fn per_author_reads(&self) -> bool {
+        true
+    }
+
+    fn pull_below(&self, ctx: &Ctx<'_>, author: u32, reader: u32) -> u64 {
+        if author == reader {
+            return 0;
+        }
+        let class = ctx.signals.user(author);
+        if class.class == BIG {
+            u64::MAX
+        } else {
+            pair_since(&[class])
+        }
+    }
+
+    fn on_open(&self, ctx: &Ctx<'_>, users: u32, next_id: &dyn Fn() -> u64) {
+        for author in 0..users {
+            self.on_followers_changed(ctx, author, next_id);
+        }
+    }
+
+    fn on_followers_changed(&self, ctx: &Ctx<'_>, author: u32, next_id: &dyn Fn() -> u64) {
+        let big = ctx.graph.follower_count(UserId(author)) >= u64::from(self.followers_min);
+        ctx.signals.set_class(Some(author), u16::from(big), next_id);
+    }
+}

@@ -1,0 +1,217 @@
+//! Timeline strategies: who gets a notice pushed into their stored timeline, and what a
+//! read must pull instead. One trait, one file per strategy.
+//!
+//! The contract between a strategy's two halves: for every pair (author, reader), the
+//! reader's stored ring holds every notice of the author at or above the ring's floor
+//! and at or above `pull_below(author, reader)` (once delivered); a read pulls the
+//! author's notices below that bound. Decisions change over time (a rate crosses a
+//! threshold); a change goes through [`Signals::set_class`], which makes readers pull
+//! everything of the user while it is under way and, afterwards, every notice older
+//! than the change, so a read never trusts the ring for a notice a worker decided on
+//! under the old rule.
+
+mod hybrid;
+mod lossy;
+mod pull;
+mod push;
+mod selective;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::graph::FollowGraph;
+
+pub(crate) use hybrid::Hybrid;
+pub(crate) use lossy::Lossy;
+pub(crate) use pull::Pull;
+pub(crate) use push::Push;
+pub(crate) use selective::Selective;
+
+/// Which timeline strategy an engine runs (`Config::strategy`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strategy {
+    /// Push every notice to every active follower; a read reads the stored timeline
+    /// (Twitter 2012, Mastodon).
+    Push,
+    /// Push nothing; a read merges the followed authors' newest notices (GNU social,
+    /// Pleroma, Bluesky's open-source AppView).
+    Pull,
+    /// Push unless the author has at least `followers_min` followers; a read merges
+    /// the stored timeline with the followed big authors (Twitter's celebrity rule).
+    Hybrid {
+        /// Authors with this many followers or more are pulled. Default 10,000.
+        followers_min: u32,
+    },
+    /// Per (author, reader) pair: push when the author's post rate times the cost of a
+    /// push is below the reader's read rate times the cost of a pull times
+    /// `push_threshold` (Feeding Frenzy, SIGMOD 2010). Rates are decayed counters,
+    /// costs are measured by the engine.
+    Selective {
+        /// The paper's knob: above 1 pushes more, below 1 pulls more. Default 1.
+        push_threshold: f64,
+    },
+    /// Push, but a reader following F authors keeps each delivery with probability
+    /// min(1, K / F), K = `follows_reasonable` (Bluesky 2025); the draw is a hash of
+    /// (notice, reader). Reads read the stored timeline only: pages are a subset of
+    /// pull's.
+    Lossy {
+        /// K. Default 2000.
+        follows_reasonable: u32,
+    },
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy::Push
+    }
+}
+
+impl Strategy {
+    /// The name used on the command line and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Push => "push",
+            Strategy::Pull => "pull",
+            Strategy::Hybrid { .. } => "hybrid",
+            Strategy::Selective { .. } => "selective",
+            Strategy::Lossy { .. } => "lossy",
+        }
+    }
+
+    pub(crate) fn build(&self) -> Box<dyn FanoutStrategy> {
+        match *self {
+            Strategy::Push => Box::new(Push),
+            Strategy::Pull => Box::new(Pull),
+            Strategy::Hybrid { followers_min } => Box::new(Hybrid { followers_min }),
+            Strategy::Selective { push_threshold } => Box::new(Selective::new(push_threshold)),
+            Strategy::Lossy { follows_reasonable } => Box::new(Lossy { follows_reasonable }),
+        }
+    }
+}
+
+/// The since-part of a class word that means "a change is under way: pull everything".
+pub(crate) const SINCE_ALL: u64 = (1 << 48) - 1;
+
+/// What strategies decide from: a class word per user and one global word, each
+/// `(class << 48) | since`, where `since` is the first notice id decided under the
+/// class (see [`Signals::set_class`]).
+pub(crate) struct Signals {
+    words: Box<[AtomicU64]>,
+    global: AtomicU64,
+}
+
+/// A class word, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Class {
+    pub(crate) class: u16,
+    pub(crate) since: u64,
+}
+
+impl Class {
+    fn of(word: u64) -> Class {
+        Class {
+            class: (word >> 48) as u16,
+            since: word & SINCE_ALL,
+        }
+    }
+}
+
+impl Signals {
+    pub(crate) fn new(users: u32) -> Signals {
+        Signals {
+            words: (0..users).map(|_| AtomicU64::new(0)).collect(),
+            global: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn user(&self, user: u32) -> Class {
+        Class::of(self.words[user as usize].load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn global(&self) -> Class {
+        Class::of(self.global.load(Ordering::SeqCst))
+    }
+
+    /// Moves `user` (or the global word, for `None`) to `class`. One change at a time
+    /// per word: the word first says "under way" (readers pull everything), then
+    /// `next_id()` is read, then the word says `since = next_id`: every notice from
+    /// `since` on is published after the change began, so the worker that decides on
+    /// it sees the new class; every notice before it is pulled by readers. A change
+    /// that finds another under way is skipped (retried at the next signal).
+    pub(crate) fn set_class(&self, user: Option<u32>, class: u16, next_id: impl FnOnce() -> u64) {
+        let word = match user {
+            Some(u) => &self.words[u as usize],
+            None => &self.global,
+        };
+        let current = word.load(Ordering::SeqCst);
+        let now = Class::of(current);
+        if now.class == class || now.since == SINCE_ALL {
+            return;
+        }
+        let marked = (u64::from(class) << 48) | SINCE_ALL;
+        if word
+            .compare_exchange(current, marked, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let since = next_id().min(SINCE_ALL - 1);
+        word.store((u64::from(class) << 48) | since, Ordering::SeqCst);
+    }
+}
+
+/// Everything a strategy may look at.
+pub(crate) struct Ctx<'a> {
+    pub(crate) signals: &'a Signals,
+    pub(crate) graph: &'a FollowGraph,
+}
+
+/// A timeline strategy: the push half (workers) and the pull half (reads).
+pub(crate) trait FanoutStrategy: Send + Sync {
+    /// Whether posts are pushed at all (pull: no; reads merge everything).
+    fn pushes(&self) -> bool {
+        true
+    }
+
+    /// Whether `reader` gets notice `id` of `author` pushed into its stored timeline.
+    fn push_to(&self, ctx: &Ctx<'_>, id: u64, author: u32, reader: u32) -> bool;
+
+    /// Whether a read must ask [`FanoutStrategy::pull_below`] for each followed author
+    /// (false: the stored timeline holds everything at or above its floor).
+    fn per_author_reads(&self) -> bool {
+        false
+    }
+
+    /// For a read by `reader`: `author`'s notices below this id must be pulled (0:
+    /// none, every one is in the stored timeline; `u64::MAX`: all of them).
+    fn pull_below(&self, _ctx: &Ctx<'_>, _author: u32, _reader: u32) -> u64 {
+        0
+    }
+
+    /// Whether the stored timeline is a sample of the candidates (lossy): rules that
+    /// look at neighbouring entries then look at the complete sequence.
+    fn samples(&self) -> bool {
+        false
+    }
+
+    /// The engine opened: classify whatever needs classifying (all users exist).
+    fn on_open(&self, _ctx: &Ctx<'_>, _users: u32, _next_id: &dyn Fn() -> u64) {}
+
+    /// A post by `author` was accepted (`next_id` gives the next notice id).
+    fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64, _next_id: &dyn Fn() -> u64) {}
+
+    /// `reader` read its home timeline.
+    fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64, _next_id: &dyn Fn() -> u64) {}
+
+    /// `author`'s follower count may have changed.
+    fn on_followers_changed(&self, _ctx: &Ctx<'_>, _author: u32, _next_id: &dyn Fn() -> u64) {}
+
+    /// Measured costs: nanoseconds per push delivery and per author pulled at a read.
+    fn on_costs(&self, _ctx: &Ctx<'_>, _push_ns: f64, _pull_ns: f64, _next_id: &dyn Fn() -> u64) {}
+}
+
+/// A pair's bound from the class words involved: every notice from the newest `since`
+/// on was decided under the current classes; `SINCE_ALL` while a change is under way.
+pub(crate) fn pair_since(classes: &[Class]) -> u64 {
+    let since = classes.iter().map(|c| c.since).max().unwrap_or(0);
+    if since == SINCE_ALL { u64::MAX } else { since }
+}

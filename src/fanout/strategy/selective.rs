@@ -1,0 +1,175 @@
+//! Selective (Feeding Frenzy, Silberstein et al., SIGMOD 2010): per (author, reader)
+//! pair, push when the author's post rate times the cost of a push is below the
+//! reader's read rate times the cost of a pull (times `push_threshold`, the paper's
+//! knob); otherwise the reader pulls the author at read time.
+//!
+//! Rates are decayed counters (half-life one hour of the engine's clock), costs are
+//! measured by the engine (nanoseconds per push delivery, per author pulled at a read).
+//! Decisions are taken on classes, not raw values: each user's post and read rates and
+//! the global cost ratio are quantised to half-octaves, and a class changes through
+//! `Signals::set_class` so that decisions made under the old class are pulled.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Class, Ctx, FanoutStrategy, pair_since};
+
+/// Half-life of the rate counters.
+const HALF_LIFE_MS: f64 = 3_600_000.0;
+/// Rate classes: `round(2 * log2(rate_per_hour))`, offset so that 0 is "never".
+const CLASS_OFFSET: f64 = 40.0;
+
+pub(crate) struct Selective {
+    push_threshold: f64,
+    /// Per user: decayed post rate (f32 bits, events per hour) << 32 | last update (s).
+    /// Allocated at the first signal (the engine does not know users_max here).
+    post_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
+    read_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
+}
+
+fn rate_class(per_hour: f64) -> u16 {
+    if per_hour <= 0.0 {
+        return 0;
+    }
+    (2.0 * per_hour.log2() + CLASS_OFFSET)
+        .round()
+        .clamp(1.0, 255.0) as u16
+}
+
+fn class_rate(class: u16) -> f64 {
+    if class == 0 {
+        return 0.0;
+    }
+    2f64.powf((f64::from(class) - CLASS_OFFSET) / 2.0)
+}
+
+/// Adds one event at `now_ms` to a decayed counter; returns the new rate per hour.
+fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
+    let word = cell.load(Ordering::Relaxed);
+    let rate = f64::from(f32::from_bits((word >> 32) as u32));
+    let last_s = word & 0xffff_ffff;
+    let now_s = now_ms / 1000;
+    let elapsed_ms = now_s.saturating_sub(last_s) as f64 * 1000.0;
+    let decayed = rate * 0.5f64.powf(elapsed_ms / HALF_LIFE_MS);
+    // One event adds its share of an hour's rate: the counter converges to events per
+    // hour under a steady rate.
+    let next = decayed + std::f64::consts::LN_2 * 3_600_000.0 / HALF_LIFE_MS;
+    // Racy read-modify-write: a lost update only delays a class change.
+    cell.store(
+        (u64::from((next as f32).to_bits()) << 32) | (now_s & 0xffff_ffff),
+        Ordering::Relaxed,
+    );
+    next
+}
+
+impl Selective {
+    pub(crate) fn new(push_threshold: f64) -> Selective {
+        Selective {
+            push_threshold,
+            post_rates: std::sync::OnceLock::new(),
+            read_rates: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn cells<'a>(
+        lock: &'a std::sync::OnceLock<Box<[AtomicU64]>>,
+        ctx: &Ctx<'_>,
+    ) -> &'a [AtomicU64] {
+        lock.get_or_init(|| {
+            (0..ctx.graph.config().users_max)
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        })
+    }
+
+    /// The pair's decision from its classes: post class of the author (high byte of
+    /// the author's word), read class of the reader (low byte of the reader's word),
+    /// and the cost ratio class (global word).
+    fn decide(&self, author: Class, reader: Class, cost: Class) -> bool {
+        let post = class_rate(author.class >> 8);
+        let read = class_rate(reader.class & 0xff);
+        // cost class encodes log2(pull_ns / push_ns) in half-octaves around 64.
+        let pull_over_push = 2f64.powf((f64::from(cost.class) - 64.0) / 2.0);
+        post < read * pull_over_push * self.push_threshold
+    }
+}
+
+impl FanoutStrategy for Selective {
+    fn push_to(&self, ctx: &Ctx<'_>, _id: u64, author: u32, reader: u32) -> bool {
+        author == reader
+            || self.decide(
+                ctx.signals.user(author),
+                ctx.signals.user(reader),
+                ctx.signals.global(),
+            )
+    }
+
+    fn per_author_reads(&self) -> bool {
+        true
+    }
+
+    fn pull_below(&self, ctx: &Ctx<'_>, author: u32, reader: u32) -> u64 {
+        if author == reader {
+            return 0;
+        }
+        let (a, r, c) = (
+            ctx.signals.user(author),
+            ctx.signals.user(reader),
+            ctx.signals.global(),
+        );
+        if self.decide(a, r, c) {
+            pair_since(&[a, r, c])
+        } else {
+            u64::MAX
+        }
+    }
+
+    fn on_post(&self, ctx: &Ctx<'_>, author: u32, now_ms: u64, next_id: &dyn Fn() -> u64) {
+        let rate = bump(&Self::cells(&self.post_rates, ctx)[author as usize], now_ms);
+        let word = ctx.signals.user(author).class;
+        let class = (rate_class(rate) << 8) | (word & 0xff);
+        ctx.signals.set_class(Some(author), class, next_id);
+    }
+
+    fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64, next_id: &dyn Fn() -> u64) {
+        let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
+        let word = ctx.signals.user(reader).class;
+        let class = (word & 0xff00) | rate_class(rate).min(255);
+        ctx.signals.set_class(Some(reader), class, next_id);
+    }
+
+    fn on_costs(&self, ctx: &Ctx<'_>, push_ns: f64, pull_ns: f64, next_id: &dyn Fn() -> u64) {
+        if push_ns <= 0.0 || pull_ns <= 0.0 {
+            return;
+        }
+        let class = (2.0 * (pull_ns / push_ns).log2() + 64.0)
+            .round()
+            .clamp(0.0, 128.0) as u16;
+        ctx.signals.set_class(None, class, next_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_trip_to_half_octaves() {
+        for rate in [0.5, 1.0, 3.0, 100.0, 5000.0] {
+            let back = class_rate(rate_class(rate));
+            assert!(back / rate < 1.19 && rate / back < 1.19, "{rate} -> {back}");
+        }
+        assert_eq!(rate_class(0.0), 0);
+        assert_eq!(class_rate(0), 0.0);
+    }
+
+    #[test]
+    fn a_steady_rate_converges() {
+        let cell = AtomicU64::new(0);
+        let mut rate = 0.0;
+        // One event a minute for ten hours: about 60 an hour.
+        for minute in 0..600u64 {
+            rate = bump(&cell, minute * 60_000);
+        }
+        assert!((50.0..70.0).contains(&rate), "{rate}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Guards the strategies' contract: on any history of follows, unfollows, blocks,
+//! mutes, posts, replies, repeats, deletes, reads, quiet spells and reopens, push,
+//! hybrid and selective page exactly the same ids as pull (the reference) for every
+//! reader and every page size, before and after reopen; lossy pages a subset of pull's.
+
+use std::time::Duration;
+
+use feedcore::{
+    Clock, Config, Durability, Engine, NewNotice, NoticeId, Page, Scope, Strategy, UserId,
+};
+use proptest::prelude::{Just, ProptestConfig, any, prop_oneof, proptest};
+use proptest::strategy::Strategy as _;
+
+const USERS: u32 = 7;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Follow(u32, u32),
+    Unfollow(u32, u32),
+    Block(u32, u32),
+    Unblock(u32, u32),
+    Mute(u32, u32),
+    Post {
+        author: u32,
+        mention: Option<u32>,
+        addressees: bool,
+    },
+    Reply {
+        author: u32,
+        to: usize,
+    },
+    Repeat {
+        author: u32,
+        of: usize,
+    },
+    Delete(usize),
+    Read {
+        user: u32,
+        page: usize,
+    },
+    Advance {
+        minutes: u32,
+    },
+    Quiet,
+    Reopen,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    let u = 0..USERS;
+    prop_oneof![
+        6 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Follow(a, b)),
+        1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Unfollow(a, b)),
+        1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Block(a, b)),
+        1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Unblock(a, b)),
+        1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Mute(a, b)),
+        8 => (u.clone(), proptest::option::of(u.clone()), any::<bool>())
+            .prop_map(|(author, mention, addressees)| Op::Post { author, mention, addressees }),
+        2 => (u.clone(), any::<usize>()).prop_map(|(author, to)| Op::Reply { author, to }),
+        2 => (u.clone(), any::<usize>()).prop_map(|(author, of)| Op::Repeat { author, of }),
+        1 => any::<usize>().prop_map(Op::Delete),
+        5 => (u.clone(), 1usize..6).prop_map(|(user, page)| Op::Read { user, page }),
+        2 => (1u32..240).prop_map(|minutes| Op::Advance { minutes }),
+        1 => Just(Op::Quiet),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+const STRATEGIES: [Strategy; 5] = [
+    Strategy::Pull,
+    Strategy::Push,
+    Strategy::Hybrid { followers_min: 2 },
+    Strategy::Selective {
+        push_threshold: 1.0,
+    },
+    Strategy::Lossy {
+        follows_reasonable: 2,
+    },
+];
+
+struct Lab {
+    dirs: Vec<tempfile::TempDir>,
+    engines: Vec<Engine>,
+    clock: Clock,
+    capacity: u32,
+}
+
+fn config(strategy: Strategy, clock: &Clock, capacity: u32) -> Config {
+    Config {
+        users_max: USERS,
+        timeline_capacity: capacity,
+        durability: Durability::Buffered,
+        workers: 2,
+        fanout_chunk: 2,
+        clock: clock.clone(),
+        strategy,
+        ..Default::default()
+    }
+}
+
+impl Lab {
+    fn new(capacity: u32) -> Lab {
+        let clock = Clock::manual(1_000_000_000_000);
+        let dirs: Vec<_> = STRATEGIES
+            .iter()
+            .map(|_| tempfile::tempdir().unwrap())
+            .collect();
+        let engines = STRATEGIES
+            .iter()
+            .zip(&dirs)
+            .map(|(s, d)| Engine::open(d.path(), config(*s, &clock, capacity)).unwrap())
+            .collect();
+        Lab {
+            dirs,
+            engines,
+            clock,
+            capacity,
+        }
+    }
+
+    fn reopen(&mut self) {
+        self.engines.clear();
+        self.engines = STRATEGIES
+            .iter()
+            .zip(&self.dirs)
+            .map(|(s, d)| Engine::open(d.path(), config(*s, &self.clock, self.capacity)).unwrap())
+            .collect();
+    }
+
+    /// Applies `f` to every engine; all must agree on the outcome (Ok value or error).
+    fn all<T: PartialEq + std::fmt::Debug>(
+        &self,
+        f: impl Fn(&Engine) -> feedcore::Result<T>,
+    ) -> Option<T> {
+        let outcomes: Vec<_> = self.engines.iter().map(|e| f(e).ok()).collect();
+        for o in &outcomes[1..] {
+            assert_eq!(
+                o, &outcomes[0],
+                "engines disagree on an operation's outcome"
+            );
+        }
+        outcomes.into_iter().next().flatten()
+    }
+
+    fn pages(e: &Engine, user: u32, size: usize) -> Vec<u64> {
+        e.flush().unwrap();
+        let mut all = Vec::new();
+        let mut page = Some(Page::latest(size));
+        while let Some(p) = page {
+            let got = e.home_timeline(UserId(user), p).unwrap();
+            assert!(got.ids.len() <= size);
+            all.extend(got.ids.iter().map(|i| i.0));
+            page = got.next;
+        }
+        all
+    }
+
+    fn check_reader(&self, user: u32, size: usize) {
+        let reference = Lab::pages(&self.engines[0], user, size);
+        for (strategy, e) in STRATEGIES.iter().zip(&self.engines).skip(1) {
+            let got = Lab::pages(e, user, size);
+            match strategy {
+                Strategy::Lossy { .. } => {
+                    assert!(
+                        got.iter().all(|id| reference.contains(id)),
+                        "lossy paged {got:?}, not a subset of pull's {reference:?}"
+                    );
+                }
+                _ => assert_eq!(
+                    got,
+                    reference,
+                    "{} differs from pull for reader {user}",
+                    strategy.name()
+                ),
+            }
+        }
+    }
+}
+
+fn run(capacity: u32, ops: Vec<Op>) {
+    let mut lab = Lab::new(capacity);
+    let mut notices: Vec<NoticeId> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Follow(a, b) => {
+                lab.all(|e| e.follow(UserId(a), UserId(b)));
+            }
+            Op::Unfollow(a, b) => {
+                lab.all(|e| e.unfollow(UserId(a), UserId(b)));
+            }
+            Op::Block(a, b) => {
+                lab.all(|e| e.block(UserId(a), UserId(b)));
+            }
+            Op::Unblock(a, b) => {
+                lab.all(|e| e.unblock(UserId(a), UserId(b)));
+            }
+            Op::Mute(a, b) => {
+                lab.all(|e| e.mute(UserId(a), UserId(b)));
+            }
+            Op::Post {
+                author,
+                mention,
+                addressees,
+            } => {
+                let n = NewNotice {
+                    author: UserId(author),
+                    body: "post".into(),
+                    mentions: mention.map(UserId).into_iter().collect(),
+                    scope: if addressees {
+                        Scope::Addressees
+                    } else {
+                        Scope::Public
+                    },
+                    ..Default::default()
+                };
+                if let Some(id) = lab.all(|e| e.post(n.clone())) {
+                    notices.push(id);
+                }
+            }
+            Op::Reply { author, to } if !notices.is_empty() => {
+                let n = NewNotice {
+                    author: UserId(author),
+                    body: "reply".into(),
+                    reply_to: Some(notices[to % notices.len()]),
+                    ..Default::default()
+                };
+                if let Some(id) = lab.all(|e| e.post(n.clone())) {
+                    notices.push(id);
+                }
+            }
+            Op::Repeat { author, of } if !notices.is_empty() => {
+                let n = NewNotice {
+                    author: UserId(author),
+                    repeat_of: Some(notices[of % notices.len()]),
+                    ..Default::default()
+                };
+                if let Some(id) = lab.all(|e| e.post(n.clone())) {
+                    notices.push(id);
+                }
+            }
+            Op::Delete(i) if !notices.is_empty() => {
+                let id = notices[i % notices.len()];
+                lab.all(|e| e.delete(id));
+            }
+            Op::Read { user, page } => lab.check_reader(user, page),
+            Op::Advance { minutes } => lab
+                .clock
+                .advance(Duration::from_secs(u64::from(minutes) * 60)),
+            Op::Quiet => lab.clock.advance(Duration::from_secs(8 * 24 * 3600)),
+            Op::Reopen => {
+                for e in &lab.engines {
+                    e.flush().unwrap();
+                }
+                lab.reopen();
+            }
+            _ => {}
+        }
+    }
+    for user in 0..USERS {
+        lab.check_reader(user, 2);
+    }
+    lab.reopen();
+    for user in 0..USERS {
+        lab.check_reader(user, 4);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Small timelines (most reads continue below the floor) and roomy ones (reads
+    /// trust the stored timeline and the strategy's pull bounds).
+    #[test]
+    fn every_strategy_pages_what_pull_pages(
+        capacity in proptest::sample::select(vec![3u32, 64]),
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        run(capacity, ops);
+    }
+}
+
+/// Lossy keeps about min(1, K / F) of the deliveries to a reader following F authors.
+#[test]
+fn lossy_keeps_the_stated_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(1_000_000_000_000);
+    let users = 41u32;
+    let config = Config {
+        users_max: users,
+        timeline_capacity: 4000,
+        durability: Durability::Buffered,
+        clock: clock.clone(),
+        strategy: Strategy::Lossy {
+            follows_reasonable: 10,
+        },
+        ..Default::default()
+    };
+    let e = Engine::open(dir.path(), config).unwrap();
+    // Reader 0 follows 40 authors: keeps each delivery with probability 10 / 40.
+    for a in 1..users {
+        e.follow(UserId(0), UserId(a)).unwrap();
+    }
+    e.home_timeline(UserId(0), Page::latest(1)).unwrap();
+    let posts = 4000u64;
+    for i in 0..posts {
+        e.post(NewNotice {
+            author: UserId(1 + (i % u64::from(users - 1)) as u32),
+            body: "x".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    e.flush().unwrap();
+    let page = e.home_timeline(UserId(0), Page::latest(200)).unwrap();
+    let mut kept = page.ids.len() as u64;
+    let mut next = page.next;
+    while let Some(p) = next {
+        let page = e.home_timeline(UserId(0), p).unwrap();
+        kept += page.ids.len() as u64;
+        next = page.next;
+    }
+    let fraction = kept as f64 / posts as f64;
+    // Binomial(4000, 0.25): sd 0.0068; 5 sd either side.
+    assert!((fraction - 0.25).abs() < 0.035, "kept {fraction}");
+}

@@ -1,0 +1,127 @@
+//! Guards the moments when a strategy changes its mind: an author crossing hybrid's
+//! follower threshold either way, and selective's rates moving a pair between push and
+//! pull. Notices decided under the old rule must still page exactly as pull pages them.
+
+use std::time::Duration;
+
+use feedcore::{Clock, Config, Durability, Engine, NewNotice, NoticeId, Page, Strategy, UserId};
+
+fn engine(dir: &std::path::Path, strategy: Strategy, clock: &Clock) -> Engine {
+    Engine::open(
+        dir,
+        Config {
+            users_max: 16,
+            timeline_capacity: 64,
+            durability: Durability::Buffered,
+            clock: clock.clone(),
+            strategy,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn home(e: &Engine, user: u32) -> Vec<NoticeId> {
+    e.flush().unwrap();
+    e.home_timeline(UserId(user), Page::latest(100))
+        .unwrap()
+        .ids
+}
+
+fn post(engines: &[&Engine], author: u32) -> NoticeId {
+    let ids: Vec<NoticeId> = engines
+        .iter()
+        .map(|e| {
+            e.post(NewNotice {
+                author: UserId(author),
+                body: "n".into(),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]));
+    ids[0]
+}
+
+#[test]
+fn hybrid_follows_an_author_across_the_threshold() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = Clock::manual(1_000_000_000_000);
+    let pull = engine(d1.path(), Strategy::Pull, &clock);
+    let hybrid = engine(d2.path(), Strategy::Hybrid { followers_min: 2 }, &clock);
+    let both = [&pull, &hybrid];
+    let (author, reader, other) = (UserId(0), UserId(1), UserId(2));
+    for e in both {
+        e.follow(reader, author).unwrap();
+        home(e, 1); // the reader is active: deliveries on
+    }
+    let small = post(&both, 0);
+    for e in both {
+        e.follow(other, author).unwrap(); // now big: pulled
+    }
+    let big = post(&both, 0);
+    assert_eq!(home(&hybrid, 1), vec![big, small]);
+    for e in both {
+        e.unfollow(other, author).unwrap(); // small again: pushed from here on
+    }
+    let small_again = post(&both, 0);
+    let expected = vec![small_again, big, small];
+    assert_eq!(home(&pull, 1), expected);
+    assert_eq!(
+        home(&hybrid, 1),
+        expected,
+        "the notice posted while big must still show"
+    );
+    for e in both {
+        e.follow(other, author).unwrap();
+    }
+    let big_again = post(&both, 0);
+    assert_eq!(home(&hybrid, 1), home(&pull, 1));
+    assert_eq!(home(&hybrid, 1)[0], big_again);
+}
+
+#[test]
+fn selective_pairs_move_between_push_and_pull() {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = Clock::manual(1_000_000_000_000);
+    let pull = engine(d1.path(), Strategy::Pull, &clock);
+    let selective = engine(
+        d2.path(),
+        Strategy::Selective {
+            push_threshold: 1.0,
+        },
+        &clock,
+    );
+    let both = [&pull, &selective];
+    for e in both {
+        for a in 0..4 {
+            e.follow(UserId(10), UserId(a)).unwrap();
+        }
+    }
+    // Phases: the reader reads often while authors post rarely (push wins), then the
+    // authors post a burst while the reader is away (pull wins), then back.
+    for round in 0..40u64 {
+        let burst = (10..20).contains(&round) || (30..35).contains(&round);
+        let posts = if burst { 20 } else { 1 };
+        for i in 0..posts {
+            post(&both, ((round + i) % 4) as u32);
+        }
+        if !burst {
+            for _ in 0..5 {
+                assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
+            }
+        }
+        clock.advance(Duration::from_secs(600));
+    }
+    assert_eq!(home(&selective, 10), home(&pull, 10));
+    drop(selective);
+    let selective = engine(
+        d2.path(),
+        Strategy::Selective {
+            push_threshold: 1.0,
+        },
+        &clock,
+    );
+    assert_eq!(home(&selective, 10), home(&pull, 10), "after reopen");
+}
