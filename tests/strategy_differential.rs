@@ -322,3 +322,77 @@ fn lossy_keeps_the_stated_fraction() {
     // Binomial(4000, 0.25): sd 0.0068; 5 sd either side.
     assert!((fraction - 0.25).abs() < 0.035, "kept {fraction}");
 }
+
+/// A history that once made selective lose notices decided before a reopen.
+#[test]
+fn selective_after_reopen_regression() {
+    use Op::*;
+    run(
+        64,
+        vec![
+            Follow(1, 6),
+            Post {
+                author: 2,
+                mention: None,
+                addressees: false,
+            },
+            Repeat { author: 6, of: 0 },
+            Repeat {
+                author: 0,
+                of: 5252974877828126808,
+            },
+            Post {
+                author: 0,
+                mention: Some(2),
+                addressees: true,
+            },
+            Post {
+                author: 4,
+                mention: None,
+                addressees: true,
+            },
+            Reply {
+                author: 3,
+                to: 12415883501046170606,
+            },
+            Repeat {
+                author: 6,
+                of: 16102266386587977905,
+            },
+            Post {
+                author: 0,
+                mention: Some(4),
+                addressees: true,
+            },
+            Reopen,
+            Post {
+                author: 5,
+                mention: None,
+                addressees: true,
+            },
+            Post {
+                author: 2,
+                mention: Some(1),
+                addressees: false,
+            },
+            Reply {
+                author: 6,
+                to: 2895033791443326585,
+            },
+            Follow(1, 3),
+            Reply {
+                author: 6,
+                to: 18226327486478957396,
+            },
+            Repeat {
+                author: 6,
+                of: 16799181752725021442,
+            },
+            Post {
+                author: 6,
+                mention: Some(5),
+                addressees: false,
+            },
+        ],
+    );
+}

@@ -92,9 +92,8 @@ impl Shared {
 
     fn followers_changed(&self, users: &[UserId]) {
         let ctx = self.strategy_ctx();
-        let next_id = || self.log.len() + 1;
         for u in users {
-            self.strategy.on_followers_changed(&ctx, u.0, &next_id);
+            self.strategy.on_followers_changed(&ctx, u.0);
         }
     }
 }
@@ -213,8 +212,7 @@ impl Engine {
         });
         {
             let ctx = shared.strategy_ctx();
-            let next_id = || shared.log.len() + 1;
-            shared.strategy.on_open(&ctx, users, &next_id);
+            shared.strategy.on_open(&ctx, users);
         }
         let pool = Pool::start(
             Arc::clone(&shared),
@@ -327,15 +325,12 @@ impl Engine {
         });
         let posts = self.shared.posts.fetch_add(1, Ordering::Relaxed) + 1;
         let ctx = self.shared.strategy_ctx();
-        let next_id = || self.shared.log.len() + 1;
         let now = self.shared.config.clock.now_ms();
-        self.shared.strategy.on_post(&ctx, author, now, &next_id);
+        self.shared.strategy.on_post(&ctx, author, now);
         if posts % 1024 == 0 {
             let push_ns = f64::from_bits(self.shared.costs.push_ns.load(Ordering::Relaxed));
             let pull_ns = f64::from_bits(self.shared.costs.pull_ns.load(Ordering::Relaxed));
-            self.shared
-                .strategy
-                .on_costs(&ctx, push_ns, pull_ns, &next_id);
+            self.shared.strategy.on_costs(&ctx, push_ns, pull_ns);
         }
         if self.shared.strategy.pushes() {
             self.pool.submit(Job::new(id.0, author, addressees));

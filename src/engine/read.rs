@@ -12,9 +12,20 @@ use std::sync::atomic::Ordering;
 
 use super::engine::Shared;
 use crate::error::{Error, Result};
+use crate::fanout::strategy::PairRead;
 use crate::ids::{NoticeId, UserId};
 use crate::notice::Scope;
 use crate::timeline::{Page, TimelinePage};
+
+/// What a home read pulls beside the ring.
+#[derive(Debug, Default)]
+struct ReadPlan {
+    /// Authors whose pairs are pulled.
+    pulls: Vec<u32>,
+    /// The newest `since` of the push pairs: the ring is trusted only if it was rebuilt
+    /// at or after it.
+    trust_from: u64,
+}
 
 /// A repeat is hidden when its original, or another repeat of it, is among this many
 /// entries before it (Mastodon's reblog fall-off).
@@ -70,6 +81,8 @@ pub(crate) struct PullMerge<'s> {
     floor: u64,
     scratch: Vec<u64>,
     cost: ReadCost,
+    /// One pin for every list the merge reads.
+    guard: crossbeam_epoch::Guard,
 }
 
 impl<'s> PullMerge<'s> {
@@ -84,16 +97,25 @@ impl<'s> PullMerge<'s> {
                     buf: VecDeque::new(),
                     below,
                     exhausted: false,
-                    chunk: 4,
+                    chunk: 1,
                 })
                 .collect(),
             heap: BinaryHeap::new(),
             floor,
             scratch: Vec::new(),
             cost: ReadCost::default(),
+            guard: crossbeam_epoch::pin(),
         };
         merge.cost.sources = merge.cursors.len() as u64;
+        // Thousands of lists, each a few cache misses: prefetch ahead so they overlap.
+        let lists = &shared.by_author;
         for i in 0..merge.cursors.len() {
+            if let Some(c) = merge.cursors.get(i + 16) {
+                lists.prefetch_slot(c.author);
+            }
+            if let Some(c) = merge.cursors.get(i + 8) {
+                lists.prefetch_list(&merge.guard, c.author);
+            }
             merge.refill(i);
             if let Some(&id) = merge.cursors[i].buf.front() {
                 merge.heap.push((id, i));
@@ -115,13 +137,16 @@ impl<'s> PullMerge<'s> {
             return;
         }
         self.scratch.clear();
-        let reached_oldest =
-            self.shared
-                .by_author
-                .copy_below(c.author, c.below, c.chunk, &mut self.scratch);
+        let reached_oldest = self.shared.by_author.copy_below_pinned(
+            &self.guard,
+            c.author,
+            c.below,
+            c.chunk,
+            &mut self.scratch,
+        );
         self.cost.author_ids += self.scratch.len() as u64;
         c.exhausted = reached_oldest;
-        c.chunk = (c.chunk * 2).min(256);
+        c.chunk = (c.chunk * 4).min(256);
         if let Some(&last) = self.scratch.last() {
             c.below = Some(last);
         }
@@ -179,7 +204,15 @@ struct HomeCandidates<'s> {
 }
 
 impl<'s> HomeCandidates<'s> {
-    fn new(shared: &'s Shared, user: u32, below: Option<u64>, from_ring: bool) -> Self {
+    /// `from_ring`: serve from the stored ring (else pull everything); `pulls`: the
+    /// authors whose pairs the strategy pulls.
+    fn new(
+        shared: &'s Shared,
+        user: u32,
+        below: Option<u64>,
+        from_ring: bool,
+        pulls: &[u32],
+    ) -> Self {
         let mut this = HomeCandidates {
             shared,
             user,
@@ -200,22 +233,11 @@ impl<'s> HomeCandidates<'s> {
             return this;
         }
         this.fill_ring();
-        if shared.strategy.per_author_reads() {
-            let ctx = shared.strategy_ctx();
-            let authors =
-                std::iter::once(user).chain(shared.graph.following(UserId(user)).map(|u| u.0));
-            let sources: Vec<(u32, Option<u64>)> = authors
-                .filter_map(|a| {
-                    let bound = shared.strategy.pull_below(&ctx, a, user);
-                    let bound = below.map_or(bound, |b| b.min(bound));
-                    (bound > this.floor).then_some((a, (bound != u64::MAX).then_some(bound)))
-                })
-                .collect();
-            if !sources.is_empty() {
-                let mut merge = PullMerge::new(shared, sources, this.floor);
-                this.extra_head = merge.next().map(|(id, _)| id);
-                this.extra = Some(merge);
-            }
+        if !pulls.is_empty() {
+            let sources = pulls.iter().map(|&a| (a, below)).collect();
+            let mut merge = PullMerge::new(shared, sources, this.floor);
+            this.extra_head = merge.next().map(|(id, _)| id);
+            this.extra = Some(merge);
         }
         this
     }
@@ -351,7 +373,7 @@ impl Shared {
     /// Makes sure `user`'s stored timeline may be served; rebuilds it when the user
     /// was quiet (or never read since open). False when another reader is rebuilding
     /// it right now: serve this read from a pull instead.
-    fn ensure_ready(&self, user: u32) -> bool {
+    fn ensure_ready(&self, user: u32, plan: &ReadPlan) -> bool {
         if !self.strategy.pushes() {
             return false;
         }
@@ -363,8 +385,12 @@ impl Shared {
                 if !seen.ready() {
                     return false;
                 }
-                self.timelines.touch(user, seen, now);
-                return true;
+                if plan.trust_from <= self.signals.repaired(user) {
+                    self.timelines.touch(user, seen, now);
+                    return true;
+                }
+                // A push pair changed its rule after the last rebuild: the ring may
+                // lack notices decided under the old rule. Rebuild it, as below.
             }
             // Deliveries start (fresh) before the merge reads the authors' lists, so
             // nothing posted meanwhile is missed: whatever the ring loses to the
@@ -374,9 +400,28 @@ impl Shared {
             }
             self.timelines.free(user);
             self.rebuild(user);
+            self.signals.set_repaired(user, plan.trust_from);
             self.timelines.end_rebuild(user);
             return true;
         }
+    }
+
+    /// Which followed authors this read pulls, and since when the ring must have been
+    /// rebuilt to be trusted for the others.
+    fn plan(&self, user: u32) -> ReadPlan {
+        let mut plan = ReadPlan::default();
+        if !self.strategy.pushes() || !self.strategy.per_author_reads() {
+            return plan;
+        }
+        let ctx = self.strategy_ctx();
+        let authors = std::iter::once(user).chain(self.graph.following(UserId(user)).map(|u| u.0));
+        for author in authors {
+            match self.strategy.pair(&ctx, author, user) {
+                PairRead::Pull => plan.pulls.push(author),
+                PairRead::Push { since } => plan.trust_from = plan.trust_from.max(since),
+            }
+        }
+        plan
     }
 
     /// Fills `user`'s ring with the newest `capacity` candidates the strategy pushes,
@@ -424,9 +469,11 @@ impl Shared {
 
     /// A page of `user`'s home timeline.
     pub(crate) fn home_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
-        let from_ring = self.ensure_ready(user);
         let started = std::time::Instant::now();
-        let mut candidates = HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring);
+        let plan = self.plan(user);
+        let from_ring = self.ensure_ready(user, &plan);
+        let mut candidates =
+            HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring, &plan.pulls);
         let mut next_visible = || {
             candidates
                 .by_ref()
@@ -474,9 +521,8 @@ impl Shared {
             self.note_pull_ns(started.elapsed().as_nanos() as f64 / cost.sources as f64);
         }
         let ctx = self.strategy_ctx();
-        let next_id = || self.log.len() + 1;
         self.strategy
-            .on_read(&ctx, user, self.config.clock.now_ms(), &next_id);
+            .on_read(&ctx, user, self.config.clock.now_ms());
         finish(ids, page, limit)
     }
 

@@ -83,6 +83,13 @@ struct Inner {
     users_seen: AtomicU32,
     /// Why the last background compaction failed, if it did.
     compaction_error: Mutex<Option<String>>,
+    /// Held by a compaction from its freeze to the removal of the files it made
+    /// obsolete, so that compactions never overlap: one that froze while another was
+    /// still removing files would list those files as its own to remove (and fail on
+    /// them), and the other's removal of "every snapshot but mine" would delete the
+    /// newer snapshot, leaving a snapshot older than the op logs that remain. Taken
+    /// before the writer lock, never while joining the compactor thread.
+    compaction_running: Mutex<()>,
     _lock: DirLock,
 }
 
@@ -195,6 +202,7 @@ impl FollowGraph {
             durable: Durable::new(),
             users_seen: AtomicU32::new(users_seen),
             compaction_error: Mutex::new(None),
+            compaction_running: Mutex::new(()),
             _lock: lock,
         });
         Ok(FollowGraph {
@@ -518,32 +526,18 @@ impl FollowGraph {
         if !self.in_range(u) || partition >= partitions {
             return Followers::new(Vec::new());
         }
+        // One load of the overlay slot for all the stored partitions merged here: a
+        // load per partition could mix two overlay versions into a set of followers
+        // that never existed.
+        let e = version.extras[u.0 as usize].load_full();
         if partitions == stored {
-            return Followers::new(vec![self.stored_partition(&version, u.0, partition)]);
+            return Followers::new(vec![stored_partition(&version, &e, u.0, partition)]);
         }
         Followers::new(
             (0..stored)
-                .map(|p| {
-                    self.stored_partition(&version, u.0, p)
-                        .filtered(partitions, partition)
-                })
+                .map(|p| stored_partition(&version, &e, u.0, p).filtered(partitions, partition))
                 .collect(),
         )
-    }
-
-    fn stored_partition(&self, version: &Arc<Version>, u: u32, partition: u32) -> Neighbors {
-        let stored = version.csr.partitions;
-        let e = version.extras[u as usize].load_full();
-        let part = |list: &[u32]| {
-            let start = list.partition_point(|&x| in_key(x, stored).0 < partition);
-            let end = start + list[start..].partition_point(|&x| in_key(x, stored).0 == partition);
-            start..end
-        };
-        let (add, del) = e
-            .as_deref()
-            .map_or((0..0, 0..0), |e| (part(&e.in_add), part(&e.in_del)));
-        let base = version.csr.in_partition_range(u, partition);
-        Neighbors::new(Arc::clone(version), e, Side::In, base, add, del)
     }
 
     /// The partitions the follower lists are grouped by right now (the snapshot's; it
@@ -558,9 +552,11 @@ impl FollowGraph {
         if !self.in_range(u) {
             return Followers::new(Vec::new());
         }
+        // One load of the overlay slot for every partition (see `followers_in`).
+        let e = version.extras[u.0 as usize].load_full();
         Followers::new(
             (0..version.csr.partitions)
-                .map(|p| self.stored_partition(&version, u.0, p))
+                .map(|p| stored_partition(&version, &e, u.0, p))
                 .collect(),
         )
     }
@@ -593,8 +589,10 @@ impl FollowGraph {
 
     /// Counts of the graph's contents and memory.
     pub fn stats(&self) -> GraphStats {
-        let version = self.inner.version.load_full();
+        // The version after the lock: a compaction installs a new version and its
+        // `dirty` list together, under the writer lock.
         let w = self.inner.writer.lock();
+        let version = self.inner.version.load_full();
         let mut overlay_bytes =
             (version.extras.len() * std::mem::size_of::<ArcSwapOption<Extras>>()) as u64;
         let mut follows = version.csr.out_targets().len() as u64;
@@ -622,13 +620,16 @@ impl FollowGraph {
     /// writers go on meanwhile. (Compaction also starts by itself in the background
     /// after `compact_after_changes` changes.)
     pub fn compact(&self) -> Result<()> {
-        let job = loop {
-            self.wait_for_compactor();
+        self.wait_for_compactor();
+        // A background compaction started after the wait finishes first.
+        let _running = self.inner.compaction_running.lock();
+        let job = {
             let mut w = self.inner.writer.lock();
-            // A background compaction may have started after the wait; wait again.
-            if w.compacting.is_none() {
-                break freeze(&self.inner, &mut w)?;
-            }
+            assert!(
+                w.compacting.is_none(),
+                "every compaction holds compaction_running from its freeze to its end"
+            );
+            freeze(&self.inner, &mut w)?
         };
         compact(&self.inner, job)
     }
@@ -643,6 +644,11 @@ impl FollowGraph {
         }
         let inner = Arc::clone(&self.inner);
         *handle = Some(std::thread::spawn(move || {
+            // An explicit `compact()` is running; if the changes after its freeze
+            // reach the threshold too, the next change starts another one.
+            let Some(_running) = inner.compaction_running.try_lock() else {
+                return;
+            };
             let job = {
                 let mut w = inner.writer.lock();
                 if w.compacting.is_some() {
@@ -728,6 +734,27 @@ fn is_blocked_in(version: &Version, a: u32, b: u32) -> bool {
             .is_some_and(|e| extras::contains(&e.blocks, y))
     };
     blocks(a, b) || blocks(b, a)
+}
+
+/// The walk of `u`'s followers in stored partition `partition` of `version`, with `e`,
+/// the overlay slot of `u` as the caller loaded it.
+fn stored_partition(
+    version: &Arc<Version>,
+    e: &Option<Arc<Extras>>,
+    u: u32,
+    partition: u32,
+) -> Neighbors {
+    let stored = version.csr.partitions;
+    let part = |list: &[u32]| {
+        let start = list.partition_point(|&x| in_key(x, stored).0 < partition);
+        let end = start + list[start..].partition_point(|&x| in_key(x, stored).0 == partition);
+        start..end
+    };
+    let (add, del) = e
+        .as_deref()
+        .map_or((0..0, 0..0), |e| (part(&e.in_add), part(&e.in_del)));
+    let base = version.csr.in_partition_range(u, partition);
+    Neighbors::new(Arc::clone(version), e.clone(), Side::In, base, add, del)
 }
 
 fn following_count_in(version: &Version, u: u32) -> u64 {
@@ -821,19 +848,26 @@ fn freeze(inner: &Inner, w: &mut Writer) -> Result<Job> {
         .iter()
         .filter_map(|&u| version.extras[u as usize].load_full().map(|e| (u, e)))
         .collect();
+    // An empty current op file (no change since the last freeze or open) already
+    // starts at `w.seq + 1`: it stays the current file, and creating it again would
+    // fail (EEXIST).
+    let reuse_current = w.ops.len == 0;
     let old_ops: Vec<PathBuf> = oplog::list(&inner.dir)?
         .into_iter()
         .map(|(_, p)| p)
+        .filter(|p| !(reuse_current && *p == w.ops.path))
         .collect();
-    // Seal the current op file: synced, so `wait_durable` callers on it are covered.
-    if let Err(e) = w.ops.file.sync_data() {
-        return Err(inner
-            .durable
-            .poison(format!("fdatasync of {}", w.ops.path.display()), e));
+    if !reuse_current {
+        // Seal the current op file: synced, so `wait_durable` callers on it are covered.
+        if let Err(e) = w.ops.file.sync_data() {
+            return Err(inner
+                .durable
+                .poison(format!("fdatasync of {}", w.ops.path.display()), e));
+        }
+        inner.durable.mark_synced(w.lsn());
+        w.ops = OpFile::create(&inner.dir, w.seq + 1)?;
+        w.ops_no += 1;
     }
-    inner.durable.mark_synced(w.lsn());
-    w.ops = OpFile::create(&inner.dir, w.seq + 1)?;
-    w.ops_no += 1;
     w.compacting = Some(Vec::new());
     Ok(Job {
         version,

@@ -246,22 +246,20 @@ pub(crate) fn replay(dir: &Path, snapshot_seq: u64) -> Result<Replay> {
             out.last_file = Some((path, pos as u64));
         }
     }
-    if let Some(due) = expected {
-        if due <= snapshot_seq {
-            // The logs end before the snapshot: fine, the snapshot covers them.
-            out.last_seq = snapshot_seq;
-        }
+    if let Some(due) = expected
+        && due <= snapshot_seq
+    {
+        // The logs end before the snapshot: fine, the snapshot covers them.
+        out.last_seq = snapshot_seq;
     }
-    if let Some(&(seq, _)) = out.ops.first() {
-        if seq != snapshot_seq + 1 {
-            return Err(Error::corrupt(
-                dir,
-                0,
-                format!(
-                    "the snapshot covers ops up to {snapshot_seq} but the op logs resume at {seq}"
-                ),
-            ));
-        }
+    if let Some(&(seq, _)) = out.ops.first()
+        && seq != snapshot_seq + 1
+    {
+        return Err(Error::corrupt(
+            dir,
+            0,
+            format!("the snapshot covers ops up to {snapshot_seq} but the op logs resume at {seq}"),
+        ));
     }
     Ok(out)
 }

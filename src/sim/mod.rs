@@ -1,11 +1,21 @@
 //! Workloads for benchmarks, the `feedcore` command and tests: synthetic notices,
-//! Twitter-like follow graphs, random graph operations. The strategy laboratory grows
-//! here.
+//! follow graphs (Twitter-calibrated and plain Zipf), random graph operations, seeded
+//! post/read workloads, and the strategy laboratory's engine harness.
 
 mod graph_gen;
+mod graph_model;
 mod graph_ops;
+mod lab;
+mod memory;
 mod synthetic;
+mod workload;
+mod zipf_graph;
 
 pub use graph_gen::{GraphSummary, TwitterGraph, summarize};
+pub use graph_model::GraphModel;
 pub use graph_ops::{RelationOp, random_relation_ops};
+pub use lab::{EngineRun, LATENCY_QUANTILES, LabConfig, Observer, run_engine};
+pub use memory::{estimate_bytes, mem_total_bytes, resident_anon_bytes, trim_heap};
 pub use synthetic::{SYNTHETIC_BODY_BYTES, synthetic_notice};
+pub use workload::{Op, PostKind, PostOp, Workload, WorkloadSummary};
+pub use zipf_graph::ZipfGraph;

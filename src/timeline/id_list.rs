@@ -141,8 +141,20 @@ impl IdLists {
         max: usize,
         out: &mut Vec<u64>,
     ) -> bool {
-        let guard = epoch::pin();
-        let shared = self.slots[user as usize].load(Ordering::Acquire, &guard);
+        self.copy_below_pinned(&epoch::pin(), user, below, max, out)
+    }
+
+    /// [`IdLists::copy_below`] under the caller's pin (a pull merge pins once for
+    /// thousands of lists).
+    pub(crate) fn copy_below_pinned(
+        &self,
+        guard: &epoch::Guard,
+        user: u32,
+        below: Option<u64>,
+        max: usize,
+        out: &mut Vec<u64>,
+    ) -> bool {
+        let shared = self.slots[user as usize].load(Ordering::Acquire, guard);
         // SAFETY: loaded under `guard`.
         let Some(list) = (unsafe { shared.as_ref() }) else {
             return true;
@@ -165,6 +177,23 @@ impl IdLists {
             if list.seq.load(Ordering::Relaxed) == s1 {
                 return take == end;
             }
+        }
+    }
+
+    /// Prefetch hints for walking many lists: `slot` brings in the user's slot;
+    /// `list` (a few users later, once the slot is in) the list's header and newest
+    /// ids. Hints only: no effect on results, whatever races.
+    pub(crate) fn prefetch_slot(&self, user: u32) {
+        crate::timeline::prefetch(&self.slots[user as usize]);
+    }
+
+    pub(crate) fn prefetch_list(&self, guard: &epoch::Guard, user: u32) {
+        let shared = self.slots[user as usize].load(Ordering::Relaxed, guard);
+        // SAFETY: loaded under `guard`; lists are destroyed only after unlinking.
+        if let Some(list) = unsafe { shared.as_ref() } {
+            crate::timeline::prefetch(list);
+            let len = list.len.load(Ordering::Relaxed) as usize;
+            crate::timeline::prefetch(list.ids.as_ptr().wrapping_add(len.saturating_sub(1)));
         }
     }
 

@@ -9,4 +9,4 @@ mod timelines;
 
 pub(crate) use id_list::IdLists;
 pub use page::{Page, TimelinePage};
-pub(crate) use timelines::Timelines;
+pub(crate) use timelines::{Timelines, prefetch};

@@ -31,7 +31,7 @@ pub(crate) struct UserSlot {
 
 /// Hints the CPU to bring `ptr`'s cache line in; a no-op where there is no such hint.
 #[inline(always)]
-fn prefetch<T>(ptr: *const T) {
+pub(crate) fn prefetch<T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and never changes memory, whatever the address.
     unsafe {

@@ -17,6 +17,8 @@ pub(crate) struct LoadArgs {
     pub(crate) durability: Durability,
     pub(crate) print_acks: bool,
     pub(crate) batch: usize,
+    /// The graph's `compact_after_changes`, when not the default.
+    pub(crate) compact_after: Option<u64>,
 }
 
 fn bar(len: u64, what: &'static str) -> ProgressBar {
@@ -86,12 +88,14 @@ pub(crate) fn run(args: &LoadArgs) -> feedcore::Result<ExitCode> {
         }
     }
     if args.graph_ops > 0 {
+        let defaults = GraphConfig::default();
         let graph = FollowGraph::open(
             crate::graph_dir(&args.dir),
             GraphConfig {
                 users_max: args.users,
                 durability: args.durability,
-                ..Default::default()
+                compact_after_changes: args.compact_after.unwrap_or(defaults.compact_after_changes),
+                ..defaults
             },
         )?;
         let progress = bar(args.graph_ops, "graph ops");

@@ -3,9 +3,16 @@
 //! A store directory holds the notice log in `DIR/notices` and the follow graph in
 //! `DIR/graph`.
 
+mod bench_log;
+mod engine_load;
+mod graph_cmd;
 mod load;
+mod redis_baseline;
 mod report;
+mod resp;
 mod sim;
+mod sim_plots;
+mod sim_report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +61,16 @@ enum Command {
         /// Append in batches of this many notices.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Sets the graph's `compact_after_changes`, so that background compactions
+        /// run during the load (for the crash tests, which kill it mid-compaction).
+        #[arg(long, hide = true)]
+        compact_after: Option<u64>,
+        /// Runs this many seeded engine operations (posts, follows, mutes, reads)
+        /// through an `Engine` on the store instead, after every user reads once and
+        /// follows user 0; with `--print-acks`, prints `ack post ...`, `ack follow A B`
+        /// and `ack mute A B` lines (see `engine_load.rs`). For the engine crash test.
+        #[arg(long, hide = true, default_value_t = 0)]
+        engine_ops: u64,
     },
     /// Verify every record of a store; exit 0 when sound, 1 with the file and byte
     /// offset of each problem.
@@ -69,8 +86,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a workload on a temporary store and print throughput beside a baseline.
-    Sim(sim::SimArgs),
+    /// The strategy laboratory: generate a follow graph, run the same seeded workload
+    /// through every timeline strategy (and optionally Redis), print one table; JSON
+    /// and SVG plots on request.
+    Sim(Box<sim::SimArgs>),
+    /// Generate a follow graph and print its statistics beside Kwak et al.'s.
+    Graph(graph_cmd::GraphCmdArgs),
+    /// The notice log alone: append, random reads, reopen, each beside a baseline.
+    BenchLog(bench_log::BenchLogArgs),
 }
 
 /// Durability modes as command-line values.
@@ -109,6 +132,22 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Load {
             dir,
+            users,
+            seed,
+            durability,
+            print_acks,
+            engine_ops,
+            ..
+        } if engine_ops > 0 => engine_load::run(&engine_load::EngineLoadArgs {
+            dir,
+            ops: engine_ops,
+            users,
+            seed,
+            durability: durability.to_durability(),
+            print_acks,
+        }),
+        Command::Load {
+            dir,
             notices,
             graph_ops,
             users,
@@ -116,6 +155,8 @@ fn main() -> ExitCode {
             durability,
             print_acks,
             batch,
+            compact_after,
+            engine_ops: _,
         } => load::run(&load::LoadArgs {
             dir,
             notices,
@@ -125,10 +166,13 @@ fn main() -> ExitCode {
             durability: durability.to_durability(),
             print_acks,
             batch,
+            compact_after,
         }),
         Command::Check { dir } => report::check(&dir),
         Command::Stats { dir, json } => report::stats(&dir, json),
         Command::Sim(args) => sim::run(&args),
+        Command::Graph(args) => graph_cmd::run(&args),
+        Command::BenchLog(args) => bench_log::run(&args),
     };
     match outcome {
         Ok(code) => code,

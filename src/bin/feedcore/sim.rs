@@ -1,240 +1,430 @@
-//! `feedcore sim`: until the strategy laboratory lands, a real workload on the notice
-//! log (load, reopen, random reads), each figure next to a baseline run in the same
-//! process.
+//! `feedcore sim`: the strategy laboratory. Generates a follow graph, drives the same
+//! seeded workload through an engine per strategy (and, with `--baseline redis`,
+//! through Redis as Twitter and Mastodon keep timelines), prints one table, and with
+//! `--json` / `--report DIR` writes the figures and SVG plots.
+//!
+//! Order of work: every option is checked (and the memory the run needs estimated
+//! against the machine's) before anything is generated; then graph, then for each
+//! read:write ratio each strategy on a fresh store, then the baselines.
 
-use std::fs::File;
-use std::hint::black_box;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Args;
-use feedcore::sim::synthetic_notice;
-use feedcore::{Durability, LogConfig, NoticeId, NoticeLog};
+use clap::{Args, ValueEnum};
+use feedcore::Strategy;
+use feedcore::sim::{
+    LabConfig, Observer, Workload, estimate_bytes, mem_total_bytes, run_engine, summarize,
+};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
+
+use crate::graph_cmd::GraphArgs;
+use crate::redis_baseline::{self, Layout, RedisServer};
+use crate::sim_report::{self, Row, SimReport};
+
+/// Strategies as command-line values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StrategyArg {
+    Push,
+    Pull,
+    Hybrid,
+    Selective,
+    Lossy,
+}
+
+/// Baselines as command-line values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BaselineArg {
+    /// A local redis-server: lists (Twitter) and sorted sets (Mastodon).
+    Redis,
+}
 
 #[derive(Args)]
 pub(crate) struct SimArgs {
-    /// Notices to append.
-    #[arg(long, default_value_t = 2_000_000)]
-    notices: u64,
-    /// Random reads, spread over the reader threads.
-    #[arg(long, default_value_t = 20_000_000)]
-    reads: u64,
-    /// Reader threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Keep the store in this directory instead of a temporary one (it must not exist
-    /// yet or be empty).
+    #[command(flatten)]
+    pub(crate) graph: GraphArgs,
+    /// Operations (posts plus reads) per strategy and ratio. The default finishes all
+    /// five strategies in about two minutes on a 2-core machine.
+    #[arg(long, default_value_t = 250_000)]
+    pub(crate) ops: u64,
+    /// Reads per post.
+    #[arg(long, default_value_t = 10.0)]
+    pub(crate) read_write: f64,
+    /// Run each strategy at each ratio instead: `read-write=0.1,1,10`.
     #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Seed of the read pattern.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub(crate) sweep: Option<String>,
+    /// Run only this strategy (default: all five).
+    #[arg(long, value_enum)]
+    pub(crate) strategy: Option<StrategyArg>,
+    /// Hybrid: authors with at least this many followers are pulled.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) hybrid_followers_min: u32,
+    /// Selective: the Feeding Frenzy threshold (above 1 pushes more).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) selective_threshold: f64,
+    /// Lossy: K, the follows a reader may have before deliveries are dropped.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) lossy_k: u32,
+    /// Zipf exponent of posting rates over users (1: a tenth write about 80%).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) post_skew: f64,
+    /// Zipf exponent of reading rates over users.
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) read_skew: f64,
+    /// Fraction of posts that reply to a recent post.
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) replies: f64,
+    /// Fraction of posts that repeat a recent post.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) repeats: f64,
+    /// Fraction of original posts that mention someone.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) mentions: f64,
+    /// Fan-out worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) workers: u32,
+    /// Keep the stores in this directory (missing or empty) instead of a temporary one.
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write report.json and SVG plots into this directory.
+    #[arg(long)]
+    pub(crate) report: Option<PathBuf>,
+    /// Run the same workload through a baseline too.
+    #[arg(long, value_enum)]
+    pub(crate) baseline: Option<BaselineArg>,
 }
 
-fn bar(len: u64, what: &'static str) -> ProgressBar {
-    ProgressBar::new(len).with_message(what).with_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+/// Set by Ctrl-C: every loop stops at its next check and the figures so far print.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Progress bars for the phases of one run, and the Ctrl-C flag.
+pub(crate) struct Phases {
+    label: String,
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl Phases {
+    fn new(label: String) -> Phases {
+        Phases {
+            label,
+            bar: RefCell::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Phases {
+    fn phase(&self, name: &'static str, len: u64) {
+        self.finish();
+        let bar = ProgressBar::new(len).with_message(format!("{} {name}", self.label));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>28} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn advance(&self, done: u64) {
+        if let Some(bar) = &*self.bar.borrow() {
+            bar.set_position(done);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        STOP.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Parses `read-write=0.1,1,10`.
+fn parse_sweep(spec: &str) -> Result<Vec<f64>, String> {
+    let list = spec.strip_prefix("read-write=").ok_or_else(|| {
+        format!(
+            "--sweep {spec:?}: the only sweep is read-write=R1,R2,... (e.g. read-write=0.1,1,10)"
         )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    )
+    })?;
+    let ratios: Vec<f64> = list
+        .split(',')
+        .map(|r| {
+            r.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("--sweep: {r:?} is not a read:write ratio (a number >= 0)"))
+        })
+        .collect::<Result<_, _>>()?;
+    if ratios.is_empty() {
+        return Err("--sweep: no ratios".into());
+    }
+    Ok(ratios)
 }
 
-fn rate(count: u64, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64()
+/// The strategies to run, with their parameters.
+fn strategies(args: &SimArgs) -> Vec<Strategy> {
+    let all = [
+        Strategy::Push,
+        Strategy::Pull,
+        Strategy::Hybrid {
+            followers_min: args.hybrid_followers_min,
+        },
+        Strategy::Selective {
+            push_threshold: args.selective_threshold,
+        },
+        Strategy::Lossy {
+            follows_reasonable: args.lossy_k,
+        },
+    ];
+    let wanted = args.strategy.map(|s| match s {
+        StrategyArg::Push => "push",
+        StrategyArg::Pull => "pull",
+        StrategyArg::Hybrid => "hybrid",
+        StrategyArg::Selective => "selective",
+        StrategyArg::Lossy => "lossy",
+    });
+    all.into_iter()
+        .filter(|s| wanted.is_none_or(|w| w == s.name()))
+        .collect()
+}
+
+/// Everything checked before work starts.
+struct Plan {
+    model: feedcore::sim::GraphModel,
+    workloads: Vec<Workload>,
+    strategies: Vec<Strategy>,
+}
+
+fn plan(args: &SimArgs) -> Result<Plan, String> {
+    let model = args.graph.model()?;
+    if args.ops == 0 {
+        return Err("--ops is 0; a run needs at least one operation".into());
+    }
+    if !(1..=64).contains(&args.workers) {
+        return Err(format!("--workers is {}; it must be 1 to 64", args.workers));
+    }
+    if !(args.selective_threshold.is_finite() && args.selective_threshold > 0.0) {
+        return Err(format!(
+            "--selective-threshold {} must be a positive number",
+            args.selective_threshold
+        ));
+    }
+    if args.lossy_k == 0 {
+        return Err("--lossy-k must be at least 1".into());
+    }
+    let ratios = match &args.sweep {
+        Some(spec) => parse_sweep(spec)?,
+        None => vec![args.read_write],
+    };
+    let workloads: Vec<Workload> = ratios
+        .iter()
+        .map(|&r| Workload {
+            users: model.users(),
+            ops: args.ops,
+            read_write_ratio: r,
+            post_skew: args.post_skew,
+            read_skew: args.read_skew,
+            reply_fraction: args.replies,
+            repeat_fraction: args.repeats,
+            mention_fraction: args.mentions,
+            page_size: 20,
+            seed: args.graph.seed,
+        })
+        .collect();
+    for w in &workloads {
+        w.validate().map_err(|r| format!("workload: {r}"))?;
+    }
+    let fewest_reads = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let posts = (args.ops as f64 / (1.0 + fewest_reads)) as u64;
+    let need = estimate_bytes(u64::from(model.users()), model.follows_mean(), 800, posts);
+    if let Some(total) = mem_total_bytes()
+        && need > total
+    {
+        return Err(format!(
+            "{} users with {} follows each and {} posts need about {:.1} GiB; this machine has {:.1} GiB (MemTotal)",
+            model.users(),
+            model.follows_mean(),
+            posts,
+            need as f64 / f64::from(1 << 30),
+            total as f64 / f64::from(1 << 30)
+        ));
+    }
+    if let Some(dir) = &args.dir
+        && dir.exists()
+        && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some())
+    {
+        return Err(format!("--dir {}: must be missing or empty", dir.display()));
+    }
+    if args.baseline == Some(BaselineArg::Redis) && redis_baseline::find_binary().is_none() {
+        return Err(
+            "--baseline redis: redis-server is not on PATH; install it (apt-get install redis-server)"
+                .into(),
+        );
+    }
+    let strategies = strategies(args);
+    Ok(Plan {
+        model,
+        workloads,
+        strategies,
+    })
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> feedcore::Error {
+    move |source| feedcore::Error::Io { context, source }
 }
 
 pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
-    if args.notices == 0 || args.threads == 0 {
-        eprintln!("feedcore sim: --notices and --threads must be at least 1");
-        return Ok(ExitCode::from(2));
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(reason) => {
+            eprintln!("feedcore sim: {reason}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
     }
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::Relaxed) {
+            // A second Ctrl-C: leave now (a redis child dies with us, PDEATHSIG).
+            std::process::exit(130);
+        }
+        eprintln!("\nfeedcore sim: interrupted; finishing the current phase's figures");
+    });
+    let wall = Instant::now();
     let temp;
-    let store: &Path = match &args.dir {
-        Some(dir) => dir,
+    let store: PathBuf = match &args.dir {
+        Some(dir) => dir.clone(),
         None => {
-            temp = tempfile::tempdir().map_err(|e| feedcore::Error::Io {
-                context: "creating a temporary directory".into(),
-                source: e,
-            })?;
-            temp.path()
+            temp =
+                tempfile::tempdir().map_err(io_error("creating a temporary directory".into()))?;
+            temp.path().to_path_buf()
         }
     };
-    let log_dir = crate::notices_dir(store);
-    println!(
-        "feedcore sim: {} notices of {} bytes, {} random reads on {} threads, store {}",
-        args.notices,
-        feedcore::sim::SYNTHETIC_BODY_BYTES,
-        args.reads,
-        args.threads,
-        store.display()
-    );
 
-    // 1. Append, OS-buffered, one notice per call.
-    let config = LogConfig {
-        durability: Durability::Buffered,
-        ..Default::default()
-    };
-    let log = NoticeLog::open(&log_dir, config.clone())?;
-    let progress = bar(args.notices, "append");
-    let start = Instant::now();
-    for i in 0..args.notices {
-        let id = NoticeId(log.len() + 1);
-        log.append(&synthetic_notice(id))?;
-        if i % 4096 == 0 {
-            progress.set_position(i);
+    // The graph.
+    let spinner = ProgressBar::new_spinner().with_message(format!(
+        "generating a {} graph of {} users",
+        plan.model.name(),
+        plan.model.users()
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let started = Instant::now();
+    let edges = plan.model.edges();
+    let graph_s = started.elapsed().as_secs_f64();
+    spinner.set_message("summarising the graph");
+    let summary = summarize(plan.model.users(), &edges);
+    spinner.set_message("summarising the workloads");
+    let workload_summaries: Vec<_> = plan.workloads.iter().map(Workload::summarize).collect();
+    spinner.finish_and_clear();
+
+    let mut report = SimReport::new(
+        args,
+        &plan.model,
+        &summary,
+        &plan.workloads,
+        &workload_summaries,
+        &plan.strategies,
+        graph_s,
+    );
+    'ratios: for workload in &plan.workloads {
+        for &strategy in &plan.strategies {
+            if STOP.load(Ordering::Relaxed) {
+                break 'ratios;
+            }
+            let dir = store.join(format!(
+                "rw{}-{}",
+                workload.read_write_ratio,
+                strategy.name()
+            ));
+            let phases = Phases::new(format!(
+                "{} r:w {}",
+                strategy.name(),
+                workload.read_write_ratio
+            ));
+            let config = LabConfig {
+                strategy,
+                workers: args.workers,
+                ..LabConfig::default()
+            };
+            let run = run_engine(&dir, &edges, workload, &config, &phases)?;
+            drop(phases);
+            report.add(Row::from_engine(&run, workload.read_write_ratio));
+            if args.dir.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
-    let append_time = start.elapsed();
-    progress.finish_and_clear();
-    log.sync()?;
-    let check = NoticeLog::check(&log_dir)?;
-    let record_bytes = check.record_bytes;
-    let record_mean = (record_bytes / args.notices).max(1) as usize;
-
-    // Baseline: the same number of bytes, in the same number of `write_all` calls, to a
-    // plain file on the same filesystem.
-    let plain = store.join("plain-write-baseline");
-    let start = Instant::now();
-    {
-        let mut file = File::create(&plain).map_err(|e| feedcore::Error::Io {
-            context: format!("creating {}", plain.display()),
-            source: e,
-        })?;
-        let chunk = vec![0x5au8; record_mean];
-        for _ in 0..args.notices {
-            file.write_all(black_box(&chunk))
-                .map_err(|e| feedcore::Error::Io {
-                    context: format!("writing {}", plain.display()),
-                    source: e,
-                })?;
+    let mut failure = None;
+    if args.baseline == Some(BaselineArg::Redis) && !STOP.load(Ordering::Relaxed) {
+        let mut followers: Vec<Vec<u32>> = vec![Vec::new(); plan.model.users() as usize];
+        for &(a, b) in &edges {
+            followers[b.0 as usize].push(a.0);
+        }
+        drop(edges);
+        if let Err(e) = run_redis(&plan, &followers, &mut report) {
+            failure = Some(e);
         }
     }
-    let plain_time = start.elapsed();
-    let _ = std::fs::remove_file(&plain);
-
-    // 2. Random reads with bodies, against a Vec<String> of the same bodies in memory.
-    let reads_per_thread = args.reads / args.threads as u64;
-    let progress = bar(reads_per_thread * args.threads as u64, "read");
-    let start = Instant::now();
-    let touched: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.threads)
-            .map(|t| {
-                let log = &log;
-                let progress = &progress;
-                s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(args.seed + t as u64);
-                    let mut sum = 0u64;
-                    for i in 0..reads_per_thread {
-                        let id = NoticeId(rng.random_range(1..=args.notices));
-                        let notice = log.get(id).expect("every appended notice is readable");
-                        sum += notice.body().len() as u64 + u64::from(notice.author().0 & 1);
-                        if i % 65536 == 0 {
-                            progress.inc(65536.min(reads_per_thread - i));
-                        }
-                    }
-                    sum
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("reader threads do not panic"))
-            .sum()
-    });
-    let read_time = start.elapsed();
-    progress.finish_and_clear();
-    black_box(touched);
-
-    let bodies: Vec<String> = (1..=args.notices)
-        .map(|id| synthetic_notice(NoticeId(id)).body)
-        .collect();
-    let start = Instant::now();
-    let baseline_touched: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.threads)
-            .map(|t| {
-                let bodies = &bodies;
-                s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(args.seed + t as u64);
-                    let mut sum = 0u64;
-                    for _ in 0..reads_per_thread {
-                        let i = rng.random_range(0..bodies.len());
-                        sum += black_box(&bodies[i]).len() as u64;
-                    }
-                    sum
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("reader threads do not panic"))
-            .sum()
-    });
-    let vec_time = start.elapsed();
-    black_box(baseline_touched);
-    drop(bodies);
-
-    // 3. Reopen: the recovery scan verifies every record.
-    drop(log);
-    let start = Instant::now();
-    let log = NoticeLog::open(&log_dir, config)?;
-    let reopen_time = start.elapsed();
-    assert_eq!(log.len(), args.notices, "reopen finds every notice");
-
-    let reads = reads_per_thread * args.threads as u64;
-    let mb = record_bytes as f64 / 1e6;
-    println!();
-    println!(
-        "{:<34} {:>16} {:>20} {:>8}",
-        "figure", "feedcore", "baseline", "ratio"
-    );
-    println!(
-        "{:<34} {:>13.0} /s {:>17.0} /s {:>8.2}",
-        "append, buffered (notices)",
-        rate(args.notices, append_time),
-        rate(args.notices, plain_time),
-        plain_time.as_secs_f64() / append_time.as_secs_f64()
-    );
-    println!(
-        "{:<34} {:>11.1} MB/s {:>15.1} MB/s {:>8.2}",
-        "append, buffered (bytes)",
-        mb / append_time.as_secs_f64(),
-        mb / plain_time.as_secs_f64(),
-        plain_time.as_secs_f64() / append_time.as_secs_f64()
-    );
-    println!(
-        "{:<34} {:>13.0} /s {:>17.0} /s {:>8.2}",
-        "random get with body",
-        rate(reads, read_time),
-        rate(reads, vec_time),
-        vec_time.as_secs_f64() / read_time.as_secs_f64()
-    );
-    println!(
-        "{:<34} {:>11.1} ns {:>17.1} ns {:>8}",
-        "  per get, per thread",
-        read_time.as_nanos() as f64 * args.threads as f64 / reads as f64,
-        vec_time.as_nanos() as f64 * args.threads as f64 / reads as f64,
-        ""
-    );
-    println!(
-        "{:<34} {:>11.2} GB/s {:>20} {:>8}",
-        "reopen (recovery scan)",
-        record_bytes as f64 / 1e9 / reopen_time.as_secs_f64(),
-        format!("{:.0} ms", reopen_time.as_secs_f64() * 1e3),
-        ""
-    );
-    println!();
-    println!(
-        "baselines: append against write_all of the same bytes in as many calls to a plain file;"
-    );
-    println!(
-        "get against indexing a Vec<String> of the same bodies in memory; ratio = baseline time / feedcore time"
-    );
+    report.finish(wall.elapsed().as_secs_f64(), STOP.load(Ordering::Relaxed));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).expect("json values serialise")
+        );
+    } else {
+        report.print_table();
+    }
+    if let Some(dir) = &args.report {
+        sim_report::write_files(&report, dir)?;
+        if !args.json {
+            println!("report: {}", dir.display());
+        }
+    }
+    if let Some(e) = failure {
+        eprintln!("feedcore sim: redis baseline: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    if STOP.load(Ordering::Relaxed) {
+        eprintln!("feedcore sim: interrupted: the figures above cover what ran");
+        return Ok(ExitCode::from(130));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Both Redis layouts at each ratio, on one server that is stopped whatever happens.
+fn run_redis(plan: &Plan, followers: &[Vec<u32>], report: &mut SimReport) -> Result<(), String> {
+    let server = RedisServer::start()?;
+    for workload in &plan.workloads {
+        for layout in [Layout::List, Layout::SortedSet] {
+            if STOP.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let phases = Phases::new(format!(
+                "{} r:w {}",
+                layout.name(),
+                workload.read_write_ratio
+            ));
+            let run = redis_baseline::run(&server, layout, followers, workload, &phases)?;
+            report.add(Row::from_redis(&run, workload.read_write_ratio));
+        }
+    }
+    drop(server);
+    Ok(())
 }

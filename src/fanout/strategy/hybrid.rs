@@ -2,10 +2,10 @@
 //! celebrity rule); reads merge the stored timeline with the followed big authors.
 //!
 //! An author's class word says big (1) or not (0); it changes when a follow or unfollow
-//! crosses the threshold, through `Signals::set_class`, so notices decided under the
-//! other class are pulled.
+//! crosses the threshold, through `Signals::set_class`: readers rebuild their ring once
+//! before trusting it for an author who became small.
 
-use super::{Ctx, FanoutStrategy, pair_since};
+use super::{Ctx, FanoutStrategy, PairRead, push_pair};
 use crate::ids::UserId;
 
 pub(crate) struct Hybrid {
@@ -23,26 +23,26 @@ impl FanoutStrategy for Hybrid {
         true
     }
 
-    fn pull_below(&self, ctx: &Ctx<'_>, author: u32, reader: u32) -> u64 {
+    fn pair(&self, ctx: &Ctx<'_>, author: u32, reader: u32) -> PairRead {
         if author == reader {
-            return 0;
+            return PairRead::Push { since: 0 };
         }
         let class = ctx.signals.user(author);
         if class.class == BIG {
-            u64::MAX
+            PairRead::Pull
         } else {
-            pair_since(&[class])
+            push_pair(&[class])
         }
     }
 
-    fn on_open(&self, ctx: &Ctx<'_>, users: u32, next_id: &dyn Fn() -> u64) {
+    fn on_open(&self, ctx: &Ctx<'_>, users: u32) {
         for author in 0..users {
-            self.on_followers_changed(ctx, author, next_id);
+            self.on_followers_changed(ctx, author);
         }
     }
 
-    fn on_followers_changed(&self, ctx: &Ctx<'_>, author: u32, next_id: &dyn Fn() -> u64) {
+    fn on_followers_changed(&self, ctx: &Ctx<'_>, author: u32) {
         let big = ctx.graph.follower_count(UserId(author)) >= u64::from(self.followers_min);
-        ctx.signals.set_class(Some(author), u16::from(big), next_id);
+        ctx.signals.set_class(Some(author), u16::from(big));
     }
 }

@@ -1,14 +1,16 @@
 //! Timeline strategies: who gets a notice pushed into their stored timeline, and what a
 //! read must pull instead. One trait, one file per strategy.
 //!
-//! The contract between a strategy's two halves: for every pair (author, reader), the
-//! reader's stored ring holds every notice of the author at or above the ring's floor
-//! and at or above `pull_below(author, reader)` (once delivered); a read pulls the
-//! author's notices below that bound. Decisions change over time (a rate crosses a
-//! threshold); a change goes through [`Signals::set_class`], which makes readers pull
-//! everything of the user while it is under way and, afterwards, every notice older
-//! than the change, so a read never trusts the ring for a notice a worker decided on
-//! under the old rule.
+//! The contract between a strategy's two halves: for every pair (author, reader) that
+//! [`FanoutStrategy::pair`] calls push, the reader's stored ring holds every notice of
+//! the author at or above the ring's floor, once delivered, provided the ring was
+//! rebuilt after the pair's `since`; pairs it calls pull are pulled at read time.
+//! Decisions change over time (a rate crosses a threshold); a change goes through
+//! [`Signals::set_class`], which marks the user's pairs "pull" while it is under way and
+//! then records the change's ticket. A reader whose ring was rebuilt before the newest
+//! ticket of its push pairs rebuilds it (with the current decisions) before trusting
+//! it, so a read never trusts the ring for a notice a worker decided on under an old
+//! rule.
 
 mod hybrid;
 mod lossy;
@@ -92,11 +94,17 @@ impl Strategy {
 pub(crate) const SINCE_ALL: u64 = (1 << 48) - 1;
 
 /// What strategies decide from: a class word per user and one global word, each
-/// `(class << 48) | since`, where `since` is the first notice id decided under the
-/// class (see [`Signals::set_class`]).
+/// `(class << 48) | since`, where `since` is the ticket of the change that set the class
+/// (see [`Signals::set_class`]).
 pub(crate) struct Signals {
     words: Box<[AtomicU64]>,
     global: AtomicU64,
+    /// Hands out change tickets (see `set_class`).
+    tickets: AtomicU64,
+    /// Per reader: the ticket its ring was last rebuilt for (see the module comment).
+    /// Set by the rebuilding reader; only grows in effect (a rebuild stores what it
+    /// planned for, and plans only grow).
+    repaired: Box<[AtomicU64]>,
 }
 
 /// A class word, unpacked.
@@ -120,7 +128,17 @@ impl Signals {
         Signals {
             words: (0..users).map(|_| AtomicU64::new(0)).collect(),
             global: AtomicU64::new(0),
+            tickets: AtomicU64::new(0),
+            repaired: (0..users).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    pub(crate) fn repaired(&self, reader: u32) -> u64 {
+        self.repaired[reader as usize].load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_repaired(&self, reader: u32, since: u64) {
+        self.repaired[reader as usize].fetch_max(since, Ordering::SeqCst);
     }
 
     pub(crate) fn user(&self, user: u32) -> Class {
@@ -132,12 +150,13 @@ impl Signals {
     }
 
     /// Moves `user` (or the global word, for `None`) to `class`. One change at a time
-    /// per word: the word first says "under way" (readers pull everything), then
-    /// `next_id()` is read, then the word says `since = next_id`: every notice from
-    /// `since` on is published after the change began, so the worker that decides on
-    /// it sees the new class; every notice before it is pulled by readers. A change
-    /// that finds another under way is skipped (retried at the next signal).
-    pub(crate) fn set_class(&self, user: Option<u32>, class: u16, next_id: impl FnOnce() -> u64) {
+    /// per word: the word first says "under way" (readers pull the user's pairs), then
+    /// it gets its class and a fresh ticket from a counter that only grows. A reader
+    /// trusts its ring for a push pair only once it was rebuilt (with the decisions of
+    /// the moment) after the newest ticket of the words the pair's decision reads; the
+    /// ticket, not a notice id, so two changes with no post between them still differ.
+    /// A change that finds another under way is skipped (retried at the next signal).
+    pub(crate) fn set_class(&self, user: Option<u32>, class: u16) {
         let word = match user {
             Some(u) => &self.words[u as usize],
             None => &self.global,
@@ -154,8 +173,8 @@ impl Signals {
         {
             return;
         }
-        let since = next_id().min(SINCE_ALL - 1);
-        word.store((u64::from(class) << 48) | since, Ordering::SeqCst);
+        let ticket = (self.tickets.fetch_add(1, Ordering::SeqCst) + 1).min(SINCE_ALL - 1);
+        word.store((u64::from(class) << 48) | ticket, Ordering::SeqCst);
     }
 }
 
@@ -175,16 +194,15 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     /// Whether `reader` gets notice `id` of `author` pushed into its stored timeline.
     fn push_to(&self, ctx: &Ctx<'_>, id: u64, author: u32, reader: u32) -> bool;
 
-    /// Whether a read must ask [`FanoutStrategy::pull_below`] for each followed author
-    /// (false: the stored timeline holds everything at or above its floor).
+    /// Whether a read must ask [`FanoutStrategy::pair`] for each followed author
+    /// (false: every pair is push, since the beginning).
     fn per_author_reads(&self) -> bool {
         false
     }
 
-    /// For a read by `reader`: `author`'s notices below this id must be pulled (0:
-    /// none, every one is in the stored timeline; `u64::MAX`: all of them).
-    fn pull_below(&self, _ctx: &Ctx<'_>, _author: u32, _reader: u32) -> u64 {
-        0
+    /// How a read by `reader` gets `author`'s notices.
+    fn pair(&self, _ctx: &Ctx<'_>, _author: u32, _reader: u32) -> PairRead {
+        PairRead::Push { since: 0 }
     }
 
     /// Whether the stored timeline is a sample of the candidates (lossy): rules that
@@ -194,24 +212,38 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     }
 
     /// The engine opened: classify whatever needs classifying (all users exist).
-    fn on_open(&self, _ctx: &Ctx<'_>, _users: u32, _next_id: &dyn Fn() -> u64) {}
+    fn on_open(&self, _ctx: &Ctx<'_>, _users: u32) {}
 
     /// A post by `author` was accepted (`next_id` gives the next notice id).
-    fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64, _next_id: &dyn Fn() -> u64) {}
+    fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64) {}
 
     /// `reader` read its home timeline.
-    fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64, _next_id: &dyn Fn() -> u64) {}
+    fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64) {}
 
     /// `author`'s follower count may have changed.
-    fn on_followers_changed(&self, _ctx: &Ctx<'_>, _author: u32, _next_id: &dyn Fn() -> u64) {}
+    fn on_followers_changed(&self, _ctx: &Ctx<'_>, _author: u32) {}
 
     /// Measured costs: nanoseconds per push delivery and per author pulled at a read.
-    fn on_costs(&self, _ctx: &Ctx<'_>, _push_ns: f64, _pull_ns: f64, _next_id: &dyn Fn() -> u64) {}
+    fn on_costs(&self, _ctx: &Ctx<'_>, _push_ns: f64, _pull_ns: f64) {}
 }
 
-/// A pair's bound from the class words involved: every notice from the newest `since`
-/// on was decided under the current classes; `SINCE_ALL` while a change is under way.
-pub(crate) fn pair_since(classes: &[Class]) -> u64 {
+/// How a read gets one author's notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PairRead {
+    /// Pull them all (at or above the ring's floor) from the author's list.
+    Pull,
+    /// They are pushed; the ring is trusted for the pair once it was rebuilt after the
+    /// change with ticket `since`.
+    Push { since: u64 },
+}
+
+/// A push pair's read from the class words its decision used: `since` is the newest of
+/// theirs; a pair with a change under way is pulled.
+pub(crate) fn push_pair(classes: &[Class]) -> PairRead {
     let since = classes.iter().map(|c| c.since).max().unwrap_or(0);
-    if since == SINCE_ALL { u64::MAX } else { since }
+    if since == SINCE_ALL {
+        PairRead::Pull
+    } else {
+        PairRead::Push { since }
+    }
 }

@@ -1,6 +1,6 @@
 //! Pull: nothing is pushed; a read is a k-way merge of the followed authors' lists.
 
-use super::{Ctx, FanoutStrategy};
+use super::{Ctx, FanoutStrategy, PairRead};
 
 pub(crate) struct Pull;
 
@@ -17,7 +17,7 @@ impl FanoutStrategy for Pull {
         true
     }
 
-    fn pull_below(&self, _ctx: &Ctx<'_>, _author: u32, _reader: u32) -> u64 {
-        u64::MAX
+    fn pair(&self, _ctx: &Ctx<'_>, _author: u32, _reader: u32) -> PairRead {
+        PairRead::Pull
     }
 }

@@ -1,0 +1,212 @@
+//! `feedcore graph`: generate a follow graph and print its statistics beside the
+//! targets measured by Kwak et al. (WWW 2010) on the Twitter graph of 2009.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use feedcore::sim::{GraphModel, GraphSummary, TwitterGraph, ZipfGraph, summarize};
+
+/// Graph models as command-line values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// Calibrated on Kwak et al.: 35 follows a user, follower exponent 2.28, top
+    /// account followed by 7%, 22% of connected pairs reciprocal, 2000-follow cap.
+    Twitter,
+    /// Plain Zipf popularity (`--zipf-exponent`), exponential out-degrees, no
+    /// reciprocity model.
+    Zipf,
+}
+
+/// The graph options shared by `feedcore graph` and `feedcore sim`.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct GraphArgs {
+    /// Users in the generated graph.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) users: u32,
+    /// The graph model.
+    #[arg(long, value_enum, default_value_t = ModelArg::Twitter)]
+    pub(crate) model: ModelArg,
+    /// Mean follows per user.
+    #[arg(long, default_value_t = 35.0)]
+    pub(crate) follows_mean: f64,
+    /// The Zipf model's popularity exponent s (follower counts get about 1 + 1/s).
+    #[arg(long, default_value_t = 0.78)]
+    pub(crate) zipf_exponent: f64,
+    /// Seed of the graph (and of the workload).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+impl GraphArgs {
+    /// The model, or why the options cannot make one.
+    pub(crate) fn model(&self) -> Result<GraphModel, String> {
+        if self.users == 0 {
+            return Err("--users is 0; a graph needs at least 2 users".into());
+        }
+        if self.users < 2 {
+            return Err(format!(
+                "--users is {}; a graph needs at least 2 users",
+                self.users
+            ));
+        }
+        if !(self.follows_mean.is_finite() && self.follows_mean > 0.0) {
+            return Err(format!(
+                "--follows-mean {} must be a positive number",
+                self.follows_mean
+            ));
+        }
+        if self.follows_mean > f64::from(self.users - 1) {
+            return Err(format!(
+                "--follows-mean {} is above the {} other users each user can follow (--users {})",
+                self.follows_mean,
+                self.users - 1,
+                self.users
+            ));
+        }
+        Ok(match self.model {
+            ModelArg::Twitter => GraphModel::Twitter(TwitterGraph {
+                users: self.users,
+                follows_mean: self.follows_mean,
+                seed: self.seed,
+                ..TwitterGraph::default()
+            }),
+            ModelArg::Zipf => {
+                if !(self.zipf_exponent.is_finite() && self.zipf_exponent > 0.0) {
+                    return Err(format!(
+                        "--zipf-exponent {} must be a positive number",
+                        self.zipf_exponent
+                    ));
+                }
+                GraphModel::Zipf(ZipfGraph {
+                    users: self.users,
+                    follows_mean: self.follows_mean,
+                    popularity_exponent: self.zipf_exponent,
+                    seed: self.seed,
+                    ..ZipfGraph::default()
+                })
+            }
+        })
+    }
+}
+
+/// `feedcore graph` options.
+#[derive(Args)]
+pub(crate) struct GraphCmdArgs {
+    #[command(flatten)]
+    pub(crate) graph: GraphArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The statistics as JSON (`in` = followers, `out` = follows).
+pub(crate) fn summary_json(s: &GraphSummary) -> serde_json::Value {
+    serde_json::json!({
+        "users": s.users,
+        "follows": s.follows,
+        "out_degree": { "mean": s.follows_mean, "median": s.follows_median, "max": s.follows_max },
+        "in_degree": { "mean": s.follows_mean, "median": s.followers_median, "max": s.followers_max },
+        "follower_exponent_fitted": finite(s.follower_exponent),
+        "reciprocal_pairs": s.reciprocal_pairs,
+        "top_follower_fraction": s.top_follower_fraction,
+    })
+}
+
+/// NaN and infinities are not JSON: they become null.
+pub(crate) fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        serde_json::json!(x)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+pub(crate) fn run(args: &GraphCmdArgs) -> feedcore::Result<ExitCode> {
+    let model = match args.graph.model() {
+        Ok(m) => m,
+        Err(reason) => {
+            eprintln!("feedcore graph: {reason}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let started = Instant::now();
+    let edges = model.edges();
+    let generated_s = started.elapsed().as_secs_f64();
+    let s = summarize(model.users(), &edges);
+    if args.json {
+        let params: serde_json::Map<String, serde_json::Value> = model
+            .parameters()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        let value = serde_json::json!({
+            "model": model.name(),
+            "parameters": params,
+            "summary": summary_json(&s),
+            "generated_s": generated_s,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("json values serialise")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} graph, {} users, {} follows, seed {} (generated in {:.1} s)",
+        model.name(),
+        s.users,
+        s.follows,
+        args.graph.seed,
+        generated_s
+    );
+    println!();
+    println!(
+        "{:<38} {:>12} {:>22}",
+        "statistic", "generated", "Kwak et al. 2010"
+    );
+    let row = |name: &str, value: String, target: &str| {
+        println!("{name:<38} {value:>12} {target:>22}");
+    };
+    row(
+        "follows per user, mean (= in-degree mean)",
+        format!("{:.1}", s.follows_mean),
+        "35.3",
+    );
+    row(
+        "follows per user (out-degree), median",
+        s.follows_median.to_string(),
+        "",
+    );
+    row(
+        "follows per user (out-degree), max",
+        s.follows_max.to_string(),
+        "2000 (cap)",
+    );
+    row(
+        "followers per user (in-degree), median",
+        s.followers_median.to_string(),
+        "",
+    );
+    row(
+        "followers per user (in-degree), max",
+        s.followers_max.to_string(),
+        "",
+    );
+    row(
+        "follower power-law exponent (fit >= 10)",
+        format!("{:.2}", s.follower_exponent),
+        "2.28",
+    );
+    row(
+        "top account's followers / users",
+        format!("{:.1}%", 100.0 * s.top_follower_fraction),
+        "about 7%",
+    );
+    row(
+        "reciprocal pairs / connected pairs",
+        format!("{:.1}%", 100.0 * s.reciprocal_pairs),
+        "22.1%",
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,511 @@
+//! The laboratory's results: one row per (system, ratio), the printed table, the JSON
+//! report and the report directory.
+//!
+//! The JSON keeps what the seed decides apart from what the machine measured:
+//! `workload` (graph parameters and statistics, workload parameters, operation counts
+//! and a digest of the sequence, the strategies and their parameters) is the same
+//! byte for byte for the same options; `measured` (rates, latencies, memory, costs,
+//! times, the machine) is not.
+
+use std::path::Path;
+
+use feedcore::Strategy;
+use feedcore::sim::{EngineRun, GraphModel, GraphSummary, Workload, WorkloadSummary};
+use serde_json::{Value, json};
+
+use crate::graph_cmd::{finite, summary_json};
+use crate::redis_baseline::RedisRun;
+use crate::sim::SimArgs;
+
+/// One line of the table.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    /// Strategy name, or `redis-list` / `redis-zset`.
+    pub(crate) name: &'static str,
+    pub(crate) read_write: f64,
+    pub(crate) complete: bool,
+    /// Posts per second of time spent inside post calls.
+    pub(crate) posts_per_s: f64,
+    /// Deliveries per second of wall time (run plus final flush).
+    pub(crate) deliveries_per_s: f64,
+    /// Reads per second of time spent inside reads.
+    pub(crate) reads_per_s: f64,
+    /// Read latency p50, p99, p999, microseconds.
+    pub(crate) read_us: [f64; 3],
+    /// Delivery lag p50, p99, milliseconds.
+    pub(crate) lag_ms: [f64; 2],
+    /// feedcore: anonymous RSS delta; Redis: used_memory delta. MB.
+    pub(crate) memory_mb: f64,
+    pub(crate) bytes_per_entry: f64,
+    /// Id bytes touched per operation (feedcore only).
+    pub(crate) cost_per_op: Option<f64>,
+    pub(crate) quantiles: Vec<(f64, u64)>,
+    /// Everything measured, for the JSON report.
+    pub(crate) detail: Value,
+}
+
+fn per_s(n: u64, d: std::time::Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
+}
+
+fn quantiles_json(q: &[(f64, u64)]) -> Value {
+    Value::Array(
+        q.iter()
+            .map(|&(q, ns)| json!([q, ns as f64 / 1000.0]))
+            .collect(),
+    )
+}
+
+impl Row {
+    pub(crate) fn from_engine(r: &EngineRun, read_write: f64) -> Row {
+        let us = |q| r.read_ns(q) as f64 / 1000.0;
+        let s = &r.stats;
+        let row = Row {
+            name: r.strategy,
+            read_write,
+            complete: r.complete,
+            posts_per_s: per_s(r.posts, r.post_time),
+            deliveries_per_s: per_s(r.deliveries, r.run + r.flush),
+            reads_per_s: per_s(r.reads, r.read_time),
+            read_us: [us(0.5), us(0.99), us(0.999)],
+            lag_ms: [s.delivery_lag_ms_p50, s.delivery_lag_ms_p99],
+            memory_mb: r.resident_anon_delta_bytes as f64 / 1e6,
+            bytes_per_entry: s.timeline_bytes_per_entry,
+            cost_per_op: Some(r.cost_per_op()),
+            quantiles: r.read_ns_quantiles.clone(),
+            detail: Value::Null,
+        };
+        let detail = json!({
+            "system": "feedcore",
+            "strategy": r.strategy,
+            "read_write": read_write,
+            "complete": r.complete,
+            "ops_done": r.ops_done,
+            "posts": r.posts,
+            "reads": r.reads,
+            "seconds": {
+                "load": r.load.as_secs_f64(), "warm_up": r.warm_up.as_secs_f64(),
+                "run": r.run.as_secs_f64(), "flush": r.flush.as_secs_f64(),
+                "in_posts": r.post_time.as_secs_f64(), "in_reads": r.read_time.as_secs_f64(),
+            },
+            "posts_per_s": row.posts_per_s,
+            "deliveries": r.deliveries,
+            "deliveries_per_s": row.deliveries_per_s,
+            "reads_per_s": row.reads_per_s,
+            "read_latency_us": {
+                "p50": row.read_us[0], "p99": row.read_us[1], "p999": row.read_us[2],
+                "quantiles": quantiles_json(&r.read_ns_quantiles),
+            },
+            "delivery_lag_ms": { "p50": s.delivery_lag_ms_p50, "p99": s.delivery_lag_ms_p99, "max": s.delivery_lag_ms_max },
+            "memory": {
+                "resident_anon_delta_bytes": r.resident_anon_delta_bytes,
+                "source": "/proc/self/statm resident - shared, after the run minus before the load",
+                "timeline_bytes": s.timeline_bytes,
+                "timeline_entries": s.timeline_entries,
+                "timeline_bytes_per_entry": s.timeline_bytes_per_entry,
+            },
+            "cost": {
+                "unit": "id bytes touched (EngineStats::cost_bytes_touched)",
+                "per_op": r.cost_per_op(),
+                "bytes_touched": r.cost_bytes_touched,
+                "timeline_writes": r.cost_timeline_writes,
+                "author_index_reads": r.cost_author_index_reads,
+                "merge_steps": r.cost_merge_steps,
+                "ring_reads": r.cost_ring_reads,
+                "push_ns": s.push_ns,
+                "pull_ns_per_author": s.pull_ns_per_author,
+            },
+            "rebuilds": s.rebuilds,
+            "body_bytes_read": r.body_bytes_read,
+        });
+        Row { detail, ..row }
+    }
+
+    pub(crate) fn from_redis(r: &RedisRun, read_write: f64) -> Row {
+        let us = |q| r.read_ns(q) as f64 / 1000.0;
+        let row = Row {
+            name: r.layout,
+            read_write,
+            complete: r.complete,
+            posts_per_s: per_s(r.posts, r.post_time),
+            deliveries_per_s: per_s(r.deliveries, r.run),
+            reads_per_s: per_s(r.reads, r.read_time),
+            read_us: [us(0.5), us(0.99), us(0.999)],
+            lag_ms: [r.lag_ms_p50, r.lag_ms_p99],
+            memory_mb: r.used_memory_delta_bytes as f64 / 1e6,
+            bytes_per_entry: r.bytes_per_entry,
+            cost_per_op: None,
+            quantiles: r.read_ns_quantiles.clone(),
+            detail: Value::Null,
+        };
+        let detail = json!({
+            "system": "redis",
+            "layout": r.layout,
+            "read_write": read_write,
+            "complete": r.complete,
+            "ops_done": r.ops_done,
+            "posts": r.posts,
+            "reads": r.reads,
+            "seconds": { "run": r.run.as_secs_f64(), "in_posts": r.post_time.as_secs_f64(), "in_reads": r.read_time.as_secs_f64() },
+            "posts_per_s": row.posts_per_s,
+            "deliveries": r.deliveries,
+            "deliveries_per_s": row.deliveries_per_s,
+            "reads_per_s": row.reads_per_s,
+            "read_latency_us": {
+                "p50": row.read_us[0], "p99": row.read_us[1], "p999": row.read_us[2],
+                "quantiles": quantiles_json(&r.read_ns_quantiles),
+            },
+            "delivery_lag_ms": { "p50": r.lag_ms_p50, "p99": r.lag_ms_p99,
+                "meaning": "a post's SET plus its pipelined fan-out, synchronous" },
+            "memory": {
+                "used_memory_delta_bytes": r.used_memory_delta_bytes,
+                "source": "INFO memory used_memory after the run minus before (bodies included)",
+                "timeline_bytes_per_entry": r.bytes_per_entry,
+                "bytes_per_entry_source": "MEMORY USAGE / LLEN or ZCARD over up to 1000 timelines",
+            },
+        });
+        Row { detail, ..row }
+    }
+}
+
+/// The whole report as it is built.
+pub(crate) struct SimReport {
+    workload: Value,
+    pub(crate) ratios: Vec<f64>,
+    pub(crate) rows: Vec<Row>,
+    header: String,
+    graph_s: f64,
+    wall_s: f64,
+    interrupted: bool,
+}
+
+fn strategy_json(s: &Strategy) -> Value {
+    match *s {
+        Strategy::Push | Strategy::Pull => json!({ "name": s.name() }),
+        Strategy::Hybrid { followers_min } => {
+            json!({ "name": s.name(), "followers_min": followers_min })
+        }
+        Strategy::Selective { push_threshold } => {
+            json!({ "name": s.name(), "push_threshold": push_threshold })
+        }
+        Strategy::Lossy { follows_reasonable } => {
+            json!({ "name": s.name(), "follows_reasonable": follows_reasonable })
+        }
+    }
+}
+
+impl SimReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        args: &SimArgs,
+        model: &GraphModel,
+        summary: &GraphSummary,
+        workloads: &[Workload],
+        summaries: &[WorkloadSummary],
+        strategies: &[Strategy],
+        graph_s: f64,
+    ) -> SimReport {
+        let params: serde_json::Map<String, Value> = model
+            .parameters()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let w = &workloads[0];
+        let runs: Vec<Value> = workloads
+            .iter()
+            .zip(summaries)
+            .map(|(w, s)| {
+                json!({
+                    "read_write": w.read_write_ratio,
+                    "posts": s.posts, "reads": s.reads, "replies": s.replies,
+                    "repeats": s.repeats, "mentions": s.mentions, "readers": s.readers,
+                    "top_tenth_post_share": s.top_tenth_post_share,
+                    "digest": format!("{:016x}", s.digest),
+                })
+            })
+            .collect();
+        let workload = json!({
+            "graph": { "model": model.name(), "parameters": params, "summary": summary_json(summary) },
+            "workload": {
+                "users": w.users, "ops": w.ops, "seed": w.seed,
+                "post_skew": w.post_skew, "read_skew": w.read_skew,
+                "reply_fraction": w.reply_fraction, "repeat_fraction": w.repeat_fraction,
+                "mention_fraction": w.mention_fraction, "page_size": w.page_size,
+                "body_bytes": feedcore::sim::SYNTHETIC_BODY_BYTES,
+                "durability": "buffered", "workers": args.workers, "timeline_capacity": 800,
+                "simulated_ms": feedcore::sim::LabConfig::default().simulated_ms,
+                "warm_up": "every user reads its home timeline once before the run",
+            },
+            "ratios": runs,
+            "strategies": strategies.iter().map(strategy_json).collect::<Vec<_>>(),
+            "baseline": args.baseline.map(|_| "redis"),
+        });
+        let s = &summaries[0];
+        let header = format!(
+            "{} graph: {} users, {} follows (mean {:.1}, top account followed by {:.1}%, fitted exponent {:.2}, reciprocal pairs {:.1}%)\n\
+             workload: {} ops per run, seed {}; a tenth of the users write {:.0}% of posts; replies {:.0}%, repeats {:.0}%, mentions {:.0}% of originals; pages of {} with bodies",
+            model.name(),
+            summary.users,
+            summary.follows,
+            summary.follows_mean,
+            100.0 * summary.top_follower_fraction,
+            summary.follower_exponent,
+            100.0 * summary.reciprocal_pairs,
+            w.ops,
+            w.seed,
+            100.0 * s.top_tenth_post_share,
+            100.0 * w.reply_fraction,
+            100.0 * w.repeat_fraction,
+            100.0 * w.mention_fraction,
+            w.page_size,
+        );
+        SimReport {
+            workload,
+            ratios: workloads.iter().map(|w| w.read_write_ratio).collect(),
+            rows: Vec::new(),
+            header,
+            graph_s,
+            wall_s: 0.0,
+            interrupted: false,
+        }
+    }
+
+    pub(crate) fn add(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub(crate) fn finish(&mut self, wall_s: f64, interrupted: bool) {
+        self.wall_s = wall_s;
+        self.interrupted = interrupted;
+    }
+
+    fn push_row(&self, read_write: f64) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.name == "push" && r.read_write == read_write)
+    }
+
+    /// `value / push's value` for each figure, when push ran at the same ratio.
+    fn ratio_to_push(&self, row: &Row) -> Option<Value> {
+        let push = self.push_row(row.read_write)?;
+        let r = |a: f64, b: f64| finite(a / b);
+        Some(json!({
+            "meaning": "this row's value / feedcore push's value, same workload",
+            "posts_per_s": r(row.posts_per_s, push.posts_per_s),
+            "deliveries_per_s": r(row.deliveries_per_s, push.deliveries_per_s),
+            "reads_per_s": r(row.reads_per_s, push.reads_per_s),
+            "read_us_p50": r(row.read_us[0], push.read_us[0]),
+            "read_us_p99": r(row.read_us[1], push.read_us[1]),
+            "read_us_p999": r(row.read_us[2], push.read_us[2]),
+            "memory": r(row.memory_mb, push.memory_mb),
+            "bytes_per_entry": r(row.bytes_per_entry, push.bytes_per_entry),
+        }))
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let runs: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let mut d = row.detail.clone();
+                if row.cost_per_op.is_none()
+                    && let Some(ratio) = self.ratio_to_push(row)
+                {
+                    d["ratio_to_push"] = ratio;
+                }
+                d
+            })
+            .collect();
+        let sweep: Vec<Value> = self
+            .rows
+            .iter()
+            .filter_map(|r| {
+                r.cost_per_op.map(
+                    |c| json!({ "strategy": r.name, "read_write": r.read_write, "cost_per_op": c }),
+                )
+            })
+            .collect();
+        json!({
+            "workload": self.workload,
+            "measured": {
+                "machine": {
+                    "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+                    "mem_total_bytes": feedcore::sim::mem_total_bytes(),
+                },
+                "graph_generation_s": self.graph_s,
+                "wall_s": self.wall_s,
+                "interrupted": self.interrupted,
+                "runs": runs,
+                "cost_by_ratio": sweep,
+            },
+        })
+    }
+
+    pub(crate) fn print_table(&self) {
+        println!("{}", self.header);
+        println!();
+        println!(
+            "{:<11} {:>5} {:>10} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9}",
+            "strategy",
+            "r:w",
+            "posts/s",
+            "deliv/s",
+            "reads/s",
+            "rd p50us",
+            "rd p99us",
+            "rd p999us",
+            "lag p50",
+            "lag p99",
+            "mem MB",
+            "B/entry",
+            "cost B/op"
+        );
+        let print = |name: String, r: &Row| {
+            println!(
+                "{:<11} {:>5} {:>10.0} {:>11.0} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>9}",
+                name,
+                r.read_write,
+                r.posts_per_s,
+                r.deliveries_per_s,
+                r.reads_per_s,
+                r.read_us[0],
+                r.read_us[1],
+                r.read_us[2],
+                r.lag_ms[0],
+                r.lag_ms[1],
+                r.memory_mb,
+                r.bytes_per_entry,
+                r.cost_per_op.map_or("-".into(), |c| format!("{c:.1}")),
+            );
+        };
+        for r in &self.rows {
+            let mark = if r.complete { "" } else { "*" };
+            print(format!("{}{mark}", r.name), r);
+            if r.cost_per_op.is_none()
+                && let Some(push) = self.push_row(r.read_write)
+            {
+                let x = |a: f64, b: f64| format!("{:.2}x", a / b);
+                println!(
+                    "{:<11} {:>5} {:>10} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9}",
+                    "  / push",
+                    "",
+                    x(r.posts_per_s, push.posts_per_s),
+                    x(r.deliveries_per_s, push.deliveries_per_s),
+                    x(r.reads_per_s, push.reads_per_s),
+                    x(r.read_us[0], push.read_us[0]),
+                    x(r.read_us[1], push.read_us[1]),
+                    x(r.read_us[2], push.read_us[2]),
+                    x(r.lag_ms[0], push.lag_ms[0]),
+                    x(r.lag_ms[1], push.lag_ms[1]),
+                    x(r.memory_mb, push.memory_mb),
+                    x(r.bytes_per_entry, push.bytes_per_entry),
+                    "",
+                );
+            }
+        }
+        println!();
+        println!(
+            "posts/s: posts per second inside post calls (feedcore fans out behind the call; Redis fans out inside it)"
+        );
+        println!(
+            "deliv/s: timeline deliveries per second of run wall time (feedcore: including the final flush)"
+        );
+        println!(
+            "reads/s, rd p*us: home-timeline pages of 20 with every body, one thread; lag: post to delivered everywhere, ms"
+        );
+        println!(
+            "mem MB: feedcore = anonymous resident memory delta from /proc/self/statm (resident - shared; the mapped log is not counted);"
+        );
+        println!(
+            "        Redis = INFO used_memory delta (bodies included). B/entry: engine accounting / Redis MEMORY USAGE per entry"
+        );
+        println!(
+            "cost B/op: id bytes touched per operation (EngineStats::cost_bytes_touched); '/ push' rows: that value / push's value"
+        );
+        if self.rows.iter().any(|r| !r.complete) {
+            println!("*: interrupted; the row covers the operations done before Ctrl-C");
+        }
+        self.print_sweep();
+        println!(
+            "wall time {:.1} s (graph generation {:.1} s)",
+            self.wall_s, self.graph_s
+        );
+    }
+
+    /// With more than one ratio: cost per operation by strategy and ratio, and
+    /// whether selective is within the better of push and pull.
+    fn print_sweep(&self) {
+        if self.ratios.len() < 2 {
+            return;
+        }
+        println!();
+        println!("cost (id bytes touched per op) by read:write ratio");
+        let names: Vec<&str> = {
+            let mut n: Vec<&str> = self
+                .rows
+                .iter()
+                .filter(|r| r.cost_per_op.is_some())
+                .map(|r| r.name)
+                .collect();
+            n.dedup();
+            n.sort_unstable();
+            n.dedup();
+            n
+        };
+        print!("{:<11}", "strategy");
+        for r in &self.ratios {
+            print!(" {:>10}", format!("r:w {r}"));
+        }
+        println!();
+        for name in &names {
+            print!("{name:<11}");
+            for &ratio in &self.ratios {
+                let c = self.cost(name, ratio);
+                print!(" {:>10}", c.map_or("-".into(), |c| format!("{c:.1}")));
+            }
+            println!();
+        }
+        for &ratio in &self.ratios {
+            if let (Some(sel), Some(push), Some(pull)) = (
+                self.cost("selective", ratio),
+                self.cost("push", ratio),
+                self.cost("pull", ratio),
+            ) {
+                let best = push.min(pull);
+                println!(
+                    "r:w {ratio}: selective {sel:.1} vs the better of push and pull {best:.1}: {}",
+                    if sel <= best * 1.0 {
+                        "not worse".to_string()
+                    } else {
+                        format!("{:.2}x worse", sel / best)
+                    }
+                );
+            }
+        }
+    }
+
+    pub(crate) fn cost(&self, name: &str, ratio: f64) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.name == name && r.read_write == ratio)
+            .and_then(|r| r.cost_per_op)
+    }
+}
+
+/// Writes `report.json` and the plots into `dir`.
+pub(crate) fn write_files(report: &SimReport, dir: &Path) -> feedcore::Result<()> {
+    let path = dir.join("report.json");
+    let text = serde_json::to_string_pretty(&report.json()).expect("json values serialise");
+    std::fs::write(&path, text).map_err(|source| feedcore::Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })?;
+    crate::sim_plots::write_all(report, dir).map_err(|e| feedcore::Error::Io {
+        context: format!("drawing the plots in {}", dir.display()),
+        source: std::io::Error::other(e),
+    })
+}

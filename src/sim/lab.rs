@@ -1,0 +1,267 @@
+//! The strategy laboratory's engine harness: loads a generated graph into a fresh
+//! store, opens an [`Engine`] with one strategy, makes every timeline active (every
+//! user reads once), drives a [`Workload`] through it on one thread, and measures.
+//!
+//! Time is simulated for the engine (a manual clock that moves from 0 to
+//! `simulated_ms` over the run, so the selective strategy's hourly rates see the same
+//! time on every machine) and real for the measurements.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::memory::{resident_anon_bytes, trim_heap};
+use super::workload::{Op, Workload};
+use crate::engine::{Clock, Config, Engine, EngineStats};
+use crate::error::Result;
+use crate::fanout::Strategy;
+use crate::graph::{FollowGraph, GraphConfig};
+use crate::ids::UserId;
+use crate::log::Durability;
+use crate::timeline::Page;
+
+/// Where a run is, for progress bars and Ctrl-C. Every method has a default that does
+/// nothing, so `&()` is an observer that sees nothing and never stops.
+pub trait Observer {
+    /// A phase starts: `name` is short ("load", "warm-up", "run"), `len` its units.
+    fn phase(&self, _name: &'static str, _len: u64) {}
+    /// `done` units of the current phase are done.
+    fn advance(&self, _done: u64) {}
+    /// Whether to stop early (Ctrl-C); checked every few hundred operations.
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+impl Observer for () {}
+
+/// How the harness runs an engine.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// The strategy under test.
+    pub strategy: Strategy,
+    /// Fan-out workers (and graph partitions).
+    pub workers: u32,
+    /// Entries per home timeline.
+    pub timeline_capacity: u32,
+    /// Simulated duration of the run for the engine's clock, milliseconds.
+    pub simulated_ms: u64,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            strategy: Strategy::Push,
+            workers: 2,
+            timeline_capacity: 800,
+            simulated_ms: 3_600_000,
+        }
+    }
+}
+
+/// Quantiles at which a read-latency distribution is reported.
+pub const LATENCY_QUANTILES: [f64; 12] = [
+    0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0,
+];
+
+/// What one run measured. Counts of the workload itself are in its
+/// [`WorkloadSummary`](super::WorkloadSummary); everything here may vary with timing.
+#[derive(Clone, Debug, Default)]
+pub struct EngineRun {
+    /// The strategy's name.
+    pub strategy: &'static str,
+    /// False when stopped early: the figures cover `ops_done` operations.
+    pub complete: bool,
+    /// Operations done.
+    pub ops_done: u64,
+    /// Posts made.
+    pub posts: u64,
+    /// Home-timeline reads made.
+    pub reads: u64,
+    /// Bulk load of the graph and opening of the engine.
+    pub load: Duration,
+    /// Every user's first read (not measured below).
+    pub warm_up: Duration,
+    /// The operations, wall time.
+    pub run: Duration,
+    /// Waiting for the fan-out to finish after the last operation.
+    pub flush: Duration,
+    /// Time inside `Engine::post` calls.
+    pub post_time: Duration,
+    /// Time inside reads (page of ids plus every body).
+    pub read_time: Duration,
+    /// Timeline deliveries during the run.
+    pub deliveries: u64,
+    /// Read latency, nanoseconds, at [`LATENCY_QUANTILES`].
+    pub read_ns_quantiles: Vec<(f64, u64)>,
+    /// Notice bodies read (to keep the reads honest).
+    pub body_bytes_read: u64,
+    /// Change of resident anonymous memory from before the load to the end of the
+    /// run, engine open (see [`resident_anon_bytes`]).
+    pub resident_anon_delta_bytes: i64,
+    /// The engine's statistics at the end.
+    pub stats: EngineStats,
+    /// Cost counters during the run (warm-up subtracted): timeline writes, author-list
+    /// ids read, merge steps, ring ids read, id bytes touched.
+    pub cost_timeline_writes: u64,
+    /// See `cost_timeline_writes`.
+    pub cost_author_index_reads: u64,
+    /// See `cost_timeline_writes`.
+    pub cost_merge_steps: u64,
+    /// See `cost_timeline_writes`.
+    pub cost_ring_reads: u64,
+    /// See `cost_timeline_writes`; the cost unit of the tables and plots.
+    pub cost_bytes_touched: u64,
+}
+
+impl EngineRun {
+    /// Read latency at quantile `q` (one of [`LATENCY_QUANTILES`]), nanoseconds.
+    pub fn read_ns(&self, q: f64) -> u64 {
+        self.read_ns_quantiles
+            .iter()
+            .find(|(at, _)| (*at - q).abs() < 1e-12)
+            .map_or(0, |&(_, ns)| ns)
+    }
+
+    /// Cost units (id bytes touched) per operation.
+    pub fn cost_per_op(&self) -> f64 {
+        self.cost_bytes_touched as f64 / self.ops_done.max(1) as f64
+    }
+}
+
+/// Loads `edges` into a new store in `dir` (which must be empty or missing), runs
+/// `workload` through an engine with `config`, and measures. `edges` are the graph's
+/// follows among `workload.users` users.
+pub fn run_engine(
+    dir: &Path,
+    edges: &[(UserId, UserId)],
+    workload: &Workload,
+    config: &LabConfig,
+    observer: &dyn Observer,
+) -> Result<EngineRun> {
+    let users = workload.users;
+    trim_heap();
+    let rss_before = resident_anon_bytes().unwrap_or(0);
+
+    observer.phase("load", edges.len() as u64);
+    let started = Instant::now();
+    let graph_config = GraphConfig {
+        users_max: users,
+        partitions: config.workers,
+        durability: Durability::Buffered,
+        ..GraphConfig::default()
+    };
+    drop(FollowGraph::bulk_load(
+        dir.join("graph"),
+        graph_config,
+        edges.iter().copied(),
+    )?);
+    let clock = Clock::manual(0);
+    let engine = Engine::open(
+        dir,
+        Config {
+            users_max: users,
+            timeline_capacity: config.timeline_capacity,
+            durability: Durability::Buffered,
+            workers: config.workers,
+            clock: clock.clone(),
+            strategy: config.strategy,
+            ..Config::default()
+        },
+    )?;
+    observer.advance(edges.len() as u64);
+    let load = started.elapsed();
+
+    // Every timeline active: the fan-out delivers to every follower, as Redis does.
+    observer.phase("warm-up", u64::from(users));
+    let started = Instant::now();
+    for u in 0..users {
+        engine.home_timeline(UserId(u), Page::latest(workload.page_size))?;
+        if u % 4096 == 0 {
+            observer.advance(u64::from(u));
+            if observer.stopped() {
+                break;
+            }
+        }
+    }
+    let warm_up = started.elapsed();
+    let before = engine.stats();
+
+    observer.phase("run", workload.ops);
+    let mut latency =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
+    let mut run = EngineRun {
+        strategy: config.strategy.name(),
+        complete: true,
+        load,
+        warm_up,
+        ..EngineRun::default()
+    };
+    let started = Instant::now();
+    for (i, op) in workload.ops().enumerate() {
+        if i % 256 == 0 {
+            if observer.stopped() {
+                run.complete = false;
+                break;
+            }
+            observer.advance(i as u64);
+            clock.set_ms(config.simulated_ms * i as u64 / workload.ops.max(1));
+        }
+        match op {
+            Op::Post(post) => {
+                let notice = post.notice();
+                let t = Instant::now();
+                engine.post(notice)?;
+                run.post_time += t.elapsed();
+                run.posts += 1;
+            }
+            Op::Read(user) => {
+                let t = Instant::now();
+                let page = engine.home_timeline(user, Page::latest(workload.page_size))?;
+                let mut bytes = 0;
+                for id in &page.ids {
+                    if let Some(notice) = engine.notice(*id) {
+                        bytes += notice.body().len() as u64 + 1;
+                    }
+                }
+                let ns = t.elapsed();
+                run.read_time += ns;
+                run.body_bytes_read += bytes;
+                let _ = latency.record((ns.as_nanos() as u64).max(1));
+                run.reads += 1;
+            }
+        }
+        run.ops_done += 1;
+    }
+    run.run = started.elapsed();
+    let started = Instant::now();
+    engine.flush()?;
+    run.flush = started.elapsed();
+
+    let after = engine.stats();
+    run.deliveries = after.deliveries - before.deliveries;
+    run.cost_timeline_writes = after.cost_timeline_writes - before.cost_timeline_writes;
+    run.cost_author_index_reads = after.cost_author_index_reads - before.cost_author_index_reads;
+    run.cost_merge_steps = after.cost_merge_steps - before.cost_merge_steps;
+    run.cost_ring_reads = after.cost_ring_reads - before.cost_ring_reads;
+    run.cost_bytes_touched = after.cost_bytes_touched - before.cost_bytes_touched;
+    run.read_ns_quantiles = LATENCY_QUANTILES
+        .iter()
+        .map(|&q| {
+            (
+                q,
+                if latency.is_empty() {
+                    0
+                } else {
+                    latency.value_at_quantile(q)
+                },
+            )
+        })
+        .collect();
+    run.resident_anon_delta_bytes = resident_anon_bytes().unwrap_or(0) as i64 - rss_before as i64;
+    run.stats = after;
+    drop(engine);
+    trim_heap();
+    Ok(run)
+}

@@ -1,0 +1,412 @@
+//! Guards the fuzz targets' findings on stable Rust: every file of `fuzz/corpus/segment/`
+//! goes through `feedcore::fuzzing::segment` (recovery scan and directory check) and
+//! every file of `fuzz/corpus/notice/` through `feedcore::fuzzing::notice` (validation,
+//! encoding, archive check); any panic is a regression. The corpus holds the seeds that
+//! `regenerate_seeds` writes, inputs the fuzzer found that add coverage, and the inputs
+//! of fixed crashes.
+//!
+//! Also guards the corpus against going stale: the `sound-*` seeds must still check
+//! sound, so a change of the record or archive layout fails here until the seeds are
+//! rewritten with `cargo test --test fuzz_corpus -- --ignored regenerate_seeds` (then
+//! fuzz again: the inputs the fuzzer found are of the old layout too).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use feedcore::sim::synthetic_notice;
+use feedcore::{Durability, GroupId, LogConfig, NewNotice, NoticeId, NoticeLog, Scope, UserId};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus")
+        .join(target)
+}
+
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = corpus_dir(target);
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds no input", dir.display());
+    files
+}
+
+fn replay(target: &str, harness: fn(&[u8])) {
+    for path in corpus(target) {
+        let data = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        // Name the input before running it, so a panic's output says which one.
+        eprintln!("{target}: {}", path.display());
+        harness(&data);
+    }
+}
+
+#[test]
+fn segment_corpus_replays() {
+    replay("segment", feedcore::fuzzing::segment);
+}
+
+#[test]
+fn notice_corpus_replays() {
+    replay("notice", feedcore::fuzzing::notice);
+}
+
+#[test]
+fn sound_seeds_still_check_sound() {
+    let sound: Vec<PathBuf> = corpus("segment")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sound-"))
+        })
+        .collect();
+    assert!(sound.len() >= 3, "the sound-* seeds are missing");
+    for path in sound {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        fs::copy(&path, dir.path().join("00000001.seg")).expect("copying a seed");
+        let report = NoticeLog::check(dir.path()).expect("check reports");
+        assert!(
+            report.problems.is_empty(),
+            "{} no longer checks sound ({:?}): the layout changed; rewrite the seeds with \
+             `cargo test --test fuzz_corpus -- --ignored regenerate_seeds`, then fuzz again",
+            path.display(),
+            report.problems
+        );
+    }
+}
+
+// ---- The seeds ----------------------------------------------------------------------
+
+const SEGMENT_BYTES: u64 = 64 * 1024;
+/// Bytes of a segment header; records start after it.
+const SEGMENT_HEADER_BYTES: usize = 64;
+/// Bytes of a record header.
+const RECORD_HEADER_BYTES: usize = 16;
+/// Byte of the tag inside a record header.
+const TAG_OFFSET: usize = 9;
+const TAG_NOTICE: u8 = 1;
+const TAG_TOMBSTONE: u8 = 2;
+const TAG_SCRUBBED: u8 = 3;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: SEGMENT_BYTES,
+        durability: Durability::Buffered,
+        ..Default::default()
+    }
+}
+
+fn segment(dir: &Path, index: u32) -> Vec<u8> {
+    fs::read(dir.join(format!("{index:08}.seg"))).expect("the segment exists")
+}
+
+/// A record found by walking the headers of a segment.
+#[derive(Clone, Copy)]
+struct Record {
+    offset: usize,
+    len: usize,
+    tag: u8,
+}
+
+impl Record {
+    fn end(&self) -> usize {
+        self.offset + RECORD_HEADER_BYTES + self.len.div_ceil(16) * 16
+    }
+}
+
+// [len: u32 LE][crc32c: u32 LE][version: u8][tag: u8][id: u48 LE][payload][zero pad to 16]
+fn records(bytes: &[u8]) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    let mut pos = SEGMENT_HEADER_BYTES;
+    while pos + RECORD_HEADER_BYTES <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        if len == 0 {
+            break;
+        }
+        let record = Record {
+            offset: pos,
+            len,
+            tag: bytes[pos + TAG_OFFSET],
+        };
+        out.push(record);
+        pos = record.end();
+    }
+    out
+}
+
+fn end_of_records(bytes: &[u8]) -> usize {
+    records(bytes)
+        .last()
+        .map_or(SEGMENT_HEADER_BYTES, Record::end)
+}
+
+/// The segment cut to `len` bytes, its header saying so (and its checksum right), so
+/// that small seeds get past the size check.
+// [magic: 8][format: u32][index: u32][first_id: u64][segment_bytes: u64][28 zero][crc32c]
+fn resized(bytes: &[u8], len: usize) -> Vec<u8> {
+    let mut out = bytes[..len].to_vec();
+    out[24..32].copy_from_slice(&(len as u64).to_le_bytes());
+    reseal(&mut out);
+    out
+}
+
+/// Recomputes the header checksum after an edit of the header.
+fn reseal(bytes: &mut [u8]) {
+    let crc = crc32c::crc32c(&bytes[0..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn append_varied(log: &NoticeLog) {
+    let first = log
+        .append(&NewNotice {
+            author: UserId(1),
+            body: "hello fediverse".into(),
+            created_at_ms: 1_700_000_000_000,
+            ..Default::default()
+        })
+        .expect("a valid notice");
+    let reply = log
+        .append(&NewNotice {
+            author: UserId(2),
+            body: "@alice a reply with #Tags and ünïcödé".into(),
+            reply_to: Some(first),
+            conversation: Some(1),
+            mentions: vec![UserId(1), UserId(3), UserId(1)],
+            tags: vec!["#Tags".into(), "rust".into()],
+            scope: Scope::Followers,
+            ..Default::default()
+        })
+        .expect("a valid notice");
+    log.append(&NewNotice {
+        author: UserId(3),
+        body: String::new(),
+        repeat_of: Some(reply),
+        scope: Scope::Addressees,
+        group: Some(GroupId(9)),
+        ..Default::default()
+    })
+    .expect("a valid notice");
+    log.append(&NewNotice {
+        author: UserId(4),
+        body: "from elsewhere".into(),
+        uri: Some("https://remote.example/notice/42".into()),
+        ..Default::default()
+    })
+    .expect("a valid notice");
+}
+
+fn append_synthetic(log: &NoticeLog, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        log.append(&synthetic_notice(NoticeId(id)))
+            .expect("a valid notice");
+    }
+}
+
+fn assert_sound(dir: &Path) {
+    let report = NoticeLog::check(dir).expect("check reports");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Writes the seed corpora: small valid segments (`segment_bytes` 64 KiB, the minimum;
+/// some resized smaller so the fuzzer runs faster), damaged and truncated variants, and
+/// for notices, archives taken from records and builder inputs.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand when the layout changes"]
+fn regenerate_seeds() {
+    let segment_dir = corpus_dir("segment");
+    let notice_dir = corpus_dir("notice");
+    fs::create_dir_all(&segment_dir).expect("creating the corpus directory");
+    fs::create_dir_all(&notice_dir).expect("creating the corpus directory");
+    let put = |name: &str, bytes: &[u8]| {
+        fs::write(segment_dir.join(name), bytes).expect("writing a seed");
+    };
+
+    // An empty log: header, then zeros.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    drop(NoticeLog::open(dir.path(), config()).expect("a fresh log"));
+    let empty = segment(dir.path(), 1);
+    put("sound-empty-64k", &empty);
+    put("empty-resized-64", &resized(&empty, SEGMENT_HEADER_BYTES));
+    put("empty-resized-1k", &resized(&empty, 1024));
+
+    // Varied notices, some deleted (tombstones, scrubbed records).
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let log = NoticeLog::open(dir.path(), config()).expect("a fresh log");
+        append_varied(&log);
+        append_synthetic(&log, 5..=24);
+        for id in [2, 7, 8, 20] {
+            log.delete(NoticeId(id)).expect("a live notice");
+        }
+        append_synthetic(&log, 25..=25);
+    }
+    assert_sound(dir.path());
+    let mixed = segment(dir.path(), 1);
+    put("sound-mixed-deleted-64k", &mixed);
+    let end = end_of_records(&mixed);
+    put(
+        "sound-mixed-deleted-resized",
+        &resized(&mixed, end.div_ceil(256) * 256),
+    );
+    // The header says less than the records take: a record runs past the end.
+    put(
+        "mixed-resized-short",
+        &resized(&mixed, records(&mixed)[3].offset + 40),
+    );
+
+    // A small sound segment, the base of the damaged variants.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let log = NoticeLog::open(dir.path(), config()).expect("a fresh log");
+        append_varied(&log);
+        append_synthetic(&log, 5..=6);
+        log.delete(NoticeId(2)).expect("a live notice");
+        append_synthetic(&log, 7..=7);
+    }
+    assert_sound(dir.path());
+    let full = segment(dir.path(), 1);
+    let small = resized(&full, end_of_records(&full) + 512);
+    put("sound-small", &small);
+    let recs = records(&small);
+    let cut = end_of_records(&small);
+    let target = recs[2];
+    assert_eq!(target.tag, TAG_NOTICE, "notice 3 is live");
+    let last = *recs.last().expect("records");
+    let flipped = |at: usize, mask: u8| {
+        let mut v = small.clone();
+        v[at] ^= mask;
+        v
+    };
+    put("flip-len", &flipped(target.offset, 0x40));
+    put("flip-crc", &flipped(target.offset + 5, 0x01));
+    put("flip-version", &flipped(target.offset + 8, 0x02));
+    put(
+        "flip-tag-unknown",
+        &flipped(target.offset + TAG_OFFSET, 0x07),
+    );
+    put(
+        "flip-tag-scrubbed",
+        &flipped(target.offset + TAG_OFFSET, TAG_NOTICE ^ TAG_SCRUBBED),
+    );
+    put("flip-id", &flipped(target.offset + 10, 0x01));
+    put(
+        "flip-payload",
+        &flipped(target.offset + RECORD_HEADER_BYTES + target.len / 2, 0x80),
+    );
+    put(
+        "flip-last-payload",
+        &flipped(last.offset + RECORD_HEADER_BYTES + last.len - 1, 0x55),
+    );
+    let mut torn = small.clone();
+    torn[last.offset + RECORD_HEADER_BYTES + last.len / 2..].fill(0);
+    put("torn-last", &torn);
+    let mut garbage = small.clone();
+    garbage[cut + 100..cut + 180].fill(0xab);
+    put("garbage-after-end", &garbage);
+    // The segment header's own fields.
+    let mut v = small.clone();
+    v[0] = b'X';
+    put("bad-magic", &v);
+    let mut v = small.clone();
+    v[20] ^= 1; // first_id, checksum left stale
+    put("bad-header-crc", &v);
+    for (name, range, value) in [
+        ("first-id-zero", 16..24, 0u64.to_le_bytes().to_vec()),
+        ("first-id-3", 16..24, 3u64.to_le_bytes().to_vec()),
+        ("format-2", 8..12, 2u32.to_le_bytes().to_vec()),
+    ] {
+        let mut v = small.clone();
+        v[range].copy_from_slice(&value);
+        reseal(&mut v);
+        put(name, &v);
+    }
+    // Truncated, the header left as it was: the size check.
+    put("truncated-0", &[]);
+    put("truncated-63", &mixed[..63]);
+    put("truncated-100", &mixed[..100]);
+    put("truncated-records", &mixed[..end]);
+
+    // Deleted while a reader holds it: a tombstone, the record not scrubbed yet.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let log = NoticeLog::open(dir.path(), config()).expect("a fresh log");
+        append_synthetic(&log, 1..=6);
+        let held = log.get(NoticeId(3)).expect("a live notice");
+        log.delete(NoticeId(3)).expect("a live notice");
+        let unscrubbed = segment(dir.path(), 1);
+        drop(held);
+        let v = resized(
+            &unscrubbed,
+            end_of_records(&unscrubbed).div_ceil(256) * 256 + 256,
+        );
+        let recs = records(&v);
+        assert_eq!(recs[2].tag, TAG_NOTICE, "the scrub waits for the reader");
+        put("unscrubbed-tombstone", &v);
+        // The tag rewritten, the payload not zeroed yet: an interrupted scrub.
+        let mut v = v.clone();
+        v[recs[2].offset + TAG_OFFSET] = TAG_SCRUBBED;
+        put("scrub-unfinished", &v);
+        // A scrubbed record without its tombstone.
+        let tombstone = recs
+            .iter()
+            .find(|r| r.tag == TAG_TOMBSTONE)
+            .expect("the delete wrote a tombstone");
+        v[tombstone.offset..].fill(0);
+        put("scrubbed-no-tombstone", &v);
+    }
+
+    // A full segment, and the one after it (a later first id, index 2).
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let log = NoticeLog::open(dir.path(), config()).expect("a fresh log");
+        let mut id = 1;
+        while log.stats().segments < 2 {
+            append_synthetic(&log, id..=id);
+            id += 1;
+        }
+        log.delete(NoticeId(id - 1)).expect("a live notice");
+        log.delete(NoticeId(5)).expect("a live notice");
+    }
+    let full = segment(dir.path(), 1);
+    put("full-64k", &full);
+    let mut v = full.clone();
+    let last = *records(&full).last().expect("records");
+    v[last.offset + 20] ^= 0x10;
+    put("full-64k-last-damaged", &v);
+    let second = segment(dir.path(), 2);
+    put(
+        "second-resized",
+        &resized(&second, end_of_records(&second).div_ceil(256) * 256),
+    );
+
+    // Notices: archives as the log stores them, and inputs for the builder.
+    let put = |name: &str, bytes: &[u8]| {
+        fs::write(notice_dir.join(name), bytes).expect("writing a seed");
+    };
+    for (i, r) in records(&mixed).iter().take(6).enumerate() {
+        if r.tag == TAG_NOTICE {
+            let payload = r.offset + RECORD_HEADER_BYTES;
+            put(&format!("archive-{i}"), &mixed[payload..payload + r.len]);
+        }
+    }
+    put("empty", b"");
+    put("zero", &[0]);
+    put("plain-text", b"\x00\x07\x00\x03\x02\x04hello #world");
+    put("repeat-no-body", b"\x05\x01\x00\x00\x00\x00");
+    put(
+        "all-flags",
+        b"\xff\x10\x27\x4f\x27\x08tags and a body with \xc3\xa9 utf8",
+    );
+    put("many-mentions", b"\x00\x01\x00\x45\x00\x00body");
+    let mut tags = b"\x40\x01\x00\x00\x26\x20".to_vec();
+    tags.extend(b"abcdefghijklmnopqrstuvwxyz0123456789".repeat(4));
+    tags.extend(b" body");
+    put("many-tags", &tags);
+    put("invalid-utf8", b"\x80\x02\x00\x01\x01\x01\xff\xfe#\xc0tag");
+    let mut long = vec![0x20u8, 1, 0, 0, 0, 0];
+    long.extend(std::iter::repeat_n(b'x', 5001));
+    put("body-too-long", &long);
+}
