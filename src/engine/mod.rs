@@ -3,10 +3,10 @@
 //! lists, home timelines) and runs the fan-out.
 
 mod config;
-mod engine;
+mod facade;
 mod read;
 mod stats;
 
 pub use config::{Clock, Config};
-pub use engine::Engine;
+pub use facade::Engine;
 pub use stats::EngineStats;

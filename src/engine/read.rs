@@ -10,7 +10,7 @@
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::Ordering;
 
-use super::engine::Shared;
+use super::facade::Shared;
 use crate::error::{Error, Result};
 use crate::fanout::strategy::PairRead;
 use crate::ids::{NoticeId, UserId};
@@ -483,10 +483,7 @@ impl Shared {
         // fall-off rule.
         let mut ahead: VecDeque<(u64, Option<u64>)> = VecDeque::new();
         let mut ids = Vec::with_capacity(limit);
-        loop {
-            let Some((id, repeat_of)) = ahead.pop_front().or_else(&mut next_visible) else {
-                break;
-            };
+        while let Some((id, repeat_of)) = ahead.pop_front().or_else(&mut next_visible) {
             if page.since_id.is_some_and(|s| id <= s.0) {
                 break;
             }

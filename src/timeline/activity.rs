@@ -7,6 +7,7 @@
 //!   wins).
 //! - `ready`: the stored timeline holds every candidate at or above its floor, so reads
 //!   may serve from it. Set by the rebuilding reader once its merge is stored.
+//!
 //! SeqCst throughout: a worker that sees a user not fresh is ordered before the
 //! rebuild that sets it, so the rebuild's merge sees the notice the worker skipped.
 

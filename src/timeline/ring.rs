@@ -91,7 +91,7 @@ impl Ring {
     pub(crate) fn lock(&self) -> Option<WriteGuard<'_>> {
         loop {
             let s = self.seq.load(Ordering::Relaxed);
-            if s % 2 == 0
+            if s.is_multiple_of(2)
                 && self
                     .seq
                     .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)

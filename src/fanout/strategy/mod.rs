@@ -29,10 +29,11 @@ pub(crate) use push::Push;
 pub(crate) use selective::Selective;
 
 /// Which timeline strategy an engine runs (`Config::strategy`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Strategy {
     /// Push every notice to every active follower; a read reads the stored timeline
     /// (Twitter 2012, Mastodon).
+    #[default]
     Push,
     /// Push nothing; a read merges the followed authors' newest notices (GNU social,
     /// Pleroma, Bluesky's open-source AppView).
@@ -59,12 +60,6 @@ pub enum Strategy {
         /// K. Default 2000.
         follows_reasonable: u32,
     },
-}
-
-impl Default for Strategy {
-    fn default() -> Self {
-        Strategy::Push
-    }
 }
 
 impl Strategy {

@@ -327,7 +327,7 @@ impl Engine {
         let ctx = self.shared.strategy_ctx();
         let now = self.shared.config.clock.now_ms();
         self.shared.strategy.on_post(&ctx, author, now);
-        if posts % 1024 == 0 {
+        if posts.is_multiple_of(1024) {
             let push_ns = f64::from_bits(self.shared.costs.push_ns.load(Ordering::Relaxed));
             let pull_ns = f64::from_bits(self.shared.costs.pull_ns.load(Ordering::Relaxed));
             self.shared.strategy.on_costs(&ctx, push_ns, pull_ns);
