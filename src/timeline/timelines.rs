@@ -127,7 +127,7 @@ impl Timelines {
             // SAFETY: the pointer was loaded under `guard`; a ring is only destroyed
             // through `defer_destroy` after it was unlinked, so it lives while pinned.
             let Some(ring) = (unsafe { shared.as_ref() }) else {
-                self.install_first(slot, shared, guard);
+                self.install_first(slot, shared, guard, rest.len());
                 continue;
             };
             let Some(w) = ring.lock() else { continue };
@@ -174,7 +174,7 @@ impl Timelines {
             let shared = slot.load(Ordering::Acquire, &guard);
             // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
             let Some(ring) = (unsafe { shared.as_ref() }) else {
-                self.install_first(slot, shared, &guard);
+                self.install_first(slot, shared, &guard, 0);
                 continue;
             };
             if let Some(w) = ring.lock() {
@@ -189,8 +189,15 @@ impl Timelines {
         slot: &Atomic<Ring>,
         empty: epoch::Shared<'_, Ring>,
         guard: &epoch::Guard,
+        entries: usize,
     ) {
-        let first = Owned::new(Ring::with_slots(self.size_after(0)));
+        // Sized for what is about to go in (a rebuild stores hundreds at once), so the
+        // ring does not grow through every size on the way.
+        let wanted = (entries as u32)
+            .clamp(8, self.capacity)
+            .next_power_of_two()
+            .min(self.capacity);
+        let first = Owned::new(Ring::with_slots(wanted.max(self.size_after(0))));
         // Losing the race is fine: the other thread's ring is as good.
         let _ = slot.compare_exchange(empty, first, Ordering::AcqRel, Ordering::Acquire, guard);
     }
