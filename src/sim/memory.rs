@@ -69,7 +69,7 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(mem_total_bytes().unwrap() > 1 << 20);
             let before = resident_anon_bytes().unwrap();
-            let v = vec![1u8; 64 << 20];
+            let v = std::hint::black_box(vec![1u8; 64 << 20]);
             let after = resident_anon_bytes().unwrap();
             assert!(after >= before + (32 << 20), "{before} -> {after}");
             drop(v);

@@ -2,7 +2,9 @@
 //! Zipf-skewed over users (with the default skew of 1, a tenth of the users write
 //! about four fifths of the notices), read rates per user are Zipf-skewed too (more
 //! mildly, over an independent order of users), and replies, repeats and mentions come
-//! in stated proportions. The same parameters give the same sequence, operation for
+//! in stated proportions. Who posts much is independent of who is followed much (the
+//! orders of users are drawn from a seed mixed apart from the graph's). The same
+//! parameters give the same sequence, operation for
 //! operation, whatever runs it.
 
 use std::collections::VecDeque;
@@ -16,6 +18,10 @@ use rand_distr::weighted::WeightedAliasIndex;
 use super::synthetic::synthetic_notice;
 use crate::ids::{NoticeId, UserId};
 use crate::notice::NewNotice;
+
+/// XORed into the seed, so that the same `--seed` gives a graph and a workload whose
+/// random orders of users are unrelated.
+const WORKLOAD_SEED_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Replies and repeats pick their target among this many most recent posts.
 const RECENT_POSTS: usize = 1024;
@@ -135,8 +141,9 @@ pub struct WorkloadSummary {
     pub repeats: u64,
     /// Posts that mention someone.
     pub mentions: u64,
-    /// Share of the posts written by the tenth of users with the highest posting rate
-    /// (counted over this sequence).
+    /// Share of the posting rate that belongs to the tenth of users with the highest
+    /// rates (from the Zipf weights, not counted over the sequence: a short sequence
+    /// has fewer authors than a tenth of the users and would say 100%).
     pub top_tenth_post_share: f64,
     /// Distinct users who read at least once.
     pub readers: u64,
@@ -198,7 +205,9 @@ impl Workload {
         if let Err(reason) = self.validate() {
             panic!("invalid workload: {reason}");
         }
-        let mut rng = SmallRng::seed_from_u64(self.seed);
+        // Mixed so the workload's orders of users are not the graph generators' (which
+        // shuffle first from the same seed): posting rate independent of popularity.
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ WORKLOAD_SEED_MIX);
         let (posters, post_index) = zipf_users(self.users, self.post_skew, &mut rng);
         let (readers, read_index) = zipf_users(self.users, self.read_skew, &mut rng);
         let read_p = self.read_write_ratio / (1.0 + self.read_write_ratio);
@@ -254,7 +263,6 @@ impl Workload {
             readers: 0,
             digest: 0xcbf2_9ce4_8422_2325,
         };
-        let mut by_author = vec![0u64; self.users as usize];
         let mut read = vec![false; self.users as usize];
         let eat = |digest: &mut u64, x: u64| {
             for b in x.to_le_bytes() {
@@ -270,7 +278,6 @@ impl Workload {
                 }
                 Op::Post(p) => {
                     s.posts += 1;
-                    by_author[p.author.0 as usize] += 1;
                     let (tag, target) = match p.kind {
                         PostKind::Original => (2, 0),
                         PostKind::Reply(id) => {
@@ -292,14 +299,11 @@ impl Workload {
                 }
             }
         }
-        by_author.sort_unstable_by(|a, b| b.cmp(a));
-        let tenth = (self.users as usize).div_ceil(10);
-        let top: u64 = by_author[..tenth].iter().sum();
-        s.top_tenth_post_share = if s.posts == 0 {
-            0.0
-        } else {
-            top as f64 / s.posts as f64
-        };
+        let tenth = self.users.div_ceil(10);
+        let weight = |r: u32| f64::from(r + 1).powf(-self.post_skew);
+        let top: f64 = (0..tenth).map(weight).sum();
+        let all: f64 = top + (tenth..self.users).map(weight).sum::<f64>();
+        s.top_tenth_post_share = top / all;
         s.readers = read.iter().filter(|&&r| r).count() as u64;
         s
     }

@@ -47,7 +47,7 @@ pub(crate) struct SimArgs {
     pub(crate) graph: GraphArgs,
     /// Operations (posts plus reads) per strategy and ratio. The default finishes all
     /// five strategies in about two minutes on a 2-core machine.
-    #[arg(long, default_value_t = 250_000)]
+    #[arg(long, default_value_t = 2_000_000)]
     pub(crate) ops: u64,
     /// Reads per post.
     #[arg(long, default_value_t = 10.0)]

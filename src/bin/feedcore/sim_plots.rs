@@ -10,6 +10,9 @@ use crate::sim_report::{Row, SimReport};
 
 type Res = Result<(), String>;
 
+/// A bar of the throughput plot: its label and how to get it from a row.
+type Metric = (&'static str, fn(&Row) -> f64);
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -65,7 +68,7 @@ fn throughput(rows: &[&Row], ratio: f64, path: &Path) -> Res {
         .y_desc("operations per second (log)")
         .draw()
         .map_err(err)?;
-    let metrics: [(&str, fn(&Row) -> f64); 3] = [
+    let metrics: [Metric; 3] = [
         ("posts/s", |r| r.posts_per_s),
         ("deliveries/s", |r| r.deliveries_per_s),
         ("reads/s", |r| r.reads_per_s),
