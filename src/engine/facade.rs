@@ -375,8 +375,7 @@ impl Engine {
     /// Waits until every notice posted before the call is in the home timelines it
     /// goes to.
     pub fn flush(&self) -> Result<()> {
-        self.pool.flush();
-        Ok(())
+        self.pool.flush().map_err(|cause| Error::Poisoned { cause })
     }
 
     /// Makes everything durable (the log and the graph), whatever the durability mode.

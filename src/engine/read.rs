@@ -25,7 +25,13 @@ struct ReadPlan {
     /// The newest `since` of the push pairs: the ring is trusted only if it was rebuilt
     /// at or after it.
     trust_from: u64,
+    /// Push pairs with their `since`, for repairing only the pairs that changed.
+    pushed: Vec<(u32, u64)>,
 }
+
+/// Above this many changed push pairs, a reader rebuilds its ring instead of merging
+/// each changed author again.
+const REPAIR_MERGES_MAX: usize = 16;
 
 /// A repeat is hidden when its original, or another repeat of it, is among this many
 /// entries before it (Mastodon's reblog fall-off).
@@ -107,6 +113,7 @@ impl<'s> PullMerge<'s> {
             guard: crossbeam_epoch::pin(),
         };
         merge.cost.sources = merge.cursors.len() as u64;
+        let started = std::time::Instant::now();
         // Thousands of lists, each a few cache misses: prefetch ahead so they overlap.
         let lists = &shared.by_author;
         for i in 0..merge.cursors.len() {
@@ -120,6 +127,10 @@ impl<'s> PullMerge<'s> {
             if let Some(&id) = merge.cursors[i].buf.front() {
                 merge.heap.push((id, i));
             }
+        }
+        if merge.cursors.len() >= 8 {
+            // The cost of a pull, per author: opening its list and taking its head.
+            shared.note_pull_ns(started.elapsed().as_nanos() as f64 / merge.cursors.len() as f64);
         }
         merge
     }
@@ -385,12 +396,29 @@ impl Shared {
                 if !seen.ready() {
                     return false;
                 }
-                if plan.trust_from <= self.signals.repaired(user) {
+                let repaired = self.signals.repaired(user);
+                if plan.trust_from <= repaired {
                     self.timelines.touch(user, seen, now);
                     return true;
                 }
-                // A push pair changed its rule after the last rebuild: the ring may
-                // lack notices decided under the old rule. Rebuild it, as below.
+                // Push pairs changed their rule after the last repair: the ring may lack
+                // their notices decided under the old rule. A few pairs: merge those
+                // authors again (as a follow does; idempotent, so a concurrent repair
+                // is harmless); many: rebuild, below.
+                let changed: Vec<u32> = plan
+                    .pushed
+                    .iter()
+                    .filter(|&&(_, since)| since > repaired)
+                    .map(|&(a, _)| a)
+                    .collect();
+                if changed.len() <= REPAIR_MERGES_MAX {
+                    for author in changed {
+                        self.merge_author(user, author);
+                    }
+                    self.signals.set_repaired(user, plan.trust_from);
+                    self.timelines.touch(user, seen, now);
+                    return true;
+                }
             }
             // Deliveries start (fresh) before the merge reads the authors' lists, so
             // nothing posted meanwhile is missed: whatever the ring loses to the
@@ -418,7 +446,10 @@ impl Shared {
         for author in authors {
             match self.strategy.pair(&ctx, author, user) {
                 PairRead::Pull => plan.pulls.push(author),
-                PairRead::Push { since } => plan.trust_from = plan.trust_from.max(since),
+                PairRead::Push { since } => {
+                    plan.trust_from = plan.trust_from.max(since);
+                    plan.pushed.push((author, since));
+                }
             }
         }
         plan
@@ -469,7 +500,6 @@ impl Shared {
 
     /// A page of `user`'s home timeline.
     pub(crate) fn home_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
-        let started = std::time::Instant::now();
         let plan = self.plan(user);
         let from_ring = self.ensure_ready(user, &plan);
         let mut candidates =
@@ -512,11 +542,7 @@ impl Shared {
                 break;
             }
         }
-        let cost = candidates.cost();
-        self.add_read_cost(cost);
-        if cost.sources > 0 {
-            self.note_pull_ns(started.elapsed().as_nanos() as f64 / cost.sources as f64);
-        }
+        self.add_read_cost(candidates.cost());
         let ctx = self.strategy_ctx();
         self.strategy
             .on_read(&ctx, user, self.config.clock.now_ms());

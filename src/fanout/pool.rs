@@ -122,13 +122,16 @@ impl Pool {
         }
         let job = Arc::new(job);
         for tx in &self.senders {
-            tx.send(Arc::clone(&job))
-                .expect("workers run until the pool is dropped");
+            // A worker only stops when the pool is dropped, or by a panic (a bug); then
+            // `flush` reports it.
+            let _ = tx.send(Arc::clone(&job));
         }
     }
 
-    /// Waits until every job submitted before the call is delivered.
-    pub(crate) fn flush(&self) {
+    /// Waits until every job submitted before the call is delivered. `Err` with the
+    /// reason if a worker died (a panic is a bug; the posts it held are in the log, and
+    /// a reopen rebuilds every timeline from it).
+    pub(crate) fn flush(&self) -> Result<(), String> {
         let mut unfinished = self.progress.unfinished.lock();
         let target = unfinished.next_seq;
         while unfinished
@@ -136,8 +139,14 @@ impl Pool {
             .first()
             .is_some_and(|&oldest| oldest < target)
         {
-            self.progress.finished_cv.wait(&mut unfinished);
+            if self.handles.iter().any(JoinHandle::is_finished) {
+                return Err("a fan-out worker stopped (panicked); reopen the engine".into());
+            }
+            self.progress
+                .finished_cv
+                .wait_for(&mut unfinished, std::time::Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// Jobs submitted and not yet delivered by every worker.

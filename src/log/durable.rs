@@ -20,6 +20,17 @@ pub(crate) fn lsn(slot: usize, offset: u64) -> Lsn {
     ((slot as u64) << 32) | offset
 }
 
+/// See [`Durable::writing`].
+pub(crate) struct WritingGuard<'d> {
+    durable: &'d Durable,
+}
+
+impl Drop for WritingGuard<'_> {
+    fn drop(&mut self) {
+        self.durable.writing.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct State {
     /// Everything before this position is on disk. Only grows.
     synced: Lsn,
@@ -35,6 +46,9 @@ pub(crate) struct Durable {
     /// only (+1 on entry, -1 on exit); the leader reads it to decide whether waiting for
     /// company is worth it.
     waiting: AtomicUsize,
+    /// Appenders on their way to the writer lock or inside it (+1 before, -1 after,
+    /// by the appenders): records a leader may still catch with the same fsync.
+    writing: AtomicUsize,
     /// Set once, by the first failed write or fsync; never cleared (reopen instead).
     poison: OnceLock<String>,
     #[cfg(test)]
@@ -50,10 +64,17 @@ impl Durable {
             }),
             synced_cv: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            writing: AtomicUsize::new(0),
             poison: OnceLock::new(),
             #[cfg(test)]
             fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks an appender on its way to write; the guard unmarks it.
+    pub(crate) fn writing(&self) -> WritingGuard<'_> {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        WritingGuard { durable: self }
     }
 
     /// `Err(Poisoned)` once a write or fsync has failed.
@@ -122,10 +143,14 @@ impl Durable {
             }
             state.leader = true;
             let outcome = MutexGuard::unlocked(&mut state, || {
-                if let Some(delay) = delay
-                    && self.waiting.load(Ordering::SeqCst) > 1
-                {
-                    std::thread::sleep(delay);
+                if let Some(delay) = delay {
+                    // Wait for company only while some appender is still writing (its
+                    // record can ride on this fsync), and at most `delay`: a fixed sleep
+                    // would cost every batch the whole delay.
+                    let start = std::time::Instant::now();
+                    while self.writing.load(Ordering::SeqCst) > 0 && start.elapsed() < delay {
+                        std::thread::yield_now();
+                    }
                 }
                 // Earlier files were synced when they were sealed, so syncing the file
                 // that holds the newest record covers everything before it.

@@ -339,6 +339,7 @@ impl NoticeLog {
             return Ok(Vec::new());
         }
 
+        let writing = self.durable.writing();
         let mut writer = self.writer.lock();
         // uris are inserted under `writer` only, so this check cannot race an insert.
         {
@@ -392,6 +393,7 @@ impl NoticeLog {
         self.published.store(last, Ordering::Release);
         let end = writer.lsn();
         drop(writer);
+        drop(writing);
         self.wait_durable(end, false)?;
         Ok((first..=last).map(NoticeId).collect())
     }

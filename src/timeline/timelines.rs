@@ -193,9 +193,9 @@ impl Timelines {
     ) {
         // Sized for what is about to go in (a rebuild stores hundreds at once), so the
         // ring does not grow through every size on the way.
-        let wanted = (entries as u32)
-            .clamp(8, self.capacity)
+        let wanted = (entries.min(1 << 20) as u32)
             .next_power_of_two()
+            .max(8)
             .min(self.capacity);
         let first = Owned::new(Ring::with_slots(wanted.max(self.size_after(0))));
         // Losing the race is fine: the other thread's ring is as good.

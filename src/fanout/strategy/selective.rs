@@ -161,10 +161,12 @@ impl FanoutStrategy for Selective {
         if push_ns <= 0.0 || pull_ns <= 0.0 {
             return;
         }
-        let class = (2.0 * (pull_ns / push_ns).log2() + 64.0)
+        let measured = (2.0 * (pull_ns / push_ns).log2() + 64.0)
             .round()
             .clamp(0.0, 128.0) as u16;
-        ctx.signals.set_class(None, class);
+        // Every reader's pairs read this word: move it by whole octaves only.
+        ctx.signals
+            .set_class(None, settle(ctx.signals.global().class, measured));
     }
 }
 
