@@ -7,7 +7,7 @@
 //! handed out in order); a notice whose append lost a race with a newer one is placed
 //! in order. Lists grow by replacement, reclaimed through the epoch like rings.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
@@ -31,28 +31,13 @@ impl List {
         }
     }
 
+    /// Enters as the writer; `None` when retired. See `seqlock`.
     fn lock(&self) -> Option<u32> {
-        loop {
-            let s = self.seq.load(Ordering::Relaxed);
-            if s.is_multiple_of(2)
-                && self
-                    .seq
-                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                fence(Ordering::Release);
-                if self.retired.load(Ordering::Relaxed) {
-                    self.seq.store(s + 2, Ordering::Release);
-                    return None;
-                }
-                return Some(s + 2);
-            }
-            std::hint::spin_loop();
-        }
+        super::seqlock::enter(&self.seq, &self.retired)
     }
 
-    fn unlock(&self, seq: u32) {
-        self.seq.store(seq, Ordering::Release);
+    fn unlock(&self, entered: u32) {
+        super::seqlock::leave(&self.seq, entered);
     }
 
     fn get(&self, i: usize) -> u64 {
@@ -160,24 +145,16 @@ impl IdLists {
             return true;
         };
         let start = out.len();
-        loop {
+        super::seqlock::read(&list.seq, || {
             out.truncate(start);
-            let s1 = list.seq.load(Ordering::Acquire);
-            if s1 % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
             let len = (list.len.load(Ordering::Relaxed) as usize).min(list.ids.len());
             let end = below.map_or(len, |b| list.position(len, b));
             let take = end.min(max);
             for i in (end - take..end).rev() {
                 out.push(list.get(i));
             }
-            fence(Ordering::Acquire);
-            if list.seq.load(Ordering::Relaxed) == s1 {
-                return take == end;
-            }
-        }
+            take == end
+        })
     }
 
     /// Prefetch hints for walking many lists: `slot` brings in the user's slot;

@@ -5,6 +5,7 @@ mod activity;
 mod id_list;
 mod page;
 mod ring;
+mod seqlock;
 mod timelines;
 
 pub(crate) use id_list::IdLists;

@@ -9,7 +9,7 @@
 //! they retry. Readers never write and never wait for a lock; a writer holds the ring
 //! for a few hundred nanoseconds at most.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// What an insert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,50 +86,21 @@ impl Ring {
         std::mem::size_of::<Ring>() + self.slots.len() * 4
     }
 
-    /// Enters as the writer; returns the seq to leave with, or `None` if the ring was
-    /// retired (the caller retries on the replacement).
+    /// Enters as the writer, or `None` if the ring was retired (the caller retries on
+    /// the replacement).
     pub(crate) fn lock(&self) -> Option<WriteGuard<'_>> {
-        loop {
-            let s = self.seq.load(Ordering::Relaxed);
-            if s.is_multiple_of(2)
-                && self
-                    .seq
-                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                // Entered: seq is odd; readers that overlap will retry. The fence keeps
-                // the writes below from moving before the odd seq is visible.
-                fence(Ordering::Release);
-                if self.retired.load(Ordering::Relaxed) {
-                    self.seq.store(s + 2, Ordering::Release);
-                    return None;
-                }
-                return Some(WriteGuard {
-                    ring: self,
-                    seq: s + 1,
-                });
-            }
-            std::hint::spin_loop();
-        }
+        let seq = super::seqlock::enter(&self.seq, &self.retired)?;
+        Some(WriteGuard { ring: self, seq })
     }
 
     /// Copies up to `max` ids strictly below `below` (all when `None`), newest first,
     /// into `out`. Retries until it gets a consistent copy.
     pub(crate) fn copy_below(&self, below: Option<u64>, max: usize, out: &mut Vec<u64>) -> Copied {
         let start = out.len();
-        loop {
+        super::seqlock::read(&self.seq, || {
             out.truncate(start);
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 % 2 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let copied = self.copy_unchecked(below, max, out);
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
-                return copied;
-            }
-        }
+            self.copy_unchecked(below, max, out)
+        })
     }
 
     /// The copy itself; only meaningful when the seq check around it passes (or inside
@@ -353,9 +324,7 @@ impl WriteGuard<'_> {
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        // Leave: even again, and every store above happens-before a reader's Acquire
-        // load that sees it.
-        self.ring.seq.store(self.seq + 1, Ordering::Release);
+        super::seqlock::leave(&self.ring.seq, self.seq);
     }
 }
 
