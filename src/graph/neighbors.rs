@@ -8,6 +8,28 @@ use super::extras::Extras;
 use super::follow_graph::Version;
 use crate::ids::UserId;
 
+/// Appends up to `max` ids of `walk` to `buf`, one at a time; returns how many.
+fn fill_from(walk: impl Iterator<Item = UserId>, buf: &mut Vec<u32>, max: usize) -> usize {
+    let before = buf.len();
+    buf.extend(walk.take(max).map(|id| id.0));
+    buf.len() - before
+}
+
+/// Calls `f` with the ids of `walk` gathered into slices of up to 1024.
+fn in_chunks(walk: impl Iterator<Item = UserId>, mut f: impl FnMut(&[u32])) {
+    let mut buf = Vec::with_capacity(1024);
+    for id in walk {
+        buf.push(id.0);
+        if buf.len() == buf.capacity() {
+            f(&buf);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        f(&buf);
+    }
+}
+
 /// Which list of the snapshot and the overlay a walk reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -85,18 +107,12 @@ impl Neighbors {
             self.base.start += n;
             return n;
         }
-        let mut n = 0;
-        while n < max {
-            let Some(id) = self.next() else { break };
-            buf.push(id.0);
-            n += 1;
-        }
-        n
+        fill_from(self, buf, max)
     }
 
     /// Calls `f` with the ids in ascending order, a slice at a time: the snapshot's
     /// slice itself when no recent change touches it (the fast path of fan-out).
-    pub fn for_each_chunk(mut self, mut f: impl FnMut(&[u32])) {
+    pub fn for_each_chunk(self, mut f: impl FnMut(&[u32])) {
         let (add, del) = self.add_del();
         if add.is_empty() && del.is_empty() && self.filter.is_none() {
             let base = self.base_slice();
@@ -105,17 +121,7 @@ impl Neighbors {
             }
             return;
         }
-        let mut buf = Vec::with_capacity(1024);
-        for id in self.by_ref() {
-            buf.push(id.0);
-            if buf.len() == buf.capacity() {
-                f(&buf);
-                buf.clear();
-            }
-        }
-        if !buf.is_empty() {
-            f(&buf);
-        }
+        in_chunks(self, f);
     }
 }
 
@@ -194,34 +200,18 @@ impl Followers {
         if !self.started && self.parts.len() == 1 {
             return self.parts[0].0.fill(buf, max);
         }
-        let mut n = 0;
-        while n < max {
-            let Some(id) = self.next() else { break };
-            buf.push(id.0);
-            n += 1;
-        }
-        n
+        fill_from(self, buf, max)
     }
 
     /// Calls `f` with the ids a slice at a time, ascending: the snapshot's own slice
     /// when one stored partition is walked and no recent change touches it (the fast
     /// path of fan-out).
-    pub fn for_each_chunk(mut self, mut f: impl FnMut(&[u32])) {
+    pub fn for_each_chunk(mut self, f: impl FnMut(&[u32])) {
         if !self.started && self.parts.len() == 1 {
             let (walk, _) = self.parts.pop().expect("one part");
             return walk.for_each_chunk(f);
         }
-        let mut buf = Vec::with_capacity(1024);
-        for id in self.by_ref() {
-            buf.push(id.0);
-            if buf.len() == buf.capacity() {
-                f(&buf);
-                buf.clear();
-            }
-        }
-        if !buf.is_empty() {
-            f(&buf);
-        }
+        in_chunks(self, f);
     }
 }
 
