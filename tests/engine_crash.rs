@@ -9,12 +9,12 @@
 //! computed from the reopened log and graph by the rules (a timeline after a crash is
 //! a rebuild from the log and the graph, nothing more, nothing less).
 
+mod common;
 mod engine_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use engine_common::{Model, STREAMS, read_all};
@@ -139,44 +139,15 @@ fn parse_ack(line: &str, seed: u64, acked: &mut Acked) -> Result<(), String> {
 /// Starts the engine workload on `store` with `seed`, kills it with SIGKILL after
 /// `delay_ms`, and adds what it acknowledged to `acked`; returns how many acks.
 fn load_and_kill(store: &Path, seed: u64, delay_ms: u64, acked: &mut Acked) -> usize {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_feedcore"))
-        .arg("load")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_feedcore"));
+    cmd.arg("load")
         .arg(store)
         .args(["--engine-ops", "100000000", "--users", &USERS.to_string()])
         .args(["--seed", &seed.to_string()])
-        .args(["--durability", "always", "--print-acks"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("feedcore load starts");
-    // Drain stdout meanwhile, so a full pipe never holds the child back.
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).expect("utf-8 output");
-        text
-    });
-    std::thread::sleep(Duration::from_millis(delay_ms));
-    // SIGKILL: no destructor, no final sync, no flush of anything in user space.
-    child.kill().expect("kill");
-    let status = child.wait().expect("wait");
-    let text = reader.join().expect("the reader thread");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("utf-8 stderr");
-    assert!(
-        !status.success() && status.code().is_none(),
-        "seed {seed}: the child ended by itself before the kill ({status:?}): {stderr}"
-    );
+        .args(["--durability", "always", "--print-acks"]);
     let mut count = 0;
-    // A line cut by the kill has no newline yet: only whole lines count.
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let line = line.trim_end();
-        parse_ack(line, seed, acked)
+    for line in common::kill_after(&mut cmd, delay_ms, &format!("seed {seed}")) {
+        parse_ack(&line, seed, acked)
             .unwrap_or_else(|e| panic!("seed {seed}: bad output line {line:?}: {e}"));
         count += 1;
     }

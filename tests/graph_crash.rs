@@ -8,13 +8,12 @@
 //! passes the hidden `--compact-after 20`, so the kills also land in the middle of
 //! background compactions (snapshot writes, op-log switches, file removals).
 
+mod common;
 mod graph_common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use feedcore::sim::random_relation_ops;
 use feedcore::{FollowGraph, GraphConfig};
@@ -69,39 +68,10 @@ fn load_and_kill(store: &Path, seed: u64, delay_ms: u64, compact_after: Option<u
     if let Some(n) = compact_after {
         cmd.args(["--compact-after", &n.to_string()]);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("feedcore load starts");
-    // Drain stdout meanwhile, so a full pipe never holds the child back.
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).expect("utf-8 output");
-        text
-    });
-    std::thread::sleep(Duration::from_millis(delay_ms));
-    // SIGKILL: no destructor, no final sync, no flush of anything in user space.
-    child.kill().expect("kill");
-    let status = child.wait().expect("wait");
-    let text = reader.join().expect("the reader thread");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("utf-8 stderr");
-    assert!(
-        !status.success() && status.code().is_none(),
-        "seed {seed}: the child ended by itself before the kill ({status:?}): {stderr}"
-    );
+    let lines = common::kill_after(&mut cmd, delay_ms, &format!("seed {seed}"));
     let mut acked = 0;
-    // A line cut by the kill has no newline yet: only whole lines count.
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+    for line in lines {
         let n: u64 = line
-            .trim_end()
             .strip_prefix("op ")
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("seed {seed}: unexpected output line {line:?}"));

@@ -60,6 +60,23 @@ impl Default for LabConfig {
     }
 }
 
+/// Read latency at each of [`LATENCY_QUANTILES`] (0 for an empty histogram).
+pub fn latency_quantiles(latency: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+    LATENCY_QUANTILES
+        .iter()
+        .map(|&q| {
+            (
+                q,
+                if latency.is_empty() {
+                    0
+                } else {
+                    latency.value_at_quantile(q)
+                },
+            )
+        })
+        .collect()
+}
+
 /// Quantiles at which a read-latency distribution is reported.
 pub const LATENCY_QUANTILES: [f64; 12] = [
     0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0,
@@ -246,19 +263,7 @@ pub fn run_engine(
     run.cost_merge_steps = after.cost_merge_steps - before.cost_merge_steps;
     run.cost_ring_reads = after.cost_ring_reads - before.cost_ring_reads;
     run.cost_bytes_touched = after.cost_bytes_touched - before.cost_bytes_touched;
-    run.read_ns_quantiles = LATENCY_QUANTILES
-        .iter()
-        .map(|&q| {
-            (
-                q,
-                if latency.is_empty() {
-                    0
-                } else {
-                    latency.value_at_quantile(q)
-                },
-            )
-        })
-        .collect();
+    run.read_ns_quantiles = latency_quantiles(&latency);
     run.resident_anon_delta_bytes = resident_anon_bytes().unwrap_or(0) as i64 - rss_before as i64;
     run.stats = after;
     drop(engine);

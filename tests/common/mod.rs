@@ -5,7 +5,10 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use feedcore::{NoticeId, NoticeLog, NoticeRef};
 
@@ -213,4 +216,42 @@ pub fn scratch_dir() -> tempfile::TempDir {
         return dir;
     }
     tempfile::tempdir().expect("a temporary directory")
+}
+
+/// Runs `cmd` (a `feedcore` child), kills it with SIGKILL after `delay_ms`, and returns
+/// the whole lines it printed (a line cut by the kill has no newline and is dropped).
+/// Stdout is drained meanwhile so a full pipe never holds the child back. Panics if the
+/// child ended by itself before the kill: the round would not test a crash.
+pub fn kill_after(cmd: &mut Command, delay_ms: u64, what: &str) -> Vec<String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).expect("utf-8 output");
+        text
+    });
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    // SIGKILL: no destructor, no final sync, no flush of anything in user space.
+    child.kill().expect("kill");
+    let status = child.wait().expect("wait");
+    let text = reader.join().expect("the reader thread");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("utf-8 stderr");
+    assert!(
+        !status.success() && status.code().is_none(),
+        "{what}: the child ended by itself before the kill ({status:?}): {stderr}"
+    );
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| l.trim_end().to_string())
+        .collect()
 }

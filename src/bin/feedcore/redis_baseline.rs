@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use feedcore::UserId;
-use feedcore::sim::{LATENCY_QUANTILES, Observer, Op, PostKind, Workload};
+use feedcore::sim::{Observer, Op, PostKind, Workload, latency_quantiles};
 use hdrhistogram::Histogram;
 
 use crate::resp::{Conn, Reply};
@@ -283,19 +283,7 @@ pub(crate) fn run(
         out.ops_done += 1;
     }
     out.run = started.elapsed();
-    out.read_ns_quantiles = LATENCY_QUANTILES
-        .iter()
-        .map(|&q| {
-            (
-                q,
-                if latency.is_empty() {
-                    0
-                } else {
-                    latency.value_at_quantile(q)
-                },
-            )
-        })
-        .collect();
+    out.read_ns_quantiles = latency_quantiles(&latency);
     out.lag_ms_p50 = lag.value_at_quantile(0.5) as f64 / 1000.0;
     out.lag_ms_p99 = lag.value_at_quantile(0.99) as f64 / 1000.0;
     out.used_memory_delta_bytes = used_memory(&mut conn)? - before;
