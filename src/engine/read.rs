@@ -468,7 +468,9 @@ impl Shared {
         let mut ids: Vec<u64> = kept.by_ref().take(capacity).map(|(id, _)| id).collect();
         let more = kept.next().is_some();
         ids.reverse();
-        self.timelines.insert(user, &ids);
+        let following = self.graph.following_count(UserId(user));
+        self.timelines
+            .insert_sized(user, &ids, following.min(capacity as u64) as usize);
         if more {
             self.timelines.raise_floor(user, ids[0]);
         }

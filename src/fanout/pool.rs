@@ -70,6 +70,17 @@ pub(crate) struct Progress {
 struct Unfinished {
     next_seq: u64,
     seqs: std::collections::BTreeSet<u64>,
+    /// The lowest target a `flush` waits for (it waits until every job numbered
+    /// below it finished); `None` when nobody waits. Workers wake the waiters only
+    /// when that is reached, not at every finished job: on a machine with as many
+    /// workers as cores, each needless wake-up preempts a worker.
+    waiting_below: Option<u64>,
+}
+
+impl Unfinished {
+    fn done_below(&self, target: u64) -> bool {
+        self.seqs.first().is_none_or(|&oldest| oldest >= target)
+    }
 }
 
 pub(crate) struct Pool {
@@ -134,14 +145,12 @@ impl Pool {
     pub(crate) fn flush(&self) -> Result<(), String> {
         let mut unfinished = self.progress.unfinished.lock();
         let target = unfinished.next_seq;
-        while unfinished
-            .seqs
-            .first()
-            .is_some_and(|&oldest| oldest < target)
-        {
+        while !unfinished.done_below(target) {
             if self.handles.iter().any(JoinHandle::is_finished) {
                 return Err("a fan-out worker stopped (panicked); reopen the engine".into());
             }
+            let lowest = unfinished.waiting_below.map_or(target, |w| w.min(target));
+            unfinished.waiting_below = Some(lowest);
             self.progress
                 .finished_cv
                 .wait_for(&mut unfinished, std::time::Duration::from_millis(100));
@@ -212,7 +221,13 @@ fn work<D: Delivery>(
             unfinished
                 .seqs
                 .remove(&walk.job.seq.load(Ordering::Relaxed));
-            progress.finished_cv.notify_all();
+            if let Some(waited) = unfinished.waiting_below
+                && unfinished.done_below(waited)
+            {
+                // Every waiter wakes, re-checks its own target and re-registers.
+                unfinished.waiting_below = None;
+                progress.finished_cv.notify_all();
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ impl Ring {
             retired: AtomicBool::new(false),
             base: AtomicU64::new(0),
             newest: AtomicU64::new(0),
-            slots: (0..slots).map(|_| AtomicU32::new(0)).collect(),
+            slots: zeroed(slots as usize),
         }
     }
 
@@ -84,6 +84,15 @@ impl Ring {
     /// Heap and header bytes of this ring.
     pub(crate) fn bytes(&self) -> usize {
         std::mem::size_of::<Ring>() + self.slots.len() * 4
+    }
+
+    /// The slot the next newest entry goes to (a racy read, for a prefetch hint: any
+    /// value it gives is a slot of this ring).
+    pub(crate) fn tail_slot(&self) -> *const AtomicU32 {
+        let cap = self.slots.len();
+        let head = self.head.load(Ordering::Relaxed) as usize;
+        let len = self.len.load(Ordering::Relaxed) as usize;
+        &self.slots[(head + len) % cap.max(1)]
     }
 
     /// Enters as the writer, or `None` if the ring was retired (the caller retries on
@@ -138,6 +147,11 @@ impl Ring {
     }
 }
 
+/// `n` slots, all 0.
+fn zeroed(n: usize) -> Box<[AtomicU32]> {
+    (0..n).map(|_| AtomicU32::new(0)).collect()
+}
+
 /// `i % cap` for `i < 2 * cap`, without a division (the hot path of every delivery).
 /// A torn read may give any `i`; the modulo fallback keeps indexing in bounds.
 #[inline]
@@ -179,13 +193,34 @@ impl WriteGuard<'_> {
         self.ring.len.load(Ordering::Relaxed) as usize
     }
 
+    /// A copy of this ring with `slots` slots (at least its length): the same
+    /// entries, floor and base, laid out from slot 0 (for growing).
+    pub(crate) fn copy_with_slots(&self, slots: u32) -> Ring {
+        let r = self.ring;
+        let len = self.len();
+        debug_assert!(len <= slots as usize);
+        let copy = Ring::with_slots(slots);
+        let cap = r.slots.len();
+        let head = r.head.load(Ordering::Relaxed) as usize;
+        for (i, to) in copy.slots[..len].iter().enumerate() {
+            to.store(
+                r.slots[wrap(head + i, cap)].load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
+        }
+        copy.len.store(len as u32, Ordering::Relaxed);
+        copy.base
+            .store(r.base.load(Ordering::Relaxed), Ordering::Relaxed);
+        copy.newest
+            .store(r.newest.load(Ordering::Relaxed), Ordering::Relaxed);
+        copy.floor
+            .store(r.floor.load(Ordering::Relaxed), Ordering::Relaxed);
+        copy
+    }
+
     /// Every id, oldest first (for moving into a larger ring).
     pub(crate) fn ids(&self) -> Vec<u64> {
         (0..self.len()).map(|i| self.get(i)).collect()
-    }
-
-    pub(crate) fn floor(&self) -> u64 {
-        self.ring.floor.load(Ordering::Relaxed)
     }
 
     /// Marks the ring replaced: writers that acquire it afterwards retry elsewhere.
@@ -360,6 +395,30 @@ mod tests {
         let c = ring.copy_below(Some(20), 5, &mut out);
         assert_eq!(out, vec![10]);
         assert!(c.reached_oldest);
+    }
+
+    #[test]
+    fn a_larger_copy_keeps_entries_floor_and_order() {
+        let ring = Ring::with_slots(4);
+        {
+            let w = ring.lock().unwrap();
+            for id in [100, 101, 102, 103, 104, 105] {
+                w.insert(id, 4); // wraps: the head moves off slot 0
+            }
+        }
+        let w = ring.lock().unwrap();
+        let larger = w.copy_with_slots(8);
+        drop(w);
+        assert_eq!(all(&larger), all(&ring));
+        assert_eq!(all(&larger), vec![105, 104, 103, 102]);
+        let mut out = Vec::new();
+        assert_eq!(larger.copy_below(None, 8, &mut out).floor, 102);
+        let lw = larger.lock().unwrap();
+        assert_eq!(lw.insert(106, 8), Inserted::New);
+        assert_eq!(lw.insert(101, 8), Inserted::TooOld, "below the kept floor");
+        assert_eq!(lw.insert(104, 8), Inserted::Present);
+        drop(lw);
+        assert_eq!(all(&larger), vec![106, 105, 104, 103, 102]);
     }
 
     #[test]

@@ -29,6 +29,19 @@ pub(crate) struct UserSlot {
     ring: Atomic<Ring>,
 }
 
+/// Hints the CPU to bring `ptr`'s cache line in, for writing; a no-op where there is
+/// no such hint.
+#[inline(always)]
+pub(crate) fn prefetch_write<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and never changes memory, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// Hints the CPU to bring `ptr`'s cache line in; a no-op where there is no such hint.
 #[inline(always)]
 pub(crate) fn prefetch<T>(ptr: *const T) {
@@ -83,6 +96,21 @@ impl Timelines {
         self.insert_pinned(user, ids, &epoch::pin())
     }
 
+    /// Like [`Timelines::insert`], but a ring created here (also with no ids) gets at
+    /// least `slots_hint` slots (capped at the capacity): a rebuild passes the number
+    /// of authors the user follows, who are about to deliver, so the ring does not
+    /// grow through every size on the way (each growth is an allocation, a copy and a
+    /// deferred free: most of a delivery's cost while timelines fill).
+    pub(crate) fn insert_sized(&self, user: u32, ids: &[u64], slots_hint: usize) -> usize {
+        let guard = epoch::pin();
+        let slot = &self.slots[user as usize].ring;
+        let shared = slot.load(Ordering::Acquire, &guard);
+        if shared.is_null() && slots_hint > 0 {
+            self.install_first(slot, shared, &guard, ids.len().max(slots_hint));
+        }
+        self.insert_pinned(user, ids, &guard)
+    }
+
     /// Delivers notice `id` to each user of `users` whose activity word passes
     /// `accept` (which may also act on it, e.g. mark a quiet user stale), with one
     /// epoch pin for the batch and the slots and rings of the users a few places ahead
@@ -94,8 +122,12 @@ impl Timelines {
         id: u64,
         mut accept: impl FnMut(u32, State) -> bool,
     ) -> u64 {
-        const SLOT_AHEAD: usize = 16;
-        const RING_AHEAD: usize = 8;
+        // Three stages, each a few users behind the last: the slot (activity word and
+        // ring pointer), then the ring's header through that pointer, then the slot
+        // of the ring the delivery will write, through the header.
+        const SLOT_AHEAD: usize = 24;
+        const RING_AHEAD: usize = 16;
+        const TAIL_AHEAD: usize = 8;
         let guard = epoch::pin();
         let mut delivered = 0;
         for (i, &user) in users.iter().enumerate() {
@@ -103,11 +135,19 @@ impl Timelines {
                 prefetch(&self.slots[ahead as usize]);
             }
             if let Some(&ahead) = users.get(i + RING_AHEAD) {
-                // The slot was prefetched 8 users ago; the ring it points to now.
                 let ring = self.slots[ahead as usize]
                     .ring
                     .load(Ordering::Relaxed, &guard);
-                prefetch(ring.as_raw());
+                prefetch_write(ring.as_raw());
+            }
+            if let Some(&ahead) = users.get(i + TAIL_AHEAD) {
+                let ring = self.slots[ahead as usize]
+                    .ring
+                    .load(Ordering::Relaxed, &guard);
+                // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
+                if let Some(ring) = unsafe { ring.as_ref() } {
+                    prefetch_write(ring.tail_slot());
+                }
             }
             let state = State::of(self.slots[user as usize].state.load(Ordering::SeqCst));
             if accept(user, state) {
@@ -144,14 +184,7 @@ impl Timelines {
                 break;
             }
             // Grow: copy into a larger ring, publish it, retire the old one.
-            let larger = Ring::with_slots(self.size_after(ring.slots()));
-            {
-                let lw = larger.lock().expect("a new ring is not retired");
-                for id in w.ids() {
-                    lw.insert(id, self.capacity as usize);
-                }
-                lw.raise_floor(w.floor());
-            }
+            let larger = w.copy_with_slots(self.size_after(ring.slots()));
             w.retire();
             slot.store(Owned::new(larger), Ordering::Release);
             drop(w);
@@ -283,5 +316,38 @@ impl Drop for Timelines {
                 drop(unsafe { shared.into_owned() });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots_of(t: &Timelines, user: u32) -> Option<u32> {
+        let guard = epoch::pin();
+        let shared = t.slots[user as usize].ring.load(Ordering::Acquire, &guard);
+        // SAFETY: loaded under `guard`.
+        unsafe { shared.as_ref() }.map(Ring::slots)
+    }
+
+    #[test]
+    fn rings_start_at_the_hint_and_grow_by_doubling() {
+        let t = Timelines::new(4, 800);
+        assert_eq!(slots_of(&t, 0), None, "no entries, no ring");
+        t.insert_sized(0, &[], 100);
+        assert_eq!(slots_of(&t, 0), Some(128), "sized for the followed authors");
+        t.insert_sized(1, &[], 5000);
+        assert_eq!(slots_of(&t, 1), Some(800), "never past the capacity");
+        t.insert_sized(2, &[], 0);
+        assert_eq!(slots_of(&t, 2), None, "no hint, no ring yet");
+        let ids: Vec<u64> = (1..=9).collect();
+        t.insert(2, &ids[..8]);
+        assert_eq!(slots_of(&t, 2), Some(8));
+        assert_eq!(t.deliver(&[2, 3], 9, |_, _| true), 2);
+        assert_eq!(slots_of(&t, 2), Some(16), "grew, keeping every entry");
+        let mut out = Vec::new();
+        t.copy_below(2, None, 100, &mut out);
+        assert_eq!(out, ids.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(slots_of(&t, 3), Some(8));
     }
 }
