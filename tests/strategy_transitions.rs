@@ -125,3 +125,41 @@ fn selective_pairs_move_between_push_and_pull() {
     );
     assert_eq!(home(&selective, 10), home(&pull, 10), "after reopen");
 }
+
+#[test]
+fn selective_pulls_an_author_who_starts_posting_a_lot_while_the_reader_reads_steadily() {
+    // The reader reads at a steady rate, so its own class settles and never moves
+    // again: only the author's change can tell the reader's cached plan that the pair
+    // turned to pull (the workers stop pushing it at once).
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = Clock::manual(1_000_000_000_000);
+    let pull = engine(d1.path(), Strategy::Pull, &clock);
+    let selective = engine(
+        d2.path(),
+        Strategy::Selective {
+            push_threshold: 1.0,
+        },
+        &clock,
+    );
+    let both = [&pull, &selective];
+    for e in both {
+        e.follow(UserId(10), UserId(0)).unwrap();
+        e.follow(UserId(10), UserId(1)).unwrap();
+    }
+    for round in 0..60u64 {
+        let loud = round >= 40;
+        for _ in 0..if loud { 200 } else { 1 } {
+            post(&both, 0);
+        }
+        post(&both, 1);
+        for _ in 0..5 {
+            assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
+        }
+        clock.advance(Duration::from_secs(600));
+    }
+    let stats = selective.stats();
+    assert!(
+        stats.cost_author_index_reads > 0,
+        "the loud author ended up pulled: {stats:?}"
+    );
+}

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwapOption;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use super::config::Config;
-use super::read::check_page;
+use super::read::{CachedPlan, check_page};
 use super::stats::EngineStats;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
@@ -36,6 +37,9 @@ pub(crate) struct Shared {
     posts: AtomicU64,
     pub(crate) strategy: Box<dyn FanoutStrategy>,
     pub(crate) signals: Signals,
+    /// Each reader's last read plan (see `read.rs`); empty for strategies that plan
+    /// nothing.
+    pub(crate) plans: Box<[ArcSwapOption<CachedPlan>]>,
     /// Cost accounting of the strategies (see `EngineStats`).
     costs: Costs,
 }
@@ -194,6 +198,8 @@ impl Engine {
                 mentions.add(m.0, notice.id().0);
             }
         }
+        let strategy = config.strategy.build();
+        let planned = strategy.pushes() && strategy.per_author_reads();
         let shared = Arc::new(Shared {
             timelines: Timelines::new(users, config.timeline_capacity),
             lag_us: Mutex::new(
@@ -201,8 +207,11 @@ impl Engine {
             ),
             rebuilds: AtomicU64::new(0),
             posts: AtomicU64::new(0),
-            strategy: config.strategy.build(),
-            signals: Signals::new(users),
+            strategy,
+            signals: Signals::new(users, planned),
+            plans: (0..if planned { users } else { 0 })
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
             costs: Costs::default(),
             config,
             log,
@@ -262,6 +271,7 @@ impl Engine {
     pub fn follow(&self, a: UserId, b: UserId) -> Result<bool> {
         let new = self.shared.graph.follow(a, b)?;
         if new {
+            self.shared.signals.invalidate_plan(a.0);
             self.shared.followers_changed(&[b]);
             self.shared.merge_author(a.0, b.0);
         }
@@ -272,6 +282,7 @@ impl Engine {
     pub fn unfollow(&self, a: UserId, b: UserId) -> Result<bool> {
         let changed = self.shared.graph.unfollow(a, b)?;
         if changed {
+            self.shared.signals.invalidate_plan(a.0);
             self.shared.followers_changed(&[b]);
         }
         Ok(changed)
@@ -281,6 +292,9 @@ impl Engine {
     pub fn block(&self, a: UserId, b: UserId) -> Result<bool> {
         let changed = self.shared.graph.block(a, b)?;
         if changed {
+            // Follows between the two ended.
+            self.shared.signals.invalidate_plan(a.0);
+            self.shared.signals.invalidate_plan(b.0);
             self.shared.followers_changed(&[a, b]);
         }
         Ok(changed)

@@ -8,11 +8,12 @@
 //! delete takes effect at once.
 
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::facade::Shared;
 use crate::error::{Error, Result};
-use crate::fanout::strategy::PairRead;
+use crate::fanout::strategy::{PairRead, PlanKey};
 use crate::ids::{NoticeId, UserId};
 use crate::notice::Scope;
 use crate::timeline::{Page, TimelinePage};
@@ -21,12 +22,23 @@ use crate::timeline::{Page, TimelinePage};
 #[derive(Debug, Default)]
 struct ReadPlan {
     /// Authors whose pairs are pulled.
-    pulls: Vec<u32>,
+    pulls: Arc<[u32]>,
     /// The newest `since` of the push pairs: the ring is trusted only if it was rebuilt
     /// at or after it.
     trust_from: u64,
-    /// Push pairs with their `since`, for repairing only the pairs that changed.
+    /// Push pairs with their `since`, for repairing only the pairs that changed (empty
+    /// in a plan from the cache, which is only used once nothing needs repairing).
     pushed: Vec<(u32, u64)>,
+}
+
+/// A reader's plan as last computed, and the key it was computed under: while the
+/// key holds, the plan does (see `Signals::plan_key`), and a read skips the walk of
+/// every followed author's class word: with it, a selective read of a reader who
+/// follows 2000 authors cost as much as a pull.
+pub(crate) struct CachedPlan {
+    key: PlanKey,
+    pulls: Arc<[u32]>,
+    trust_from: u64,
 }
 
 /// Above this many changed push pairs, a reader rebuilds its ring instead of merging
@@ -438,20 +450,37 @@ impl Shared {
     /// rebuilt to be trusted for the others.
     fn plan(&self, user: u32) -> ReadPlan {
         let mut plan = ReadPlan::default();
-        if !self.strategy.pushes() || !self.strategy.per_author_reads() {
+        let Some(key) = self.signals.plan_key(user) else {
+            return plan; // the strategy plans nothing
+        };
+        if let Some(cached) = &*self.plans[user as usize].load()
+            && cached.key == key
+            && cached.trust_from <= self.signals.repaired(user)
+        {
+            plan.pulls = Arc::clone(&cached.pulls);
+            plan.trust_from = cached.trust_from;
             return plan;
         }
         let ctx = self.strategy_ctx();
         let authors = std::iter::once(user).chain(self.graph.following(UserId(user)).map(|u| u.0));
+        let mut pulls = Vec::new();
         for author in authors {
             match self.strategy.pair(&ctx, author, user) {
-                PairRead::Pull => plan.pulls.push(author),
+                PairRead::Pull => pulls.push(author),
                 PairRead::Push { since } => {
                     plan.trust_from = plan.trust_from.max(since);
                     plan.pushed.push((author, since));
                 }
             }
         }
+        plan.pulls = pulls.into();
+        // Two readers of one user may race here; the loser's plan, if older, carries
+        // an older key and is recomputed at the next read.
+        self.plans[user as usize].store(Some(Arc::new(CachedPlan {
+            key,
+            pulls: Arc::clone(&plan.pulls),
+            trust_from: plan.trust_from,
+        })));
         plan
     }
 

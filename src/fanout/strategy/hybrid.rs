@@ -43,6 +43,14 @@ impl FanoutStrategy for Hybrid {
 
     fn on_followers_changed(&self, ctx: &Ctx<'_>, author: u32) {
         let big = ctx.graph.follower_count(UserId(author)) >= u64::from(self.followers_min);
-        ctx.signals.set_class(Some(author), u16::from(big));
+        // Becoming big only pulls more.
+        if ctx
+            .signals
+            .set_class(Some(author), u16::from(big), !big)
+            .is_some()
+        {
+            // Every follower's pair with the author changed decision.
+            ctx.invalidate_followers(author, |_| true);
+        }
     }
 }

@@ -100,6 +100,21 @@ pub(crate) struct Signals {
     /// Set by the rebuilding reader; only grows in effect (a rebuild stores what it
     /// planned for, and plans only grow).
     repaired: Box<[AtomicU64]>,
+    /// Per reader: a counter raised after any change to what the reader's plan (which
+    /// followed authors it pulls) is computed from: a class word of an author it
+    /// follows, its own word, the authors it follows. A plan computed after reading
+    /// the counter stays valid while the counter has not moved (see `PlanKey`).
+    /// Empty for strategies that plan nothing.
+    plan_gens: Box<[AtomicU64]>,
+    /// Raised after each change of the global word (every plan reads it).
+    global_gen: AtomicU64,
+}
+
+/// What a reader's plan was computed under: equal keys, same plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PlanKey {
+    reader: u64,
+    global: u64,
 }
 
 /// A class word, unpacked.
@@ -119,12 +134,37 @@ impl Class {
 }
 
 impl Signals {
-    pub(crate) fn new(users: u32) -> Signals {
+    /// Words for `users` users; `plans` when the strategy plans reads per author
+    /// (then each reader's plan can be cached, see `plan_key`).
+    pub(crate) fn new(users: u32, plans: bool) -> Signals {
         Signals {
             words: (0..users).map(|_| AtomicU64::new(0)).collect(),
             global: AtomicU64::new(0),
             tickets: AtomicU64::new(0),
             repaired: (0..users).map(|_| AtomicU64::new(0)).collect(),
+            plan_gens: (0..if plans { users } else { 0 })
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            global_gen: AtomicU64::new(0),
+        }
+    }
+
+    /// The key a plan for `reader` computed from now on is valid under. Read it
+    /// before reading the words the plan is computed from: a change stores its word
+    /// before it raises the counters (both SeqCst), so a plan that read an old word
+    /// carries an old key.
+    pub(crate) fn plan_key(&self, reader: u32) -> Option<PlanKey> {
+        Some(PlanKey {
+            reader: self.plan_gens.get(reader as usize)?.load(Ordering::SeqCst),
+            global: self.global_gen.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Invalidates `reader`'s cached plan (it followed or unfollowed someone, or its
+    /// or a followed author's word changed).
+    pub(crate) fn invalidate_plan(&self, reader: u32) {
+        if let Some(counter) = self.plan_gens.get(reader as usize) {
+            counter.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -151,7 +191,21 @@ impl Signals {
     /// the moment) after the newest ticket of the words the pair's decision reads; the
     /// ticket, not a notice id, so two changes with no post between them still differ.
     /// A change that finds another under way is skipped (retried at the next signal).
-    pub(crate) fn set_class(&self, user: Option<u32>, class: u16) {
+    ///
+    /// `adds_pushes` false promises that the change turns no pair from pull to push
+    /// (decisions are monotone in each word: a higher post rate, a lower read rate, a
+    /// cheaper pull only ever pull more). Such a change keeps the word's old ticket:
+    /// a pair still pushed was pushed all along, so rings stay trusted and readers
+    /// repair nothing. Returns the class it replaced, if it changed the word; the
+    /// caller then invalidates
+    /// the cached plans whose decisions it changed (a change of the global word
+    /// invalidates every plan here).
+    pub(crate) fn set_class(
+        &self,
+        user: Option<u32>,
+        class: u16,
+        adds_pushes: bool,
+    ) -> Option<u16> {
         let word = match user {
             Some(u) => &self.words[u as usize],
             None => &self.global,
@@ -159,17 +213,25 @@ impl Signals {
         let current = word.load(Ordering::SeqCst);
         let now = Class::of(current);
         if now.class == class || now.since == SINCE_ALL {
-            return;
+            return None;
         }
         let marked = (u64::from(class) << 48) | SINCE_ALL;
         if word
             .compare_exchange(current, marked, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            return;
+            return None;
         }
-        let ticket = (self.tickets.fetch_add(1, Ordering::SeqCst) + 1).min(SINCE_ALL - 1);
+        let ticket = if adds_pushes {
+            (self.tickets.fetch_add(1, Ordering::SeqCst) + 1).min(SINCE_ALL - 1)
+        } else {
+            now.since
+        };
         word.store((u64::from(class) << 48) | ticket, Ordering::SeqCst);
+        if user.is_none() {
+            self.global_gen.fetch_add(1, Ordering::SeqCst);
+        }
+        Some(now.class)
     }
 }
 
@@ -177,6 +239,23 @@ impl Signals {
 pub(crate) struct Ctx<'a> {
     pub(crate) signals: &'a Signals,
     pub(crate) graph: &'a FollowGraph,
+}
+
+impl Ctx<'_> {
+    /// Invalidates the cached plans of `author`'s followers whose pair with the
+    /// author `flipped` says changed decision (a walk of the followers, as a post's
+    /// fan-out is; classes move by whole octaves, so this is rare). A reader that
+    /// starts following the author later invalidates its own plan by following.
+    pub(crate) fn invalidate_followers(&self, author: u32, mut flipped: impl FnMut(u32) -> bool) {
+        if self.signals.plan_gens.is_empty() {
+            return;
+        }
+        for follower in self.graph.followers(crate::ids::UserId(author)) {
+            if flipped(follower.0) {
+                self.signals.invalidate_plan(follower.0);
+            }
+        }
+    }
 }
 
 /// A timeline strategy: the push half (workers) and the pull half (reads).

@@ -22,7 +22,8 @@ const PRIOR_COST_CLASS: u16 = 68;
 const CLASS_OFFSET: f64 = 40.0;
 
 pub(crate) struct Selective {
-    push_threshold: f64,
+    /// `2 * log2(push_threshold)`: the knob in half-octaves (see `decide`).
+    threshold_classes: f64,
     /// Per user: decayed post rate (f32 bits, events per hour) << 32 | last update (s).
     /// Allocated at the first signal (the engine does not know users_max here).
     post_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
@@ -38,6 +39,9 @@ fn rate_class(per_hour: f64) -> u16 {
         .clamp(1.0, 255.0) as u16
 }
 
+/// The rate a class stands for (the inverse of `rate_class`; `decide` works in
+/// classes directly).
+#[cfg(test)]
 fn class_rate(class: u16) -> f64 {
     if class == 0 {
         return 0.0;
@@ -77,7 +81,7 @@ fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
 impl Selective {
     pub(crate) fn new(push_threshold: f64) -> Selective {
         Selective {
-            push_threshold,
+            threshold_classes: 2.0 * push_threshold.log2(),
             post_rates: std::sync::OnceLock::new(),
             read_rates: std::sync::OnceLock::new(),
         }
@@ -97,12 +101,22 @@ impl Selective {
     /// The pair's decision from its classes: post class of the author (high byte of
     /// the author's word), read class of the reader (low byte of the reader's word),
     /// and the cost ratio class (global word).
+    ///
+    /// The rule is `post < read * pull_over_push * push_threshold`; every factor is a
+    /// power of two in half-octave classes, so it is compared in classes (a few integer
+    /// operations: workers ask it at every delivery, reads for every followed author).
     fn decide(&self, author: Class, reader: Class, cost: Class) -> bool {
-        let post = class_rate(author.class >> 8);
-        let read = class_rate(reader.class & 0xff);
-        // cost class encodes log2(pull_ns / push_ns) in half-octaves around 64.
-        let pull_over_push = 2f64.powf((f64::from(cost.class) - 64.0) / 2.0);
-        post < read * pull_over_push * self.push_threshold
+        let post = author.class >> 8;
+        let read = reader.class & 0xff;
+        if read == 0 {
+            return false; // never reads: nothing is cheaper than pulling
+        }
+        if post == 0 {
+            return true; // never posts
+        }
+        // log2(post) = (post - 40) / 2, log2(read) likewise, log2(pull / push) =
+        // (cost - 64) / 2: in half-octaves, post < read + (cost - 64) + 2 log2(threshold).
+        f64::from(post) < f64::from(read) + f64::from(cost.class) - 64.0 + self.threshold_classes
     }
 }
 
@@ -139,22 +153,46 @@ impl FanoutStrategy for Selective {
     fn on_open(&self, ctx: &Ctx<'_>, _users: u32) {
         // Until the engine has measured both, assume a pull of one author costs four
         // push deliveries (measured here: ~200 ns against ~50 ns).
-        ctx.signals.set_class(None, PRIOR_COST_CLASS);
+        ctx.signals.set_class(None, PRIOR_COST_CLASS, true);
     }
 
     fn on_post(&self, ctx: &Ctx<'_>, author: u32, now_ms: u64) {
         let rate = bump(&Self::cells(&self.post_rates, ctx)[author as usize], now_ms);
         let word = ctx.signals.user(author).class;
         let post = settle(word >> 8, rate_class(rate));
-        ctx.signals
-            .set_class(Some(author), (post << 8) | (word & 0xff));
+        // Posting more only pulls more.
+        let adds_pushes = post < word >> 8;
+        let class = (post << 8) | (word & 0xff);
+        if let Some(replaced) = ctx.signals.set_class(Some(author), class, adds_pushes) {
+            // Only followers whose pair with the author changed decision replan (the
+            // author's own plan reads its read class, unchanged).
+            let before = Class {
+                class: replaced,
+                since: 0,
+            };
+            let after = Class { class, since: 0 };
+            let cost = ctx.signals.global();
+            ctx.invalidate_followers(author, |reader| {
+                let r = ctx.signals.user(reader);
+                self.decide(before, r, cost) != self.decide(after, r, cost)
+            });
+        }
     }
 
     fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64) {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
         let word = ctx.signals.user(reader).class;
         let read = settle(word & 0xff, rate_class(rate));
-        ctx.signals.set_class(Some(reader), (word & 0xff00) | read);
+        // Reading less only pulls more.
+        let adds_pushes = read > word & 0xff;
+        if ctx
+            .signals
+            .set_class(Some(reader), (word & 0xff00) | read, adds_pushes)
+            .is_some()
+        {
+            // Only the reader's own pairs read its read class.
+            ctx.signals.invalidate_plan(reader);
+        }
     }
 
     fn on_costs(&self, ctx: &Ctx<'_>, push_ns: f64, pull_ns: f64) {
@@ -165,8 +203,10 @@ impl FanoutStrategy for Selective {
             .round()
             .clamp(0.0, 128.0) as u16;
         // Every reader's pairs read this word: move it by whole octaves only.
-        ctx.signals
-            .set_class(None, settle(ctx.signals.global().class, measured));
+        let current = ctx.signals.global().class;
+        let cost = settle(current, measured);
+        // A dearer pull pushes more.
+        ctx.signals.set_class(None, cost, cost > current);
     }
 }
 
@@ -182,6 +222,31 @@ mod tests {
         }
         assert_eq!(rate_class(0.0), 0);
         assert_eq!(class_rate(0), 0.0);
+    }
+
+    #[test]
+    fn decisions_in_classes_match_the_rule_in_rates() {
+        for threshold in [0.25, 1.0, 3.0] {
+            let s = Selective::new(threshold);
+            for post in (0..120u16).step_by(3) {
+                for read in (0..120u16).step_by(5) {
+                    for cost in [60u16, 64, 68, 75] {
+                        let class = |c: u16| Class { class: c, since: 0 };
+                        let got = s.decide(class(post << 8), class(read), class(cost));
+                        let (p, r) = (class_rate(post), class_rate(read));
+                        let ratio = 2f64.powf((f64::from(cost) - 64.0) / 2.0);
+                        let want = p < r * ratio * threshold;
+                        let margin = (p - r * ratio * threshold).abs() / p.max(1e-9);
+                        if margin > 1e-9 {
+                            assert_eq!(
+                                got, want,
+                                "post {post} read {read} cost {cost} x{threshold}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
