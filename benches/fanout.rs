@@ -319,9 +319,63 @@ struct SendPtr<T>(*mut T);
 // SAFETY: used only with disjoint index sets per thread (see scenario_a).
 unsafe impl<T> Send for SendPtr<T> {}
 
+/// Scenario B's users, each given a full timeline of 800.
+const B_USERS: u32 = 50_000;
+
 fn scenario_b() {
-    let users = 50_000u32;
-    println!("== B. bytes per entry, {users} full timelines of 800");
+    println!("== B. bytes per entry, {B_USERS} full timelines of 800");
+    // Each side runs in a fresh process of this bench: in one process, the allocator
+    // hands the second side the memory the first one freed, and the resident-size
+    // delta says nothing.
+    let run = |part: &str| -> Vec<f64> {
+        let out = std::process::Command::new(std::env::current_exe().expect("this bench"))
+            .arg("--bench")
+            .env("FEEDCORE_BENCH_B_PART", part)
+            .output()
+            .expect("running scenario B's part");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("B_RESULT "))
+            .unwrap_or_else(|| panic!("scenario B part {part} printed no result: {text}"))
+            .split_whitespace()
+            .map(|v| v.parse().expect("a number"))
+            .collect()
+    };
+    let feedcore = run("feedcore");
+    let baseline = run("baseline")[0];
+    let (entries, accounted, resident) = (feedcore[0], feedcore[1], feedcore[2]);
+    println!(
+        "feedcore: {entries} entries, {accounted:.2} bytes/entry by accounting, {resident:.2} resident bytes/entry (RSS delta of the fan-out, includes the 1000 notices' index)"
+    );
+    println!(
+        "baseline Vec<VecDeque<u64>>: {baseline:.2} resident bytes/entry; feedcore/baseline = {:.2} (resident)",
+        resident / baseline
+    );
+}
+
+/// One side of scenario B, in its own process; prints `B_RESULT` and the figures.
+fn scenario_b_part(part: &str) {
+    let users = B_USERS;
+    if part == "baseline" {
+        let rss_before = resident_bytes();
+        let queues: Vec<VecDeque<u64>> = (0..users)
+            .map(|_| {
+                let mut q = VecDeque::with_capacity(800);
+                for i in 0..800u64 {
+                    q.push_back(i);
+                }
+                q
+            })
+            .collect();
+        let rss_after = resident_bytes();
+        black_box(&queues);
+        let entries = (u64::from(users) * 800) as f64;
+        println!(
+            "B_RESULT {}",
+            rss_after.saturating_sub(rss_before) as f64 / entries
+        );
+        return;
+    }
     let edges: Vec<(UserId, UserId)> = (1..users).map(|u| (UserId(u), UserId(0))).collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let (engine, _) = engine_with_graph(dir.path(), users, edges);
@@ -336,27 +390,9 @@ fn scenario_b() {
     let entries = stats.timeline_entries - mem_before.timeline_entries;
     let ring_bytes = stats.timeline_bytes - mem_before.timeline_bytes;
     println!(
-        "feedcore: {entries} entries, {:.2} bytes/entry by accounting, {:.2} resident bytes/entry (RSS delta, includes the 1000 notices' index)",
+        "B_RESULT {entries} {} {}",
         ring_bytes as f64 / entries as f64,
-        (rss_after - rss_before) as f64 / entries as f64
-    );
-    drop(engine);
-    let rss_before = resident_bytes();
-    let queues: Vec<VecDeque<u64>> = (0..users)
-        .map(|_| {
-            let mut q = VecDeque::with_capacity(800);
-            for i in 0..800u64 {
-                q.push_back(i);
-            }
-            q
-        })
-        .collect();
-    let rss_after = resident_bytes();
-    let baseline = (rss_after - rss_before) as f64 / (u64::from(users) * 800) as f64;
-    black_box(&queues);
-    println!(
-        "baseline Vec<VecDeque<u64>>: {baseline:.2} resident bytes/entry; feedcore/baseline = {:.2}",
-        (ring_bytes as f64 / entries as f64) / baseline
+        rss_after.saturating_sub(rss_before) as f64 / entries as f64
     );
 }
 
@@ -419,6 +455,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    if let Ok(part) = std::env::var("FEEDCORE_BENCH_B_PART") {
+        scenario_b_part(&part);
+        return;
+    }
     // FEEDCORE_BENCH_ONLY=a (or b, c, or several: "ac") runs just those scenarios.
     let only = std::env::var("FEEDCORE_BENCH_ONLY").unwrap_or_else(|_| "abc".into());
     if only.contains('a') {

@@ -81,7 +81,13 @@ pub struct Config {
     /// number modulo `workers`. Default 2.
     pub workers: u32,
     /// Followers delivered to in one go before a worker turns to other posts, so a post
-    /// by an account with millions of followers never starves small ones. Default 4096.
+    /// by an account with millions of followers never starves small ones. Default
+    /// 32,768: about 1 to 3 ms of a worker's time, so a small post waits a few
+    /// milliseconds at most behind a big one. Smaller chunks cut that wait but cost
+    /// throughput: a post split into chunks reaches the users of its later chunks
+    /// after newer posts did, and each such late id is inserted in order, shifting
+    /// the newer entries (with 4,096, 41% of the deliveries of a Twitter-like burst
+    /// arrived out of order and fan-out ran at a third of the speed).
     pub fanout_chunk: usize,
     /// The clock. Default: the system clock.
     pub clock: Clock,
@@ -101,7 +107,7 @@ impl Default for Config {
             durability: Durability::default(),
             segment_bytes: LogConfig::default().segment_bytes,
             workers: 2,
-            fanout_chunk: 4096,
+            fanout_chunk: 32768,
             clock: Clock::system(),
             strategy: Strategy::default(),
         }

@@ -1,10 +1,10 @@
 //! Every user's home timeline: a slot per user holding the user's activity word and a
-//! [`Ring`] that grows with its entries (a user with no entries costs the slot alone,
-//! 16 bytes).
+//! [`Ring`] that grows with its entries, in place (a user with no entries costs the
+//! slot alone, 16 bytes).
 //!
-//! Rings are replaced (to grow) and freed (when a user goes quiet) behind readers'
-//! backs, so a slot's ring is a `crossbeam_epoch::Atomic`: readers pin, load, copy,
-//! unpin; replaced rings are destroyed once no pinned reader can hold them.
+//! Rings are freed (when a user goes quiet, or is rebuilt) behind readers' backs, so a
+//! slot's ring is a `crossbeam_epoch::Atomic`: readers pin, load, copy, unpin; unlinked
+//! rings are destroyed once no pinned reader can hold them.
 //!
 //! The activity word sits beside the ring pointer so a delivery touches one cache
 //! line for both; deliveries prefetch the slots and rings of the followers a few places
@@ -16,11 +16,6 @@ use crossbeam_epoch::{self as epoch, Atomic, Owned};
 
 use super::activity::State;
 use super::ring::{Copied, Inserted, Ring};
-
-/// Slot counts a ring grows through, doubling from 8, up to the capacity.
-fn growth(slots: u32, capacity: u32) -> u32 {
-    (slots * 2).max(8).min(capacity)
-}
 
 /// One user: the activity word (see `activity.rs`) and the ring.
 #[repr(align(16))]
@@ -86,10 +81,6 @@ impl Timelines {
         self.capacity
     }
 
-    fn size_after(&self, slots: u32) -> u32 {
-        growth(slots, self.capacity)
-    }
-
     /// Inserts the ids into `user`'s timeline, in one hold of its writer lock per
     /// ring. Returns how many were new.
     pub(crate) fn insert(&self, user: u32, ids: &[u64]) -> usize {
@@ -99,8 +90,7 @@ impl Timelines {
     /// Like [`Timelines::insert`], but a ring created here (also with no ids) gets at
     /// least `slots_hint` slots (capped at the capacity): a rebuild passes the number
     /// of authors the user follows, who are about to deliver, so the ring does not
-    /// grow through every size on the way (each growth is an allocation, a copy and a
-    /// deferred free: most of a delivery's cost while timelines fill).
+    /// add its chunks one by one during the deliveries that follow.
     pub(crate) fn insert_sized(&self, user: u32, ids: &[u64], slots_hint: usize) -> usize {
         let guard = epoch::pin();
         let slot = &self.slots[user as usize].ring;
@@ -138,7 +128,11 @@ impl Timelines {
                 let ring = self.slots[ahead as usize]
                     .ring
                     .load(Ordering::Relaxed, &guard);
-                prefetch_write(ring.as_raw());
+                // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
+                if let Some(ring) = unsafe { ring.as_ref() } {
+                    prefetch_write(ring);
+                    prefetch_write(ring.second_line());
+                }
             }
             if let Some(&ahead) = users.get(i + TAIL_AHEAD) {
                 let ring = self.slots[ahead as usize]
@@ -159,40 +153,25 @@ impl Timelines {
     }
 
     fn insert_pinned(&self, user: u32, ids: &[u64], guard: &epoch::Guard) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
         let slot = &self.slots[user as usize].ring;
-        let mut new = 0;
-        let mut rest = ids;
-        while !rest.is_empty() {
+        loop {
             let shared = slot.load(Ordering::Acquire, guard);
             // SAFETY: the pointer was loaded under `guard`; a ring is only destroyed
             // through `defer_destroy` after it was unlinked, so it lives while pinned.
             let Some(ring) = (unsafe { shared.as_ref() }) else {
-                self.install_first(slot, shared, guard, rest.len());
+                self.install_first(slot, shared, guard, ids.len());
                 continue;
             };
+            // Retired: unlinked since the load; retry on what the slot holds now.
             let Some(w) = ring.lock() else { continue };
-            while let Some((&id, tail)) = rest.split_first() {
-                if w.len() == ring.slots() as usize && ring.slots() < self.capacity {
-                    break; // grow first
-                }
-                if w.insert(id, self.capacity as usize) == Inserted::New {
-                    new += 1;
-                }
-                rest = tail;
-            }
-            if rest.is_empty() {
-                break;
-            }
-            // Grow: copy into a larger ring, publish it, retire the old one.
-            let larger = w.copy_with_slots(self.size_after(ring.slots()));
-            w.retire();
-            slot.store(Owned::new(larger), Ordering::Release);
-            drop(w);
-            // SAFETY: the old ring is unlinked from the slot (replaced above) and
-            // retired, so no new reader or writer can reach it.
-            unsafe { guard.defer_destroy(shared) };
+            return ids
+                .iter()
+                .filter(|&&id| w.insert(id) == Inserted::New)
+                .count();
         }
-        new
     }
 
     /// Runs `f` holding the writer lock of `user`'s ring (created when missing).
@@ -224,13 +203,9 @@ impl Timelines {
         guard: &epoch::Guard,
         entries: usize,
     ) {
-        // Sized for what is about to go in (a rebuild stores hundreds at once), so the
-        // ring does not grow through every size on the way.
-        let wanted = (entries.min(1 << 20) as u32)
-            .next_power_of_two()
-            .max(8)
-            .min(self.capacity);
-        let first = Owned::new(Ring::with_slots(wanted.max(self.size_after(0))));
+        // Sized for what is about to go in (a rebuild stores hundreds at once).
+        let wanted = entries.min(self.capacity as usize) as u32;
+        let first = Owned::new(Ring::new(self.capacity, wanted));
         // Losing the race is fine: the other thread's ring is as good.
         let _ = slot.compare_exchange(empty, first, Ordering::AcqRel, Ordering::Acquire, guard);
     }
@@ -331,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn rings_start_at_the_hint_and_grow_by_doubling() {
+    fn rings_start_at_the_hint_and_grow_by_chunks() {
         let t = Timelines::new(4, 800);
         assert_eq!(slots_of(&t, 0), None, "no entries, no ring");
         t.insert_sized(0, &[], 100);
@@ -344,7 +319,7 @@ mod tests {
         t.insert(2, &ids[..8]);
         assert_eq!(slots_of(&t, 2), Some(8));
         assert_eq!(t.deliver(&[2, 3], 9, |_, _| true), 2);
-        assert_eq!(slots_of(&t, 2), Some(16), "grew, keeping every entry");
+        assert_eq!(slots_of(&t, 2), Some(24), "grew, keeping every entry");
         let mut out = Vec::new();
         t.copy_below(2, None, 100, &mut out);
         assert_eq!(out, ids.iter().rev().copied().collect::<Vec<_>>());
