@@ -260,8 +260,14 @@ fn main() {
 
     println!("\n== 3. mixed workload: 20,000 posts by random authors, reads by the 300 readers");
     println!(
-        "{:<10} {:>10} {:>14} {:>16} {:>16}",
-        "strategy", "reads:posts", "wall ms", "writes+reads ids", "bytes touched"
+        "{:<10} {:>10} {:>14} {:>16} {:>16} {:>9} {:>12}",
+        "strategy",
+        "reads:posts",
+        "wall ms",
+        "writes+reads ids",
+        "bytes touched",
+        "rebuilds",
+        "index reads"
     );
     for ratio in [1u64, 10] {
         let mut totals = Vec::new();
@@ -297,12 +303,14 @@ fn main() {
                 + (s.cost_ring_reads - before.cost_ring_reads);
             let bytes = s.cost_bytes_touched - before.cost_bytes_touched;
             println!(
-                "{:<10} {:>10} {:>14.0} {:>16} {:>16}",
+                "{:<10} {:>10} {:>14.0} {:>16} {:>16} {:>9} {:>12}",
                 strategy.name(),
                 ratio,
                 wall,
                 units,
-                bytes
+                bytes,
+                s.rebuilds - before.rebuilds,
+                s.cost_author_index_reads - before.cost_author_index_reads
             );
             totals.push((strategy.name(), wall, bytes));
         }

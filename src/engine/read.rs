@@ -575,8 +575,17 @@ impl Shared {
         }
         self.add_read_cost(candidates.cost());
         let ctx = self.strategy_ctx();
+        let mut repair = |authors: &[u32]| {
+            if authors.len() > REPAIR_MERGES_MAX {
+                return false;
+            }
+            for &author in authors {
+                self.merge_author(user, author);
+            }
+            true
+        };
         self.strategy
-            .on_read(&ctx, user, self.config.clock.now_ms());
+            .on_read(&ctx, user, self.config.clock.now_ms(), &mut repair);
         finish(ids, page, limit)
     }
 

@@ -197,41 +197,62 @@ impl Signals {
     /// cheaper pull only ever pull more). Such a change keeps the word's old ticket:
     /// a pair still pushed was pushed all along, so rings stay trusted and readers
     /// repair nothing. Returns the class it replaced, if it changed the word; the
-    /// caller then invalidates
-    /// the cached plans whose decisions it changed (a change of the global word
-    /// invalidates every plan here).
+    /// caller then invalidates the cached plans whose decisions it changed (a change
+    /// of the global word invalidates every plan here).
     pub(crate) fn set_class(
         &self,
         user: Option<u32>,
         class: u16,
         adds_pushes: bool,
     ) -> Option<u16> {
-        let word = match user {
+        let old = self.begin_class(user, class)?;
+        let since = if adds_pushes {
+            self.new_ticket()
+        } else {
+            old.since
+        };
+        self.end_class(user, class, since);
+        Some(old.class)
+    }
+
+    fn word(&self, user: Option<u32>) -> &AtomicU64 {
+        match user {
             Some(u) => &self.words[u as usize],
             None => &self.global,
-        };
+        }
+    }
+
+    /// The first half of a change: the word takes `class`, marked under way (reads
+    /// pull every pair that reads it; workers decide with the new class at once).
+    /// Returns the class and ticket it replaced; `None` when the class is already
+    /// `class` or another change is under way.
+    pub(crate) fn begin_class(&self, user: Option<u32>, class: u16) -> Option<Class> {
+        let word = self.word(user);
         let current = word.load(Ordering::SeqCst);
         let now = Class::of(current);
         if now.class == class || now.since == SINCE_ALL {
             return None;
         }
         let marked = (u64::from(class) << 48) | SINCE_ALL;
-        if word
-            .compare_exchange(current, marked, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return None;
-        }
-        let ticket = if adds_pushes {
-            (self.tickets.fetch_add(1, Ordering::SeqCst) + 1).min(SINCE_ALL - 1)
-        } else {
-            now.since
-        };
-        word.store((u64::from(class) << 48) | ticket, Ordering::SeqCst);
+        word.compare_exchange(current, marked, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        Some(now)
+    }
+
+    /// A ticket newer than every ticket handed out before.
+    pub(crate) fn new_ticket(&self) -> u64 {
+        (self.tickets.fetch_add(1, Ordering::SeqCst) + 1).min(SINCE_ALL - 1)
+    }
+
+    /// The second half of a change begun with [`Signals::begin_class`]: the word
+    /// gets its ticket `since` (the old one when no pair needs repairing; see
+    /// `set_class`).
+    pub(crate) fn end_class(&self, user: Option<u32>, class: u16, since: u64) {
+        self.word(user)
+            .store((u64::from(class) << 48) | since, Ordering::SeqCst);
         if user.is_none() {
             self.global_gen.fetch_add(1, Ordering::SeqCst);
         }
-        Some(now.class)
     }
 }
 
@@ -291,8 +312,17 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     /// A post by `author` was accepted (`next_id` gives the next notice id).
     fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64) {}
 
-    /// `reader` read its home timeline.
-    fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64) {}
+    /// `reader` read its home timeline. `repair` merges the given followed authors'
+    /// newest notices into the reader's stored timeline (as a follow does) and says
+    /// whether it did (false: too many; the reader's next read rebuilds instead).
+    fn on_read(
+        &self,
+        _ctx: &Ctx<'_>,
+        _reader: u32,
+        _now_ms: u64,
+        _repair: &mut dyn FnMut(&[u32]) -> bool,
+    ) {
+    }
 
     /// `author`'s follower count may have changed.
     fn on_followers_changed(&self, _ctx: &Ctx<'_>, _author: u32) {}

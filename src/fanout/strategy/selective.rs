@@ -179,20 +179,58 @@ impl FanoutStrategy for Selective {
         }
     }
 
-    fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64) {
+    fn on_read(
+        &self,
+        ctx: &Ctx<'_>,
+        reader: u32,
+        now_ms: u64,
+        repair: &mut dyn FnMut(&[u32]) -> bool,
+    ) {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
         let word = ctx.signals.user(reader).class;
         let read = settle(word & 0xff, rate_class(rate));
-        // Reading less only pulls more.
-        let adds_pushes = read > word & 0xff;
-        if ctx
-            .signals
-            .set_class(Some(reader), (word & 0xff00) | read, adds_pushes)
-            .is_some()
-        {
-            // Only the reader's own pairs read its read class.
-            ctx.signals.invalidate_plan(reader);
+        let class = (word & 0xff00) | read;
+        if read <= word & 0xff {
+            // Reading less only pulls more: no pair needs repairing.
+            if ctx.signals.set_class(Some(reader), class, false).is_some() {
+                // Only the reader's own pairs read its read class.
+                ctx.signals.invalidate_plan(reader);
+            }
+            return;
         }
+        // Reading more turns some pairs to push: the ring lacks what their authors
+        // posted before. While the change is under way the reader's reads pull every
+        // pair and the workers already push by the new class; the reader merges the
+        // authors whose pair turned (a few, as a follow does), and the change keeps
+        // the old ticket: nothing else to repair. Too many: a new ticket, and the next
+        // read rebuilds.
+        let Some(old) = ctx.signals.begin_class(Some(reader), class) else {
+            return;
+        };
+        let (before, after) = (
+            Class {
+                class: old.class,
+                since: 0,
+            },
+            Class { class, since: 0 },
+        );
+        let cost = ctx.signals.global();
+        let turned: Vec<u32> = ctx
+            .graph
+            .following(crate::ids::UserId(reader))
+            .map(|a| a.0)
+            .filter(|&a| {
+                let author = ctx.signals.user(a);
+                !self.decide(author, before, cost) && self.decide(author, after, cost)
+            })
+            .collect();
+        let since = if repair(&turned) {
+            old.since
+        } else {
+            ctx.signals.new_ticket()
+        };
+        ctx.signals.end_class(Some(reader), class, since);
+        ctx.signals.invalidate_plan(reader);
     }
 
     fn on_costs(&self, ctx: &Ctx<'_>, push_ns: f64, pull_ns: f64) {
