@@ -41,10 +41,6 @@ pub(crate) struct CachedPlan {
     trust_from: u64,
 }
 
-/// Above this many changed push pairs, a reader rebuilds its ring instead of merging
-/// each changed author again.
-const REPAIR_MERGES_MAX: usize = 16;
-
 /// A repeat is hidden when its original, or another repeat of it, is among this many
 /// entries before it (Mastodon's reblog fall-off).
 pub(crate) const REPEAT_WINDOW: usize = 40;
@@ -423,7 +419,7 @@ impl Shared {
                     .filter(|&&(_, since)| since > repaired)
                     .map(|&(a, _)| a)
                     .collect();
-                if changed.len() <= REPAIR_MERGES_MAX {
+                if self.merges_beat_a_rebuild(user, &changed) {
                     for author in changed {
                         self.merge_author(user, author);
                     }
@@ -444,6 +440,19 @@ impl Shared {
             self.timelines.end_rebuild(user);
             return true;
         }
+    }
+
+    /// Whether merging `authors` again into `user`'s ring reads fewer ids than a
+    /// rebuild would (a merge of every followed author, stopped at the capacity):
+    /// each merge reads up to a capacity of the author's newest ids.
+    fn merges_beat_a_rebuild(&self, user: u32, authors: &[u32]) -> bool {
+        let capacity = self.timelines.capacity() as usize;
+        let rebuild = capacity + self.graph.following_count(UserId(user)) as usize;
+        let mut merges = 0;
+        authors.iter().all(|&a| {
+            merges += self.by_author.len(a).min(capacity + 1);
+            merges <= rebuild
+        })
     }
 
     /// Which followed authors this read pulls, and since when the ring must have been
@@ -576,7 +585,7 @@ impl Shared {
         self.add_read_cost(candidates.cost());
         let ctx = self.strategy_ctx();
         let mut repair = |authors: &[u32]| {
-            if authors.len() > REPAIR_MERGES_MAX {
+            if !self.merges_beat_a_rebuild(user, authors) {
                 return false;
             }
             for &author in authors {

@@ -175,7 +175,6 @@ impl IdLists {
     }
 
     /// Ids in `user`'s list.
-    #[cfg(test)]
     pub(crate) fn len(&self, user: u32) -> usize {
         let guard = epoch::pin();
         let shared = self.slots[user as usize].load(Ordering::Acquire, &guard);

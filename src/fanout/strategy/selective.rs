@@ -18,6 +18,9 @@ const HALF_LIFE_MS: f64 = 3_600_000.0;
 /// The cost class before anything is measured: log2(pull / push) = 2, in half-octaves
 /// around 64.
 const PRIOR_COST_CLASS: u16 = 68;
+/// How far (in half-octave classes) the measured cost ratio must be from the global
+/// class before the class moves: two octaves.
+const GLOBAL_HYSTERESIS: u16 = 4;
 /// Rate classes: `round(2 * log2(rate_per_hour))`, offset so that 0 is "never".
 const CLASS_OFFSET: f64 = 40.0;
 
@@ -240,9 +243,16 @@ impl FanoutStrategy for Selective {
         let measured = (2.0 * (pull_ns / push_ns).log2() + 64.0)
             .round()
             .clamp(0.0, 128.0) as u16;
-        // Every reader's pairs read this word: move it by whole octaves only.
+        // Every reader's pairs read this word, and a move that pushes more makes
+        // every reader repair its ring: move it only when the measured ratio is two
+        // octaves away (measured costs wobble by more than one: cold caches, other
+        // work on the machine).
         let current = ctx.signals.global().class;
-        let cost = settle(current, measured);
+        let cost = if current.abs_diff(measured) >= GLOBAL_HYSTERESIS || current == 0 {
+            measured
+        } else {
+            current
+        };
         // A dearer pull pushes more.
         ctx.signals.set_class(None, cost, cost > current);
     }
