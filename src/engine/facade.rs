@@ -246,7 +246,10 @@ impl Engine {
         &self.shared.config
     }
 
-    /// The follow graph, for queries (followers, counts, relations).
+    /// The follow graph, for queries (followers, counts, relations). Change relations
+    /// through the engine's own methods ([`Engine::follow`] and the others): a change
+    /// made on the graph directly reaches neither the stored timelines nor the
+    /// strategies' read plans.
     pub fn graph(&self) -> &FollowGraph {
         &self.shared.graph
     }

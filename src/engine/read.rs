@@ -473,9 +473,14 @@ impl Shared {
         let ctx = self.strategy_ctx();
         let authors = std::iter::once(user).chain(self.graph.following(UserId(user)).map(|u| u.0));
         let mut pulls = Vec::new();
+        let mut settled = true;
         for author in authors {
             match self.strategy.pair(&ctx, author, user) {
                 PairRead::Pull => pulls.push(author),
+                PairRead::PullForNow => {
+                    pulls.push(author);
+                    settled = false;
+                }
                 PairRead::Push { since } => {
                     plan.trust_from = plan.trust_from.max(since);
                     plan.pushed.push((author, since));
@@ -483,13 +488,18 @@ impl Shared {
             }
         }
         plan.pulls = pulls.into();
-        // Two readers of one user may race here; the loser's plan, if older, carries
-        // an older key and is recomputed at the next read.
-        self.plans[user as usize].store(Some(Arc::new(CachedPlan {
-            key,
-            pulls: Arc::clone(&plan.pulls),
-            trust_from: plan.trust_from,
-        })));
+        // A plan that pulled pairs only while a change was under way is not kept: the
+        // change may end without invalidating it (its pairs' decision did not flip),
+        // and the reader would pull them for good.
+        if settled {
+            // Two readers of one user may race here; the loser's plan, if older,
+            // carries an older key and is recomputed at the next read.
+            self.plans[user as usize].store(Some(Arc::new(CachedPlan {
+                key,
+                pulls: Arc::clone(&plan.pulls),
+                trust_from: plan.trust_from,
+            })));
+        }
         plan
     }
 

@@ -125,9 +125,10 @@ impl Timelines {
                 prefetch(&self.slots[ahead as usize]);
             }
             if let Some(&ahead) = users.get(i + RING_AHEAD) {
+                // Acquire: the ring's fields are read below (Release-published).
                 let ring = self.slots[ahead as usize]
                     .ring
-                    .load(Ordering::Relaxed, &guard);
+                    .load(Ordering::Acquire, &guard);
                 // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
                 if let Some(ring) = unsafe { ring.as_ref() } {
                     prefetch_write(ring);
@@ -135,9 +136,10 @@ impl Timelines {
                 }
             }
             if let Some(&ahead) = users.get(i + TAIL_AHEAD) {
+                // Acquire: the ring's fields are read below (Release-published).
                 let ring = self.slots[ahead as usize]
                     .ring
-                    .load(Ordering::Relaxed, &guard);
+                    .load(Ordering::Acquire, &guard);
                 // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
                 if let Some(ring) = unsafe { ring.as_ref() } {
                     prefetch_write(ring.tail_slot());

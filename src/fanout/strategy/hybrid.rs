@@ -44,9 +44,10 @@ impl FanoutStrategy for Hybrid {
     fn on_followers_changed(&self, ctx: &Ctx<'_>, author: u32) {
         let big = ctx.graph.follower_count(UserId(author)) >= u64::from(self.followers_min);
         // Becoming big only pulls more.
+        let seen = ctx.signals.user(author);
         if ctx
             .signals
-            .set_class(Some(author), u16::from(big), !big)
+            .set_class(Some(author), seen, u16::from(big), !big)
             .is_some()
         {
             // Every follower's pair with the author changed decision.

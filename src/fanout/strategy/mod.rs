@@ -125,6 +125,11 @@ pub(crate) struct Class {
 }
 
 impl Class {
+    /// The word this class was read from.
+    fn word(self) -> u64 {
+        (u64::from(self.class) << 48) | self.since
+    }
+
     fn of(word: u64) -> Class {
         Class {
             class: (word >> 48) as u16,
@@ -196,16 +201,20 @@ impl Signals {
     /// (decisions are monotone in each word: a higher post rate, a lower read rate, a
     /// cheaper pull only ever pull more). Such a change keeps the word's old ticket:
     /// a pair still pushed was pushed all along, so rings stay trusted and readers
-    /// repair nothing. Returns the class it replaced, if it changed the word; the
-    /// caller then invalidates the cached plans whose decisions it changed (a change
-    /// of the global word invalidates every plan here).
+    /// repair nothing. `seen` is the word as the caller read it, and computed `class`
+    /// and `adds_pushes` from: if the word moved since, the change is skipped (else it
+    /// could undo a concurrent change without a ticket). Returns the class it
+    /// replaced, if it changed the word; the caller then invalidates the cached plans
+    /// whose decisions it changed (a change of the global word invalidates every plan
+    /// here).
     pub(crate) fn set_class(
         &self,
         user: Option<u32>,
+        seen: Class,
         class: u16,
         adds_pushes: bool,
     ) -> Option<u16> {
-        let old = self.begin_class(user, class)?;
+        let old = self.begin_class(user, seen, class)?;
         let since = if adds_pushes {
             self.new_ticket()
         } else {
@@ -224,19 +233,17 @@ impl Signals {
 
     /// The first half of a change: the word takes `class`, marked under way (reads
     /// pull every pair that reads it; workers decide with the new class at once).
-    /// Returns the class and ticket it replaced; `None` when the class is already
-    /// `class` or another change is under way.
-    pub(crate) fn begin_class(&self, user: Option<u32>, class: u16) -> Option<Class> {
-        let word = self.word(user);
-        let current = word.load(Ordering::SeqCst);
-        let now = Class::of(current);
-        if now.class == class || now.since == SINCE_ALL {
+    /// Returns `seen`, the class and ticket it replaced; `None` when the class is
+    /// already `class`, another change is under way, or the word is no longer `seen`.
+    pub(crate) fn begin_class(&self, user: Option<u32>, seen: Class, class: u16) -> Option<Class> {
+        if seen.class == class || seen.since == SINCE_ALL {
             return None;
         }
         let marked = (u64::from(class) << 48) | SINCE_ALL;
-        word.compare_exchange(current, marked, Ordering::SeqCst, Ordering::SeqCst)
+        self.word(user)
+            .compare_exchange(seen.word(), marked, Ordering::SeqCst, Ordering::SeqCst)
             .ok()?;
-        Some(now)
+        Some(seen)
     }
 
     /// A ticket newer than every ticket handed out before.
@@ -336,6 +343,9 @@ pub(crate) trait FanoutStrategy: Send + Sync {
 pub(crate) enum PairRead {
     /// Pull them all (at or above the ring's floor) from the author's list.
     Pull,
+    /// Pull them all for now: a change of a word the decision reads is under way (a
+    /// read plan that saw this is not cached).
+    PullForNow,
     /// They are pushed; the ring is trusted for the pair once it was rebuilt after the
     /// change with ticket `since`.
     Push { since: u64 },
@@ -346,7 +356,7 @@ pub(crate) enum PairRead {
 pub(crate) fn push_pair(classes: &[Class]) -> PairRead {
     let since = classes.iter().map(|c| c.since).max().unwrap_or(0);
     if since == SINCE_ALL {
-        PairRead::Pull
+        PairRead::PullForNow
     } else {
         PairRead::Push { since }
     }

@@ -156,17 +156,22 @@ impl FanoutStrategy for Selective {
     fn on_open(&self, ctx: &Ctx<'_>, _users: u32) {
         // Until the engine has measured both, assume a pull of one author costs four
         // push deliveries (measured here: ~200 ns against ~50 ns).
-        ctx.signals.set_class(None, PRIOR_COST_CLASS, true);
+        let seen = ctx.signals.global();
+        ctx.signals.set_class(None, seen, PRIOR_COST_CLASS, true);
     }
 
     fn on_post(&self, ctx: &Ctx<'_>, author: u32, now_ms: u64) {
         let rate = bump(&Self::cells(&self.post_rates, ctx)[author as usize], now_ms);
-        let word = ctx.signals.user(author).class;
+        let seen = ctx.signals.user(author);
+        let word = seen.class;
         let post = settle(word >> 8, rate_class(rate));
         // Posting more only pulls more.
         let adds_pushes = post < word >> 8;
         let class = (post << 8) | (word & 0xff);
-        if let Some(replaced) = ctx.signals.set_class(Some(author), class, adds_pushes) {
+        if let Some(replaced) = ctx
+            .signals
+            .set_class(Some(author), seen, class, adds_pushes)
+        {
             // Only followers whose pair with the author changed decision replan (the
             // author's own plan reads its read class, unchanged).
             let before = Class {
@@ -190,12 +195,17 @@ impl FanoutStrategy for Selective {
         repair: &mut dyn FnMut(&[u32]) -> bool,
     ) {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
-        let word = ctx.signals.user(reader).class;
+        let seen = ctx.signals.user(reader);
+        let word = seen.class;
         let read = settle(word & 0xff, rate_class(rate));
         let class = (word & 0xff00) | read;
         if read <= word & 0xff {
             // Reading less only pulls more: no pair needs repairing.
-            if ctx.signals.set_class(Some(reader), class, false).is_some() {
+            if ctx
+                .signals
+                .set_class(Some(reader), seen, class, false)
+                .is_some()
+            {
                 // Only the reader's own pairs read its read class.
                 ctx.signals.invalidate_plan(reader);
             }
@@ -207,7 +217,7 @@ impl FanoutStrategy for Selective {
         // authors whose pair turned (a few, as a follow does), and the change keeps
         // the old ticket: nothing else to repair. Too many: a new ticket, and the next
         // read rebuilds.
-        let Some(old) = ctx.signals.begin_class(Some(reader), class) else {
+        let Some(old) = ctx.signals.begin_class(Some(reader), seen, class) else {
             return;
         };
         let (before, after) = (
@@ -247,14 +257,15 @@ impl FanoutStrategy for Selective {
         // every reader repair its ring: move it only when the measured ratio is two
         // octaves away (measured costs wobble by more than one: cold caches, other
         // work on the machine).
-        let current = ctx.signals.global().class;
+        let seen = ctx.signals.global();
+        let current = seen.class;
         let cost = if current.abs_diff(measured) >= GLOBAL_HYSTERESIS || current == 0 {
             measured
         } else {
             current
         };
         // A dearer pull pushes more.
-        ctx.signals.set_class(None, cost, cost > current);
+        ctx.signals.set_class(None, seen, cost, cost > current);
     }
 }
 
