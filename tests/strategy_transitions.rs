@@ -28,6 +28,19 @@ fn home(e: &Engine, user: u32) -> Vec<NoticeId> {
         .ids
 }
 
+const SELECTIVE: Strategy = Strategy::Selective {
+    push_threshold: 1.0,
+};
+
+/// A pull engine and a selective one, each in its own directory, on one manual clock.
+fn pull_and_selective() -> ([tempfile::TempDir; 2], Clock, Engine, Engine) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let clock = Clock::manual(1_000_000_000_000);
+    let pull = engine(dirs[0].path(), Strategy::Pull, &clock);
+    let selective = engine(dirs[1].path(), SELECTIVE, &clock);
+    (dirs, clock, pull, selective)
+}
+
 fn post(engines: &[&Engine], author: u32) -> NoticeId {
     let ids: Vec<NoticeId> = engines
         .iter()
@@ -83,16 +96,7 @@ fn hybrid_follows_an_author_across_the_threshold() {
 
 #[test]
 fn selective_pairs_move_between_push_and_pull() {
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let clock = Clock::manual(1_000_000_000_000);
-    let pull = engine(d1.path(), Strategy::Pull, &clock);
-    let selective = engine(
-        d2.path(),
-        Strategy::Selective {
-            push_threshold: 1.0,
-        },
-        &clock,
-    );
+    let (dirs, clock, pull, selective) = pull_and_selective();
     let both = [&pull, &selective];
     for e in both {
         for a in 0..4 {
@@ -116,13 +120,7 @@ fn selective_pairs_move_between_push_and_pull() {
     }
     assert_eq!(home(&selective, 10), home(&pull, 10));
     drop(selective);
-    let selective = engine(
-        d2.path(),
-        Strategy::Selective {
-            push_threshold: 1.0,
-        },
-        &clock,
-    );
+    let selective = engine(dirs[1].path(), SELECTIVE, &clock);
     assert_eq!(home(&selective, 10), home(&pull, 10), "after reopen");
 }
 
@@ -131,16 +129,7 @@ fn selective_pulls_an_author_who_starts_posting_a_lot_while_the_reader_reads_ste
     // The reader reads at a steady rate, so its own class settles and never moves
     // again: only the author's change can tell the reader's cached plan that the pair
     // turned to pull (the workers stop pushing it at once).
-    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let clock = Clock::manual(1_000_000_000_000);
-    let pull = engine(d1.path(), Strategy::Pull, &clock);
-    let selective = engine(
-        d2.path(),
-        Strategy::Selective {
-            push_threshold: 1.0,
-        },
-        &clock,
-    );
+    let (_dirs, clock, pull, selective) = pull_and_selective();
     let both = [&pull, &selective];
     for e in both {
         e.follow(UserId(10), UserId(0)).unwrap();

@@ -24,29 +24,28 @@ pub(crate) struct UserSlot {
     ring: Atomic<Ring>,
 }
 
-/// Hints the CPU to bring `ptr`'s cache line in, for writing; a no-op where there is
-/// no such hint.
+/// Hints the CPU to bring `ptr`'s cache line in (ready to be written, with `WRITE`);
+/// a no-op where there is no such hint.
 #[inline(always)]
-pub(crate) fn prefetch_write<T>(ptr: *const T) {
+pub(crate) fn prefetch_line<const WRITE: bool, T>(ptr: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and never changes memory, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(ptr.cast::<i8>());
+        use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+        if WRITE {
+            _mm_prefetch::<_MM_HINT_ET0>(ptr.cast::<i8>());
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>());
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
 }
 
-/// Hints the CPU to bring `ptr`'s cache line in; a no-op where there is no such hint.
+/// [`prefetch_line`] for reading.
 #[inline(always)]
 pub(crate) fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and never changes memory, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
+    prefetch_line::<false, T>(ptr);
 }
 
 pub(crate) struct Timelines {
@@ -131,8 +130,8 @@ impl Timelines {
                     .load(Ordering::Acquire, &guard);
                 // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
                 if let Some(ring) = unsafe { ring.as_ref() } {
-                    prefetch_write(ring);
-                    prefetch_write(ring.second_line());
+                    prefetch_line::<true, _>(ring);
+                    prefetch_line::<true, _>(ring.second_line());
                 }
             }
             if let Some(&ahead) = users.get(i + TAIL_AHEAD) {
@@ -142,7 +141,7 @@ impl Timelines {
                     .load(Ordering::Acquire, &guard);
                 // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
                 if let Some(ring) = unsafe { ring.as_ref() } {
-                    prefetch_write(ring.tail_slot());
+                    prefetch_line::<true, _>(ring.tail_slot());
                 }
             }
             let state = State::of(self.slots[user as usize].state.load(Ordering::SeqCst));
