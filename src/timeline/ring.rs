@@ -44,7 +44,7 @@ pub(crate) struct Copied {
 }
 
 /// The header takes two cache lines: the first holds what every delivery reads and
-/// writes, and the pointers to the first chunks (the first 56 slots).
+/// writes, and the pointers to the first three chunks.
 #[repr(C, align(64))]
 pub(crate) struct Ring {
     /// The seqlock word (see the module comment). Written by writers only: even -> odd
@@ -79,6 +79,10 @@ pub(crate) struct Ring {
     /// retry on the slot. Written inside the seqlock only.
     retired: AtomicBool,
 }
+
+// The layout the comment above promises: two lines, the first ending with chunk 2.
+const _: () = assert!(std::mem::size_of::<Ring>() == 128);
+const _: () = assert!(std::mem::offset_of!(Ring, chunks) + 3 * 8 == 64);
 
 impl Ring {
     /// An empty ring holding at most `capacity` entries, with chunks for `slots` of
@@ -197,7 +201,7 @@ impl Ring {
         self.slot_addr(wrap(head.wrapping_add(len), slots))
     }
 
-    /// The header's second cache line (chunk pointers past the first 56 slots).
+    /// The header's second cache line (the pointers to chunks 3 to 7).
     pub(crate) fn second_line(&self) -> *const AtomicPtr<AtomicU32> {
         &self.chunks[CHUNKS - 1]
     }
