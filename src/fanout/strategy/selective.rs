@@ -62,6 +62,9 @@ fn settle(current: u16, measured: u16) -> u16 {
     }
 }
 
+/// What one event adds to a counter (events per hour, see `bump`).
+const ONE_EVENT: f64 = std::f64::consts::LN_2 * 3_600_000.0 / HALF_LIFE_MS;
+
 /// Adds one event at `now_ms` to a decayed counter; returns the new rate per hour.
 fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
     let word = cell.load(Ordering::Relaxed);
@@ -72,7 +75,7 @@ fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
     let decayed = rate * 0.5f64.powf(elapsed_ms / HALF_LIFE_MS);
     // One event adds its share of an hour's rate: the counter converges to events per
     // hour under a steady rate.
-    let next = decayed + std::f64::consts::LN_2 * 3_600_000.0 / HALF_LIFE_MS;
+    let next = decayed + ONE_EVENT;
     // Racy read-modify-write: a lost update only delays a class change.
     cell.store(
         (u64::from((next as f32).to_bits()) << 32) | (now_s & 0xffff_ffff),
@@ -197,7 +200,15 @@ impl FanoutStrategy for Selective {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        let read = settle(word & 0xff, rate_class(rate));
+        // One read says nothing about a rate: until the counter holds more than one
+        // event's worth, the reader counts as not reading (its pairs pull), so a
+        // user who reads once and leaves is not pushed to.
+        let measured = if rate > ONE_EVENT * 1.5 {
+            rate_class(rate)
+        } else {
+            0
+        };
+        let read = settle(word & 0xff, measured);
         let class = (word & 0xff00) | read;
         if read <= word & 0xff {
             // Reading less only pulls more: no pair needs repairing.
