@@ -684,31 +684,43 @@ mod tests {
 
     #[test]
     fn readers_see_whole_states_while_a_writer_inserts() {
-        let ring = Ring::new(64, 64);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for id in 1..20_000u64 {
-                    let w = ring.lock().unwrap();
-                    w.insert(id * 2);
-                    if id % 3 == 0 {
-                        w.insert(id * 2 - 1);
+        // Readers copy while the writer appends, places late ids, raises the floor
+        // (moving the head), and so grows the ring chunk by chunk, laying wrapped
+        // entries out again: every copy must still be a state the ring was in.
+        for (capacity, first) in [(64, 64), (300, 8)] {
+            let ring = Ring::new(capacity, first);
+            let done = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for id in 1..20_000u64 {
+                        let w = ring.lock().unwrap();
+                        w.insert(id * 2);
+                        if id % 3 == 0 {
+                            w.insert(id * 2 - 1);
+                        }
+                        if id % 97 == 0 {
+                            w.raise_floor(id * 2 - 20);
+                        }
                     }
+                    done.store(true, Ordering::Relaxed);
+                });
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        while !done.load(Ordering::Relaxed) {
+                            out.clear();
+                            let copied = ring.copy_below(None, usize::MAX, &mut out);
+                            assert!(
+                                out.windows(2).all(|w| w[0] > w[1]),
+                                "strictly descending: {out:?}"
+                            );
+                            assert!(out.len() <= capacity as usize);
+                            assert!(out.iter().all(|&id| id >= copied.floor));
+                        }
+                    });
                 }
             });
-            for _ in 0..2 {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    for _ in 0..20_000 {
-                        out.clear();
-                        ring.copy_below(None, 64, &mut out);
-                        assert!(
-                            out.windows(2).all(|w| w[0] > w[1]),
-                            "strictly descending: {out:?}"
-                        );
-                        assert!(out.len() <= 64);
-                    }
-                });
-            }
-        });
+            assert!(ring.slots() > first.min(capacity) || first >= capacity);
+        }
     }
 }
