@@ -41,6 +41,9 @@ pub(crate) struct CachedPlan {
     trust_from: u64,
 }
 
+/// Candidates from the ring whose records a read prefetches at once (a default page).
+const PREFETCH_RECORDS: usize = 20;
+
 /// A repeat is hidden when its original, or another repeat of it, is among this many
 /// entries before it (Mastodon's reblog fall-off).
 pub(crate) const REPEAT_WINDOW: usize = 40;
@@ -270,6 +273,10 @@ impl<'s> HomeCandidates<'s> {
             .timelines
             .copy_below(self.user, below, 64, &mut self.scratch);
         self.cost.ring_ids += self.scratch.len() as u64;
+        // The rules read each candidate's record: start the first page's worth of
+        // them coming in together.
+        let ahead = self.scratch.len().min(PREFETCH_RECORDS);
+        self.shared.log.prefetch(&self.scratch[..ahead]);
         self.floor = self.floor.max(copied.floor);
         self.ring_buf.extend(self.scratch.iter().copied());
         self.ring_below = if copied.reached_oldest {
