@@ -252,6 +252,19 @@ fn sum_chunk(c: &[u32]) -> u64 {
     c.iter().map(|&x| u64::from(x)).sum()
 }
 
+/// The sum of `author`'s followers' ids, walked partition by partition, a slice at a
+/// time (the fan-out's walk).
+fn walk_sum(graph: &FollowGraph, author: UserId) -> u64 {
+    let partitions = graph.partitions();
+    let mut sum = 0u64;
+    for p in 0..partitions {
+        graph
+            .followers_in(author, p, partitions)
+            .for_each_chunk(|c| sum += sum_chunk(c));
+    }
+    sum
+}
+
 /// Figure `graph_walk`.
 fn walk_benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -262,19 +275,10 @@ fn walk_benches(c: &mut Criterion) {
         (1..=WALK_FOLLOWERS).map(|a| (UserId(a), author)),
     )
     .expect("bulk load");
-    let partitions = graph.partitions();
     let ids: Vec<u32> = graph.followers(author).map(|u| u.0).collect();
     assert_eq!(ids.len(), WALK_FOLLOWERS as usize);
     let want: u64 = sum_chunk(&ids);
-    let walk = |graph: &FollowGraph| {
-        let mut sum = 0u64;
-        for p in 0..partitions {
-            graph
-                .followers_in(author, p, partitions)
-                .for_each_chunk(|c| sum += sum_chunk(c));
-        }
-        sum
-    };
+    let walk = |graph: &FollowGraph| walk_sum(graph, author);
     assert_eq!(walk(&graph), want);
 
     let mut group = c.benchmark_group("graph_walk");
@@ -379,16 +383,7 @@ fn follow_benches(c: &mut Criterion, twitter: &Twitter) -> (f64, f64) {
         walks.into_inner() as f64 / started.elapsed().as_secs_f64()
     };
     let top_user = UserId(top);
-    let partitions = graph.partitions();
-    let feedcore_walk = || {
-        let mut sum = 0u64;
-        for p in 0..partitions {
-            graph
-                .followers_in(top_user, p, partitions)
-                .for_each_chunk(|c| sum += sum_chunk(c));
-        }
-        sum
-    };
+    let feedcore_walk = || walk_sum(graph, top_user);
     let feedcore_walks = walker_rate(&feedcore_walk, &mut || {
         group.bench_function("feedcore_with_walker", feedcore_ops);
     });

@@ -48,6 +48,24 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 
 /// Readers 10_000.. follow 10, 200 or 2000 random authors; authors 1..=3 have 10,
 /// 1,000 and 10,000 followers among the readers' range and the rest of the users.
+/// "p50 / p99" in microseconds of latencies in nanoseconds.
+fn p50_p99(mut lat: Vec<u64>) -> String {
+    lat.sort_unstable();
+    format!(
+        "{:>7.1} / {:>7.1}",
+        percentile(&lat, 0.5) / 1e3,
+        percentile(&lat, 0.99) / 1e3
+    )
+}
+
+/// A row of the read-latency table: a name and one cell per group of readers.
+fn latency_row(name: &str, cells: &[String]) {
+    println!(
+        "{:<10} {:>18} {:>18} {:>18}",
+        name, cells[0], cells[1], cells[2]
+    );
+}
+
 fn edges() -> (Vec<(UserId, UserId)>, Vec<Vec<u32>>) {
     let mut rng = SmallRng::seed_from_u64(3);
     let mut edges = Vec::new();
@@ -128,9 +146,9 @@ fn main() {
     println!(
         "\n== 1. home page of 20 with bodies: latency in us (p50 / p99), 100 readers x 20 reads per group"
     );
-    println!(
-        "{:<10} {:>18} {:>18} {:>18}",
-        "strategy", "follows 10", "follows 200", "follows 2000"
+    latency_row(
+        "strategy",
+        &["follows 10", "follows 200", "follows 2000"].map(String::from),
     );
     for strategy in STRATEGIES {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -165,20 +183,9 @@ fn main() {
                     lat.push(t.elapsed().as_nanos() as u64);
                 }
             }
-            lat.sort_unstable();
-            row.push(format!(
-                "{:>7.1} / {:>7.1}",
-                percentile(&lat, 0.5) / 1e3,
-                percentile(&lat, 0.99) / 1e3
-            ));
+            row.push(p50_p99(lat));
         }
-        println!(
-            "{:<10} {:>18} {:>18} {:>18}",
-            strategy.name(),
-            row[0],
-            row[1],
-            row[2]
-        );
+        latency_row(strategy.name(), &row);
     }
     // Baseline: a naive merge of in-memory Vec<Vec<u64>>, ids only.
     let mut row = Vec::new();
@@ -209,17 +216,9 @@ fn main() {
                 lat.push(t.elapsed().as_nanos() as u64);
             }
         }
-        lat.sort_unstable();
-        row.push(format!(
-            "{:>7.1} / {:>7.1}",
-            percentile(&lat, 0.5) / 1e3,
-            percentile(&lat, 0.99) / 1e3
-        ));
+        row.push(p50_p99(lat));
     }
-    println!(
-        "{:<10} {:>18} {:>18} {:>18}",
-        "naive", row[0], row[1], row[2]
-    );
+    latency_row("naive", &row);
     println!("(naive: k-way merge of the same authors' ids in Vec<Vec<u64>>, no bodies, no rules)");
 
     println!(

@@ -60,22 +60,6 @@ fn config() -> Config {
     }
 }
 
-/// Runs `feedcore check` on the store; panics with its output unless it exits 0.
-fn check_sound(store: &Path, when: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_feedcore"))
-        .arg("check")
-        .arg(store)
-        .output()
-        .expect("feedcore check runs");
-    assert!(
-        out.status.success(),
-        "{when}: feedcore check exited {:?}:\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn parse_id(field: &str) -> Option<NoticeId> {
     (field != "-").then(|| NoticeId(field.parse().expect("an id or -")))
 }
@@ -252,13 +236,13 @@ fn sigkill_during_fanout_keeps_acknowledged_posts_and_rebuildable_timelines() {
         let acks = load_and_kill(store.path(), seed, delay_ms, &mut acked);
         acks_total += acks;
         let when = format!("round {round} (seed {seed}, killed after {delay_ms} ms, {acks} acks)");
-        check_sound(store.path(), &when);
+        common::check_sound(store.path(), &when);
         let engine = open(store.path());
         unacked = check_acked(&engine, &acked, unacked, &when);
         entries_total += check_streams(&engine, &mut rng, &when);
         drop(engine);
     }
-    check_sound(store.path(), "after the last round");
+    common::check_sound(store.path(), "after the last round");
     assert!(
         acked.posts.len() as u64 > ROUNDS,
         "the children acknowledged only {} posts in {ROUNDS} rounds: nothing was tested",

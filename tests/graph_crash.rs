@@ -40,22 +40,6 @@ fn config() -> GraphConfig {
     }
 }
 
-/// Runs `feedcore check` on the store; panics with its output unless it exits 0.
-fn check_sound(store: &Path, when: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_feedcore"))
-        .arg("check")
-        .arg(store)
-        .output()
-        .expect("feedcore check runs");
-    assert!(
-        out.status.success(),
-        "{when}: feedcore check exited {:?}:\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Starts `feedcore load` on `store` with `seed`, kills it with SIGKILL after
 /// `delay_ms`, and returns how many ops it acknowledged (`op K` lines, K from 1).
 fn load_and_kill(store: &Path, seed: u64, delay_ms: u64, compact_after: Option<u64>) -> u64 {
@@ -96,7 +80,7 @@ fn crash_rounds(base_seed: u64, compact_after: Option<u64>) {
         acked_total += acked;
         let when =
             format!("round {round} (seed {seed}, killed after {delay_ms} ms, {acked} acked)");
-        check_sound(store.path(), &when);
+        common::check_sound(store.path(), &when);
 
         // The model after the acknowledged prefix, and after one op more.
         let mut ops = random_relation_ops(USERS, seed);
@@ -123,7 +107,7 @@ fn crash_rounds(base_seed: u64, compact_after: Option<u64>) {
         };
         drop(graph);
     }
-    check_sound(store.path(), "after the last round");
+    common::check_sound(store.path(), "after the last round");
     assert!(
         acked_total > ROUNDS,
         "the children acknowledged only {acked_total} ops in {ROUNDS} rounds: nothing was tested"

@@ -145,6 +145,22 @@ pub fn feedcore_bin() -> &'static str {
     env!("CARGO_BIN_EXE_feedcore")
 }
 
+/// Runs `feedcore check` on the store; panics with its output unless it exits 0.
+pub fn check_sound(store: &Path, when: &str) {
+    let out = Command::new(feedcore_bin())
+        .arg("check")
+        .arg(store)
+        .output()
+        .expect("feedcore check runs");
+    assert!(
+        out.status.success(),
+        "{when}: feedcore check exited {:?}:\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Compares a stored notice with the synthetic notice of its id (what `feedcore load`
 /// appends): body, author, creation time, tags and mentions.
 pub fn assert_synthetic(notice: &NoticeRef<'_>) {

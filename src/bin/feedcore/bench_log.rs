@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use feedcore::sim::synthetic_notice;
 use feedcore::{Durability, LogConfig, NoticeId, NoticeLog};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -36,14 +36,41 @@ pub(crate) struct BenchLogArgs {
     seed: u64,
 }
 
-fn bar(len: u64, what: &'static str) -> ProgressBar {
-    ProgressBar::new(len).with_message(what).with_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    )
+/// Runs `reads_per_thread` calls of `read` on each of `args.threads` threads (each with
+/// its own generator seeded from `args.seed`), ticking `progress`; returns the sum of
+/// what `read` returned and the wall time.
+fn random_reads(
+    args: &BenchLogArgs,
+    reads_per_thread: u64,
+    progress: Option<&ProgressBar>,
+    read: impl Fn(&mut SmallRng) -> u64 + Sync,
+) -> (u64, Duration) {
+    let start = Instant::now();
+    let sum = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.threads)
+            .map(|t| {
+                let read = &read;
+                s.spawn(move || {
+                    let mut rng = SmallRng::seed_from_u64(args.seed + t as u64);
+                    let mut sum = 0u64;
+                    for i in 0..reads_per_thread {
+                        sum += read(&mut rng);
+                        if i % 65536 == 0
+                            && let Some(progress) = progress
+                        {
+                            progress.inc(65536.min(reads_per_thread - i));
+                        }
+                    }
+                    sum
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader threads do not panic"))
+            .sum()
+    });
+    (sum, start.elapsed())
 }
 
 fn rate(count: u64, elapsed: Duration) -> f64 {
@@ -82,7 +109,7 @@ pub(crate) fn run(args: &BenchLogArgs) -> feedcore::Result<ExitCode> {
         ..Default::default()
     };
     let log = NoticeLog::open(&log_dir, config.clone())?;
-    let progress = bar(args.notices, "append");
+    let progress = crate::progress::bar(args.notices, "append", 10, 40);
     let start = Instant::now();
     for i in 0..args.notices {
         let id = NoticeId(log.len() + 1);
@@ -121,62 +148,22 @@ pub(crate) fn run(args: &BenchLogArgs) -> feedcore::Result<ExitCode> {
 
     // 2. Random reads with bodies, against a Vec<String> of the same bodies in memory.
     let reads_per_thread = args.reads / args.threads as u64;
-    let progress = bar(reads_per_thread * args.threads as u64, "read");
-    let start = Instant::now();
-    let touched: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.threads)
-            .map(|t| {
-                let log = &log;
-                let progress = &progress;
-                s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(args.seed + t as u64);
-                    let mut sum = 0u64;
-                    for i in 0..reads_per_thread {
-                        let id = NoticeId(rng.random_range(1..=args.notices));
-                        let notice = log.get(id).expect("every appended notice is readable");
-                        sum += notice.body().len() as u64 + u64::from(notice.author().0 & 1);
-                        if i % 65536 == 0 {
-                            progress.inc(65536.min(reads_per_thread - i));
-                        }
-                    }
-                    sum
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("reader threads do not panic"))
-            .sum()
+    let progress = crate::progress::bar(reads_per_thread * args.threads as u64, "read", 10, 40);
+    let (touched, read_time) = random_reads(args, reads_per_thread, Some(&progress), |rng| {
+        let id = NoticeId(rng.random_range(1..=args.notices));
+        let notice = log.get(id).expect("every appended notice is readable");
+        notice.body().len() as u64 + u64::from(notice.author().0 & 1)
     });
-    let read_time = start.elapsed();
     progress.finish_and_clear();
     black_box(touched);
 
     let bodies: Vec<String> = (1..=args.notices)
         .map(|id| synthetic_notice(NoticeId(id)).body)
         .collect();
-    let start = Instant::now();
-    let baseline_touched: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.threads)
-            .map(|t| {
-                let bodies = &bodies;
-                s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(args.seed + t as u64);
-                    let mut sum = 0u64;
-                    for _ in 0..reads_per_thread {
-                        let i = rng.random_range(0..bodies.len());
-                        sum += black_box(&bodies[i]).len() as u64;
-                    }
-                    sum
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("reader threads do not panic"))
-            .sum()
+    let (baseline_touched, vec_time) = random_reads(args, reads_per_thread, None, |rng| {
+        let i = rng.random_range(0..bodies.len());
+        black_box(&bodies[i]).len() as u64
     });
-    let vec_time = start.elapsed();
     black_box(baseline_touched);
     drop(bodies);
 

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use feedcore::sim::{random_relation_ops, synthetic_notice};
 use feedcore::{Durability, FollowGraph, GraphConfig, LogConfig, NoticeId, NoticeLog};
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub(crate) struct LoadArgs {
     pub(crate) dir: PathBuf,
@@ -19,16 +18,6 @@ pub(crate) struct LoadArgs {
     pub(crate) batch: usize,
     /// The graph's `compact_after_changes`, when not the default.
     pub(crate) compact_after: Option<u64>,
-}
-
-fn bar(len: u64, what: &'static str) -> ProgressBar {
-    ProgressBar::new(len).with_message(what).with_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    )
 }
 
 pub(crate) fn run(args: &LoadArgs) -> feedcore::Result<ExitCode> {
@@ -53,7 +42,7 @@ pub(crate) fn run(args: &LoadArgs) -> feedcore::Result<ExitCode> {
                 torn.reason
             );
         }
-        let progress = bar(args.notices, "notices");
+        let progress = crate::progress::bar(args.notices, "notices", 10, 40);
         let batch = args.batch.max(1) as u64;
         let mut last = None;
         let mut done = 0;
@@ -98,7 +87,7 @@ pub(crate) fn run(args: &LoadArgs) -> feedcore::Result<ExitCode> {
                 ..defaults
             },
         )?;
-        let progress = bar(args.graph_ops, "graph ops");
+        let progress = crate::progress::bar(args.graph_ops, "graph ops", 10, 40);
         let (mut changed, mut refused) = (0u64, 0u64);
         for (n, op) in random_relation_ops(args.users, args.seed)
             .take(args.graph_ops as usize)

@@ -7,6 +7,7 @@ mod bench_log;
 mod engine_load;
 mod graph_cmd;
 mod load;
+mod progress;
 mod redis_baseline;
 mod report;
 mod resp;

@@ -18,7 +18,7 @@ use feedcore::Strategy;
 use feedcore::sim::{
     LabConfig, Observer, Workload, estimate_bytes, mem_total_bytes, run_engine, summarize,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::graph_cmd::GraphArgs;
 use crate::redis_baseline::{self, Layout, RedisServer};
@@ -126,14 +126,7 @@ impl Phases {
 impl Observer for Phases {
     fn phase(&self, name: &'static str, len: u64) {
         self.finish();
-        let bar = ProgressBar::new(len).with_message(format!("{} {name}", self.label));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>28} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
+        let bar = crate::progress::bar(len, format!("{} {name}", self.label), 28, 30);
         *self.bar.borrow_mut() = Some(bar);
     }
 

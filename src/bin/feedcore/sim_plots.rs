@@ -28,6 +28,47 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// The plots' chart: an SVG file, any two axes.
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// Draws `points` as a labelled line in `colour`, with a dot of `radius` at each.
+fn line_with_points<X, Y>(
+    chart: &mut Chart<'_, X, Y>,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    label: &str,
+    radius: i32,
+) -> Res
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, radius, colour.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Draws the series' legend at `position`.
+fn legend<X: Ranged, Y: Ranged>(chart: &mut Chart<'_, X, Y>, position: SeriesLabelPosition) -> Res {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// Writes `throughput.svg`, `read_latency.svg` and `cost_by_ratio.svg` into `dir`.
 pub(crate) fn write_all(report: &SimReport, dir: &Path) -> Res {
     let ratio = report.ratios[0];
@@ -93,13 +134,7 @@ fn throughput(rows: &[&Row], ratio: f64, path: &Path) -> Res {
             )
         }))
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)
 }
 
@@ -152,28 +187,9 @@ fn latency(rows: &[&Row], ratio: f64, path: &Path) -> Res {
             .filter(|&&(_, ns)| ns > 0)
             .map(|&(q, ns)| (ns as f64 / 1000.0, nines(q)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(err)?
-            .label(r.name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, colour.filled())),
-            )
-            .map_err(err)?;
+        line_with_points(&mut chart, points, colour, r.name, 3)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present().map_err(err)
 }
 
@@ -229,27 +245,8 @@ fn cost(report: &SimReport, path: &Path) -> Res {
                     .map(|c| (x(ratio), c))
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(err)?
-            .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, colour.filled())),
-            )
-            .map_err(err)?;
+        line_with_points(&mut chart, points, colour, name, 4)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(err)
 }
