@@ -8,7 +8,8 @@
 //! B. Resident bytes per timeline entry with full timelines (50 k users x 800 entries),
 //!    against `VecDeque<u64>` timelines of the same entries.
 //! C. A post by an author with 1 M followers: time until every follower has it, and the
-//!    delivery lag of small posts meanwhile.
+//!    delivery lag of small posts meanwhile; against the same appends into plain
+//!    per-user arrays.
 //!
 //! Not a criterion bench: these are whole workloads with their own clocks (criterion
 //! measures the micro benches in `log.rs` and `graph.rs`). Sizes: FEEDCORE_BENCH_USERS
@@ -443,6 +444,29 @@ fn scenario_c(users: u32) {
         percentile(&small_lag, 0.5) as f64 / 1e3,
         percentile(&small_lag, 0.99) as f64 / 1e3,
         small_lag.last().copied().unwrap_or(0) as f64 / 1e3
+    );
+    // Baseline: the same deliveries of the big post as appends into plain per-user
+    // arrays, the two halves of the users on two threads (no rings, no rules, no log).
+    const SLOTS: usize = 8;
+    // Not zero: the allocation is written (faulted in) before the clock starts.
+    let mut arrays = vec![u32::MAX; users as usize * SLOTS];
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (half, part) in arrays.chunks_mut(users as usize / 2 * SLOTS).enumerate() {
+            s.spawn(move || {
+                for (u, slot) in part.chunks_mut(SLOTS).enumerate() {
+                    slot[(u + half) % SLOTS] = black_box(u as u32);
+                }
+            });
+        }
+    });
+    let probe = start.elapsed();
+    black_box(&arrays);
+    println!(
+        "baseline: the same {} appends into plain per-user arrays (2 threads): {:.1} ms; feedcore/baseline = {:.1}x the time",
+        users - 1,
+        probe.as_secs_f64() * 1e3,
+        big.as_secs_f64() / probe.as_secs_f64()
     );
 }
 
