@@ -152,3 +152,36 @@ fn selective_pulls_an_author_who_starts_posting_a_lot_while_the_reader_reads_ste
         "the loud author ended up pulled: {stats:?}"
     );
 }
+
+#[test]
+fn selective_pulls_the_readers_own_notices_once_it_posts_a_lot() {
+    // A reader's own notices are a pair like any other: while it posts little they
+    // are pushed into its timeline; once it posts much more than it reads, the workers
+    // stop pushing them and its cached plan must learn that from its own post class.
+    let (_dirs, clock, pull, selective) = pull_and_selective();
+    let both = [&pull, &selective];
+    for e in both {
+        e.follow(UserId(10), UserId(1)).unwrap();
+    }
+    let mut pushed_while_quiet = 0;
+    for round in 0..60u64 {
+        let loud = round >= 40;
+        for _ in 0..if loud { 200 } else { 1 } {
+            post(&both, 10);
+        }
+        post(&both, 1);
+        for _ in 0..5 {
+            assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
+        }
+        if round == 39 {
+            pushed_while_quiet = selective.stats().deliveries;
+        }
+        clock.advance(Duration::from_secs(600));
+    }
+    let stats = selective.stats();
+    assert!(pushed_while_quiet > 0, "own notices pushed while quiet");
+    assert!(
+        stats.deliveries < pushed_while_quiet + 20 * 200,
+        "most of the loud notices were not pushed to their author: {stats:?}"
+    );
+}

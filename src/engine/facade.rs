@@ -13,6 +13,7 @@ use super::read::{CachedPlan, check_page};
 use super::stats::EngineStats;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fanout::strategy::MeasuredCosts;
 use crate::fanout::strategy::{Ctx, FanoutStrategy, Signals};
 use crate::fanout::{Delivery, Job, Pool};
 use crate::graph::FollowGraph;
@@ -51,6 +52,12 @@ struct Costs {
     merge_steps: AtomicU64,
     ring_ids: AtomicU64,
     pull_sources: AtomicU64,
+    /// Lists pulled by reads serving a page that gave at least one id, and the ids
+    /// those pulls read (not the repairs': the cost of a pull, see `measured_bytes`).
+    page_lists: AtomicU64,
+    page_pull_ids: AtomicU64,
+    /// Entries written into rings by rebuilds and merges (deliveries are the pool's).
+    merged: AtomicU64,
     /// Moving averages (f64 bits): nanoseconds per push delivery, per pulled author.
     push_ns: AtomicU64,
     pull_ns: AtomicU64,
@@ -88,6 +95,39 @@ impl Shared {
         self.costs
             .pull_sources
             .fetch_add(cost.sources, Ordering::Relaxed);
+    }
+
+    /// Adds the cost of a read serving a page (`add_read_cost`), and counts its pulls
+    /// as what a pull costs.
+    pub(crate) fn add_page_cost(&self, cost: super::read::ReadCost) {
+        self.add_read_cost(cost);
+        self.costs
+            .page_lists
+            .fetch_add(cost.lists_read, Ordering::Relaxed);
+        self.costs
+            .page_pull_ids
+            .fetch_add(cost.author_ids, Ordering::Relaxed);
+    }
+
+    /// Counts entries a rebuild or a merge wrote into a ring.
+    pub(crate) fn add_merged(&self, entries: u64) {
+        self.costs.merged.fetch_add(entries, Ordering::Relaxed);
+    }
+
+    /// The costs the strategies weigh, measured in the unit of the accounting (id
+    /// bytes touched) since open: a push writes a 4-byte entry that reads later read
+    /// from the ring (so its cost is 4 bytes plus its share of the ring reads); a pull
+    /// reads 8-byte ids from each list that has any (the head, and the entries the
+    /// page takes from it). `None` until both have happened.
+    fn measured_bytes(&self, deliveries: u64) -> Option<MeasuredCosts> {
+        let written = deliveries + self.costs.merged.load(Ordering::Relaxed);
+        let ring = self.costs.ring_ids.load(Ordering::Relaxed);
+        let lists = self.costs.page_lists.load(Ordering::Relaxed);
+        let ids = self.costs.page_pull_ids.load(Ordering::Relaxed);
+        (written > 0 && lists > 0).then(|| MeasuredCosts {
+            push_bytes: 4.0 * (written + ring) as f64 / written as f64,
+            pull_bytes: 8.0 * ids as f64 / lists as f64,
+        })
     }
 
     pub(crate) fn note_pull_ns(&self, ns: f64) {
@@ -344,10 +384,12 @@ impl Engine {
         let ctx = self.shared.strategy_ctx();
         let now = self.shared.config.clock.now_ms();
         self.shared.strategy.on_post(&ctx, author, now);
-        if posts.is_multiple_of(1024) {
-            let push_ns = f64::from_bits(self.shared.costs.push_ns.load(Ordering::Relaxed));
-            let pull_ns = f64::from_bits(self.shared.costs.pull_ns.load(Ordering::Relaxed));
-            self.shared.strategy.on_costs(&ctx, push_ns, pull_ns);
+        if posts.is_multiple_of(1024)
+            && let Some(costs) = self
+                .shared
+                .measured_bytes(self.pool.progress.deliveries.load(Ordering::Relaxed))
+        {
+            self.shared.strategy.on_costs(&ctx, costs);
         }
         if self.shared.strategy.pushes() {
             self.pool.submit(Job::new(id.0, author, addressees));
@@ -409,11 +451,14 @@ impl Engine {
         let lag = s.lag_us.lock();
         let ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
         let timeline_bytes = memory.ring_bytes + memory.slot_bytes;
+        let deliveries = self.pool.progress.deliveries.load(Ordering::Relaxed);
+        let writes = deliveries + s.costs.merged.load(Ordering::Relaxed);
+        let measured = s.measured_bytes(deliveries);
         EngineStats {
             notices: log.notices,
             deleted: log.deleted,
             posts: s.posts.load(Ordering::Relaxed),
-            deliveries: self.pool.progress.deliveries.load(Ordering::Relaxed),
+            deliveries,
             pending_posts: self.pool.pending(),
             delivery_lag_ms_p50: ms(0.5),
             delivery_lag_ms_p99: ms(0.99),
@@ -430,13 +475,15 @@ impl Engine {
             },
             follows: s.graph.stats().follows,
             strategy: s.config.strategy.name(),
-            cost_timeline_writes: self.pool.progress.deliveries.load(Ordering::Relaxed),
+            cost_timeline_writes: writes,
             cost_author_index_reads: s.costs.author_ids.load(Ordering::Relaxed),
             cost_merge_steps: s.costs.merge_steps.load(Ordering::Relaxed),
             cost_ring_reads: s.costs.ring_ids.load(Ordering::Relaxed),
-            cost_bytes_touched: 4 * self.pool.progress.deliveries.load(Ordering::Relaxed)
+            cost_bytes_touched: 4 * writes
                 + 8 * s.costs.author_ids.load(Ordering::Relaxed)
                 + 4 * s.costs.ring_ids.load(Ordering::Relaxed),
+            cost_push_bytes: measured.map_or(0.0, |m| m.push_bytes),
+            cost_pull_bytes_per_list: measured.map_or(0.0, |m| m.pull_bytes),
             push_ns: f64::from_bits(s.costs.push_ns.load(Ordering::Relaxed)),
             pull_ns_per_author: f64::from_bits(s.costs.pull_ns.load(Ordering::Relaxed)),
         }

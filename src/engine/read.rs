@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use super::facade::Shared;
 use crate::error::{Error, Result};
-use crate::fanout::strategy::{PairRead, PlanKey};
+use crate::fanout::strategy::{PairRead, PlanKey, Repair};
 use crate::ids::{NoticeId, UserId};
 use crate::notice::Scope;
 use crate::timeline::{Page, TimelinePage};
@@ -87,6 +87,8 @@ pub(crate) struct ReadCost {
     pub(crate) ring_ids: u64,
     /// Authors' lists opened by pulls.
     pub(crate) sources: u64,
+    /// Of those, the lists that gave at least one id (an empty list costs nothing).
+    pub(crate) lists_read: u64,
 }
 
 /// A k-way merge of authors' lists, newest first: each source below its own bound,
@@ -135,6 +137,9 @@ impl<'s> PullMerge<'s> {
                 lists.prefetch_list(&merge.guard, c.author);
             }
             merge.refill(i);
+            if !merge.scratch.is_empty() {
+                merge.cost.lists_read += 1;
+            }
             if let Some(&id) = merge.cursors[i].buf.front() {
                 merge.heap.push((id, i));
             }
@@ -317,6 +322,7 @@ impl<'s> HomeCandidates<'s> {
             cost.author_ids += c.author_ids;
             cost.merge_steps += c.merge_steps;
             cost.sources += c.sources;
+            cost.lists_read += c.lists_read;
         }
         cost
     }
@@ -450,16 +456,25 @@ impl Shared {
     }
 
     /// Whether merging `authors` again into `user`'s ring reads fewer ids than a
-    /// rebuild would (a merge of every followed author, stopped at the capacity):
-    /// each merge reads up to a capacity of the author's newest ids.
+    /// rebuild would (a merge of every followed author, stopped at the capacity).
     fn merges_beat_a_rebuild(&self, user: u32, authors: &[u32]) -> bool {
+        let capacity = self.timelines.capacity() as u64;
+        let rebuild = capacity + self.graph.following_count(UserId(user));
+        self.ids_to_merge(authors, rebuild) <= rebuild
+    }
+
+    /// The ids merges of `authors` read (each up to a capacity of the author's newest
+    /// ids, see `merge_author`), counted up to just past `enough`.
+    fn ids_to_merge(&self, authors: &[u32], enough: u64) -> u64 {
         let capacity = self.timelines.capacity() as usize;
-        let rebuild = capacity + self.graph.following_count(UserId(user)) as usize;
-        let mut merges = 0;
-        authors.iter().all(|&a| {
-            merges += self.by_author.len(a).min(capacity + 1);
-            merges <= rebuild
-        })
+        let mut ids = 0;
+        for &a in authors {
+            ids += self.by_author.len(a).min(capacity + 1) as u64;
+            if ids > enough {
+                break;
+            }
+        }
+        ids
     }
 
     /// Which followed authors this read pulls, and since when the ring must have been
@@ -530,6 +545,7 @@ impl Shared {
             self.timelines.raise_floor(user, ids[0]);
         }
         self.add_read_cost(merge.cost());
+        self.add_merged(ids.len() as u64);
     }
 
     /// Merges `author`'s newest notices into `reader`'s stored timeline (after a new
@@ -543,6 +559,10 @@ impl Shared {
         let mut ids = Vec::with_capacity(capacity + 1);
         self.by_author
             .copy_below(author, None, capacity + 1, &mut ids);
+        self.add_read_cost(ReadCost {
+            author_ids: ids.len() as u64,
+            ..ReadCost::default()
+        });
         let more = ids.len() > capacity;
         ids.truncate(capacity);
         let oldest = ids.last().copied();
@@ -550,6 +570,7 @@ impl Shared {
         ids.retain(|&id| self.strategy.push_to(&ctx, id, author, reader));
         ids.reverse();
         self.timelines.insert(reader, &ids);
+        self.add_merged(ids.len() as u64);
         if more && let Some(oldest) = oldest {
             self.timelines.raise_floor(reader, oldest);
         }
@@ -599,17 +620,9 @@ impl Shared {
                 break;
             }
         }
-        self.add_read_cost(candidates.cost());
+        self.add_page_cost(candidates.cost());
         let ctx = self.strategy_ctx();
-        let mut repair = |authors: &[u32]| {
-            if !self.merges_beat_a_rebuild(user, authors) {
-                return false;
-            }
-            for &author in authors {
-                self.merge_author(user, author);
-            }
-            true
-        };
+        let mut repair = ReadRepair { shared: self, user };
         self.strategy
             .on_read(&ctx, user, self.config.clock.now_ms(), &mut repair);
         finish(ids, page, limit)
@@ -675,6 +688,28 @@ impl Shared {
             }
         }
         finish(ids, page, limit)
+    }
+}
+
+/// The repairs a read offers its strategy (see `FanoutStrategy::on_read`).
+struct ReadRepair<'s> {
+    shared: &'s Shared,
+    user: u32,
+}
+
+impl Repair for ReadRepair<'_> {
+    fn ids_to_merge(&self, authors: &[u32]) -> u64 {
+        self.shared.ids_to_merge(authors, u64::MAX)
+    }
+
+    fn merge(&mut self, authors: &[u32]) -> bool {
+        if !self.shared.merges_beat_a_rebuild(self.user, authors) {
+            return false;
+        }
+        for &author in authors {
+            self.shared.merge_author(self.user, author);
+        }
+        true
     }
 }
 

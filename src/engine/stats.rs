@@ -36,7 +36,8 @@ pub struct EngineStats {
     pub follows: u64,
     /// The strategy's name.
     pub strategy: &'static str,
-    /// Cost: entries written into stored timelines (pushes).
+    /// Cost: entries written into stored timelines (pushes, and the entries rebuilds
+    /// and repairs merge in).
     pub cost_timeline_writes: u64,
     /// Cost: ids read from authors' lists by pulls (reads, rebuilds).
     pub cost_author_index_reads: u64,
@@ -47,6 +48,13 @@ pub struct EngineStats {
     /// Cost: bytes of ids written and read (4 per timeline entry, 8 per author-list
     /// id); notice bodies are not counted.
     pub cost_bytes_touched: u64,
+    /// Measured since open, what the selective strategy weighs: id bytes touched per
+    /// entry written into a stored timeline (4 for the write, plus its share of the
+    /// ring reads); 0 before anything was written.
+    pub cost_push_bytes: f64,
+    /// Measured since open: id bytes read per author's list that a pull found
+    /// non-empty (its head, and what the page took from it); 0 before any pull.
+    pub cost_pull_bytes_per_list: f64,
     /// Measured: nanoseconds per push delivery (moving average).
     pub push_ns: f64,
     /// Measured: nanoseconds per author pulled at a read (moving average).

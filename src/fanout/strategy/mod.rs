@@ -319,23 +319,39 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     /// A post by `author` was accepted (`next_id` gives the next notice id).
     fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64) {}
 
-    /// `reader` read its home timeline. `repair` merges the given followed authors'
-    /// newest notices into the reader's stored timeline (as a follow does) and says
-    /// whether it did (false: too many; the reader's next read rebuilds instead).
-    fn on_read(
-        &self,
-        _ctx: &Ctx<'_>,
-        _reader: u32,
-        _now_ms: u64,
-        _repair: &mut dyn FnMut(&[u32]) -> bool,
-    ) {
-    }
+    /// `reader` read its home timeline; `repair` can merge followed authors into its
+    /// stored timeline.
+    fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64, _repair: &mut dyn Repair) {}
 
     /// `author`'s follower count may have changed.
     fn on_followers_changed(&self, _ctx: &Ctx<'_>, _author: u32) {}
 
-    /// Measured costs: nanoseconds per push delivery and per author pulled at a read.
-    fn on_costs(&self, _ctx: &Ctx<'_>, _push_ns: f64, _pull_ns: f64) {}
+    /// Measured costs (see [`MeasuredCosts`]), every 1,024 posts.
+    fn on_costs(&self, _ctx: &Ctx<'_>, _costs: MeasuredCosts) {}
+}
+
+/// What a read offers its strategy for repairing the reader's stored timeline when
+/// pairs turn to push.
+pub(crate) trait Repair {
+    /// The ids a merge of `authors` would read from their lists.
+    fn ids_to_merge(&self, authors: &[u32]) -> u64;
+
+    /// Merges the given authors' newest notices into the stored timeline (as a follow
+    /// does) and says whether it did (false: a rebuild reads fewer ids; the reader's
+    /// next read rebuilds instead).
+    fn merge(&mut self, authors: &[u32]) -> bool;
+}
+
+/// What a push and a pull cost, measured by the engine in the unit of its cost
+/// accounting (id bytes touched, see `EngineStats::cost_bytes_touched`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct MeasuredCosts {
+    /// Per entry written into a stored timeline: the write and its share of the
+    /// ring reads that read it back.
+    pub(crate) push_bytes: f64,
+    /// Per author's list a read pulls that has anything: its head, and the entries
+    /// the page takes from it.
+    pub(crate) pull_bytes: f64,
 }
 
 /// How a read gets one author's notices.

@@ -4,20 +4,26 @@
 //! knob); otherwise the reader pulls the author at read time.
 //!
 //! Rates are decayed counters (half-life one hour of the engine's clock), costs are
-//! measured by the engine (nanoseconds per push delivery, per author pulled at a read).
+//! measured by the engine in the unit of its cost accounting (id bytes touched per
+//! entry pushed, per author's list pulled; see `MeasuredCosts`). A reader's own
+//! notices are a pair like any other: an author who posts much and reads little pulls
+//! its own.
 //! Decisions are taken on classes, not raw values: each user's post and read rates and
 //! the global cost ratio are quantised to half-octaves, and a class changes through
 //! `Signals::set_class` so that decisions made under the old class are pulled.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Class, Ctx, FanoutStrategy, PairRead, push_pair};
+use super::{Class, Ctx, FanoutStrategy, MeasuredCosts, PairRead, Repair, push_pair};
 
 /// Half-life of the rate counters.
 const HALF_LIFE_MS: f64 = 3_600_000.0;
-/// The cost class before anything is measured: log2(pull / push) = 2, in half-octaves
-/// around 64.
-const PRIOR_COST_CLASS: u16 = 68;
+/// The cost class before anything is measured: pulling a list reads at least one
+/// 8-byte id, a push writes one 4-byte entry, so log2(pull / push) = 1: 2 in
+/// half-octaves, around 64.
+const PRIOR_COST_CLASS: u16 = 66;
+/// What a pull of one list reads before anything is measured: its head.
+const PRIOR_PULL_BYTES: f64 = 8.0;
 /// How far (in half-octave classes) the measured cost ratio must be from the global
 /// class before the class moves: two octaves.
 const GLOBAL_HYSTERESIS: u16 = 4;
@@ -31,6 +37,8 @@ pub(crate) struct Selective {
     /// Allocated at the first signal (the engine does not know users_max here).
     post_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
     read_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
+    /// The last measured id bytes a pull reads per list (f64 bits; see `on_costs`).
+    pull_bytes: AtomicU64,
 }
 
 fn rate_class(per_hour: f64) -> u16 {
@@ -65,6 +73,25 @@ fn settle(current: u16, measured: u16) -> u16 {
 /// What one event adds to a counter (events per hour, see `bump`).
 const ONE_EVENT: f64 = std::f64::consts::LN_2 * 3_600_000.0 / HALF_LIFE_MS;
 
+/// Reads a counter must hold (decayed) before the reader counts as reading at all.
+const READS_FOR_A_RATE: f64 = 6.0;
+
+/// The read rate a reader's counter stands for, read just after one of its reads.
+///
+/// Right after an event a decayed counter holds the rate plus that event (for a
+/// Poisson process the counter just before an event is distributed as at any time),
+/// so the event is taken off. And a rate from one or two reads is noise: read rates
+/// are skewed, most users who happened to read twice read rarely, and every push to a
+/// user who does not read again is wasted. Until the counter holds
+/// `READS_FOR_A_RATE` reads' worth the reader counts as not reading (its pairs pull).
+fn read_rate_after_a_read(counter: f64) -> f64 {
+    if counter > (READS_FOR_A_RATE - 0.5) * ONE_EVENT {
+        counter - ONE_EVENT
+    } else {
+        0.0
+    }
+}
+
 /// Adds one event at `now_ms` to a decayed counter; returns the new rate per hour.
 fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
     let word = cell.load(Ordering::Relaxed);
@@ -90,6 +117,7 @@ impl Selective {
             threshold_classes: 2.0 * push_threshold.log2(),
             post_rates: std::sync::OnceLock::new(),
             read_rates: std::sync::OnceLock::new(),
+            pull_bytes: AtomicU64::new(PRIOR_PULL_BYTES.to_bits()),
         }
     }
 
@@ -126,14 +154,36 @@ impl Selective {
     }
 }
 
+impl Selective {
+    /// The reader itself and the authors it follows whose pair with `reader` pulls
+    /// under the reader's class `before` and pushes under the read class `after`.
+    fn turned(&self, ctx: &Ctx<'_>, reader: u32, before: Class, after: u16) -> Vec<u32> {
+        let before = Class {
+            class: before.class,
+            since: 0,
+        };
+        let after = Class {
+            class: after,
+            since: 0,
+        };
+        let cost = ctx.signals.global();
+        std::iter::once(reader)
+            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
+            .filter(|&a| {
+                let author = ctx.signals.user(a);
+                !self.decide(author, before, cost) && self.decide(author, after, cost)
+            })
+            .collect()
+    }
+}
+
 impl FanoutStrategy for Selective {
     fn push_to(&self, ctx: &Ctx<'_>, _id: u64, author: u32, reader: u32) -> bool {
-        author == reader
-            || self.decide(
-                ctx.signals.user(author),
-                ctx.signals.user(reader),
-                ctx.signals.global(),
-            )
+        self.decide(
+            ctx.signals.user(author),
+            ctx.signals.user(reader),
+            ctx.signals.global(),
+        )
     }
 
     fn per_author_reads(&self) -> bool {
@@ -141,9 +191,6 @@ impl FanoutStrategy for Selective {
     }
 
     fn pair(&self, ctx: &Ctx<'_>, author: u32, reader: u32) -> PairRead {
-        if author == reader {
-            return PairRead::Push { since: 0 };
-        }
         let (a, r, c) = (
             ctx.signals.user(author),
             ctx.signals.user(reader),
@@ -157,10 +204,12 @@ impl FanoutStrategy for Selective {
     }
 
     fn on_open(&self, ctx: &Ctx<'_>, _users: u32) {
-        // Until the engine has measured both, assume a pull of one author costs four
-        // push deliveries (measured here: ~200 ns against ~50 ns).
+        // Until the engine has measured both, a pull of one list costs two pushes.
+        // No ring exists before the first read after open, so none needs repairing:
+        // the change keeps the old ticket (a new one made every reader's first push
+        // pairs merge twice).
         let seen = ctx.signals.global();
-        ctx.signals.set_class(None, seen, PRIOR_COST_CLASS, true);
+        ctx.signals.set_class(None, seen, PRIOR_COST_CLASS, false);
     }
 
     fn on_post(&self, ctx: &Ctx<'_>, author: u32, now_ms: u64) {
@@ -175,8 +224,8 @@ impl FanoutStrategy for Selective {
             .signals
             .set_class(Some(author), seen, class, adds_pushes)
         {
-            // Only followers whose pair with the author changed decision replan (the
-            // author's own plan reads its read class, unchanged).
+            // Only readers whose pair with the author changed decision replan: some
+            // followers, and the author for its own notices.
             let before = Class {
                 class: replaced,
                 since: 0,
@@ -187,27 +236,17 @@ impl FanoutStrategy for Selective {
                 let r = ctx.signals.user(reader);
                 self.decide(before, r, cost) != self.decide(after, r, cost)
             });
+            if self.decide(before, before, cost) != self.decide(after, after, cost) {
+                ctx.signals.invalidate_plan(author);
+            }
         }
     }
 
-    fn on_read(
-        &self,
-        ctx: &Ctx<'_>,
-        reader: u32,
-        now_ms: u64,
-        repair: &mut dyn FnMut(&[u32]) -> bool,
-    ) {
+    fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64, repair: &mut dyn Repair) {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        // One read says nothing about a rate: until the counter holds more than one
-        // event's worth, the reader counts as not reading (its pairs pull), so a
-        // user who reads once and leaves is not pushed to.
-        let measured = if rate > ONE_EVENT * 1.5 {
-            rate_class(rate)
-        } else {
-            0
-        };
+        let measured = rate_class(read_rate_after_a_read(rate));
         let read = settle(word & 0xff, measured);
         let class = (word & 0xff00) | read;
         if read <= word & 0xff {
@@ -223,32 +262,28 @@ impl FanoutStrategy for Selective {
             return;
         }
         // Reading more turns some pairs to push: the ring lacks what their authors
-        // posted before. While the change is under way the reader's reads pull every
-        // pair and the workers already push by the new class; the reader merges the
-        // authors whose pair turned (a few, as a follow does), and the change keeps
-        // the old ticket: nothing else to repair. Too many: a new ticket, and the next
-        // read rebuilds.
+        // posted before, and merging it in reads their lists. The rule weighs a
+        // steady state; the switch itself is paid once: it is made only when the
+        // pulls it saves over a half-life of reads at the new rate outweigh it, else
+        // the class stays (asked again at the next read).
+        let turned = self.turned(ctx, reader, seen, class);
+        let saved = read_rate_after_a_read(rate)
+            * (HALF_LIFE_MS / 3_600_000.0)
+            * turned.len() as f64
+            * f64::from_bits(self.pull_bytes.load(Ordering::Relaxed));
+        if 8.0 * repair.ids_to_merge(&turned) as f64 > saved {
+            return;
+        }
+        // While the change is under way the reader's reads pull every pair and the
+        // workers already push by the new class; the reader merges the authors whose
+        // pair turned (as a follow does), and the change keeps the old ticket:
+        // nothing else to repair. Merges that read more than a rebuild: a new ticket,
+        // and the next read rebuilds.
         let Some(old) = ctx.signals.begin_class(Some(reader), seen, class) else {
             return;
         };
-        let (before, after) = (
-            Class {
-                class: old.class,
-                since: 0,
-            },
-            Class { class, since: 0 },
-        );
-        let cost = ctx.signals.global();
-        let turned: Vec<u32> = ctx
-            .graph
-            .following(crate::ids::UserId(reader))
-            .map(|a| a.0)
-            .filter(|&a| {
-                let author = ctx.signals.user(a);
-                !self.decide(author, before, cost) && self.decide(author, after, cost)
-            })
-            .collect();
-        let since = if repair(&turned) {
+        let turned = self.turned(ctx, reader, old, class);
+        let since = if repair.merge(&turned) {
             old.since
         } else {
             ctx.signals.new_ticket()
@@ -257,17 +292,18 @@ impl FanoutStrategy for Selective {
         ctx.signals.invalidate_plan(reader);
     }
 
-    fn on_costs(&self, ctx: &Ctx<'_>, push_ns: f64, pull_ns: f64) {
-        if push_ns <= 0.0 || pull_ns <= 0.0 {
+    fn on_costs(&self, ctx: &Ctx<'_>, costs: MeasuredCosts) {
+        if !(costs.push_bytes > 0.0 && costs.pull_bytes > 0.0) {
             return;
         }
-        let measured = (2.0 * (pull_ns / push_ns).log2() + 64.0)
+        self.pull_bytes
+            .store(costs.pull_bytes.to_bits(), Ordering::Relaxed);
+        let measured = (2.0 * (costs.pull_bytes / costs.push_bytes).log2() + 64.0)
             .round()
             .clamp(0.0, 128.0) as u16;
         // Every reader's pairs read this word, and a move that pushes more makes
         // every reader repair its ring: move it only when the measured ratio is two
-        // octaves away (measured costs wobble by more than one: cold caches, other
-        // work on the machine).
+        // octaves away (the ratio drifts with the workload's mix as it warms up).
         let seen = ctx.signals.global();
         let current = seen.class;
         let cost = if current.abs_diff(measured) >= GLOBAL_HYSTERESIS || current == 0 {
