@@ -158,6 +158,9 @@ fn selective_pulls_the_readers_own_notices_once_it_posts_a_lot() {
     // A reader's own notices are a pair like any other: while it posts little they
     // are pushed into its timeline; once it posts much more than it reads, the workers
     // stop pushing them and its cached plan must learn that from its own post class.
+    // It follows a loud author, so its feed always fills many pages between its
+    // reads (a reader seeing its whole feed gets every pair pushed), and it reads
+    // steadily, so its read class settles: only its post class moves.
     let (_dirs, clock, pull, selective) = pull_and_selective();
     let both = [&pull, &selective];
     for e in both {
@@ -166,13 +169,13 @@ fn selective_pulls_the_readers_own_notices_once_it_posts_a_lot() {
     let mut pushed_while_quiet = 0;
     for round in 0..60u64 {
         let loud = round >= 40;
-        for _ in 0..if loud { 200 } else { 1 } {
+        for _ in 0..100 {
+            post(&both, 1);
+        }
+        for _ in 0..if loud { 400 } else { 1 } {
             post(&both, 10);
         }
-        post(&both, 1);
-        for _ in 0..5 {
-            assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
-        }
+        assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
         if round == 39 {
             pushed_while_quiet = selective.stats().deliveries;
         }
@@ -181,7 +184,41 @@ fn selective_pulls_the_readers_own_notices_once_it_posts_a_lot() {
     let stats = selective.stats();
     assert!(pushed_while_quiet > 0, "own notices pushed while quiet");
     assert!(
-        stats.deliveries < pushed_while_quiet + 20 * 200,
+        stats.deliveries < pushed_while_quiet + 20 * 400 / 2,
         "most of the loud notices were not pushed to their author: {stats:?}"
+    );
+}
+
+#[test]
+fn selective_pushes_everything_to_a_reader_who_sees_its_whole_feed() {
+    // The author posts 22 times a round (its post class stands for 128 an hour): far
+    // more than the rule pushes to a reader reading twice a round (12 an hour). That
+    // reader's feed fills a page in a little under two of its reads: pulled. Reading
+    // three times a round (18 an hour, the same read class: classes move by octaves)
+    // it fills less than half a page between reads, is shown every entry, and gets
+    // the author pushed: through its own word alone, so the notices posted while the
+    // pair was pulled must be merged in.
+    let (_dirs, clock, pull, selective) = pull_and_selective();
+    let both = [&pull, &selective];
+    for e in both {
+        e.follow(UserId(10), UserId(1)).unwrap();
+    }
+    let mut pushed_at_two_reads = 0;
+    for round in 0..60u64 {
+        for _ in 0..22 {
+            post(&both, 1);
+        }
+        for _ in 0..if round < 30 { 2 } else { 3 } {
+            assert_eq!(home(&selective, 10), home(&pull, 10), "round {round}");
+        }
+        if round == 29 {
+            pushed_at_two_reads = selective.stats().deliveries;
+        }
+        clock.advance(Duration::from_secs(600));
+    }
+    let stats = selective.stats();
+    assert!(
+        stats.deliveries >= pushed_at_two_reads + 10 * 22,
+        "the author's notices reached the reader by push: {stats:?}"
     );
 }

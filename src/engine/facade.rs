@@ -118,16 +118,23 @@ impl Shared {
     /// bytes touched) since open: a push writes a 4-byte entry that reads later read
     /// from the ring (so its cost is 4 bytes plus its share of the ring reads); a pull
     /// reads 8-byte ids from each list that has any (the head, and the entries the
-    /// page takes from it). `None` until both have happened.
-    fn measured_bytes(&self, deliveries: u64) -> Option<MeasuredCosts> {
+    /// page takes from it). Each is 0 until it has happened.
+    fn measured_bytes(&self, deliveries: u64) -> MeasuredCosts {
         let written = deliveries + self.costs.merged.load(Ordering::Relaxed);
         let ring = self.costs.ring_ids.load(Ordering::Relaxed);
         let lists = self.costs.page_lists.load(Ordering::Relaxed);
         let ids = self.costs.page_pull_ids.load(Ordering::Relaxed);
-        (written > 0 && lists > 0).then(|| MeasuredCosts {
-            push_bytes: 4.0 * (written + ring) as f64 / written as f64,
-            pull_bytes: 8.0 * ids as f64 / lists as f64,
-        })
+        let per = |bytes: u64, count: u64| {
+            if count == 0 {
+                0.0
+            } else {
+                bytes as f64 / count as f64
+            }
+        };
+        MeasuredCosts {
+            push_bytes: per(4 * (written + ring), written),
+            pull_bytes: per(8 * ids, lists),
+        }
     }
 
     pub(crate) fn note_pull_ns(&self, ns: f64) {
@@ -384,11 +391,9 @@ impl Engine {
         let ctx = self.shared.strategy_ctx();
         let now = self.shared.config.clock.now_ms();
         self.shared.strategy.on_post(&ctx, author, now);
-        if posts.is_multiple_of(1024)
-            && let Some(costs) = self
-                .shared
-                .measured_bytes(self.pool.progress.deliveries.load(Ordering::Relaxed))
-        {
+        if posts.is_multiple_of(1024) {
+            let deliveries = self.pool.progress.deliveries.load(Ordering::Relaxed);
+            let costs = self.shared.measured_bytes(deliveries);
             self.shared.strategy.on_costs(&ctx, costs);
         }
         if self.shared.strategy.pushes() {
@@ -482,8 +487,8 @@ impl Engine {
             cost_bytes_touched: 4 * writes
                 + 8 * s.costs.author_ids.load(Ordering::Relaxed)
                 + 4 * s.costs.ring_ids.load(Ordering::Relaxed),
-            cost_push_bytes: measured.map_or(0.0, |m| m.push_bytes),
-            cost_pull_bytes_per_list: measured.map_or(0.0, |m| m.pull_bytes),
+            cost_push_bytes: measured.push_bytes,
+            cost_pull_bytes_per_list: measured.pull_bytes,
             push_ns: f64::from_bits(s.costs.push_ns.load(Ordering::Relaxed)),
             pull_ns_per_author: f64::from_bits(s.costs.pull_ns.load(Ordering::Relaxed)),
         }

@@ -343,7 +343,8 @@ pub(crate) trait Repair {
 }
 
 /// What a push and a pull cost, measured by the engine in the unit of its cost
-/// accounting (id bytes touched, see `EngineStats::cost_bytes_touched`).
+/// accounting (id bytes touched, see `EngineStats::cost_bytes_touched`); 0 for what
+/// has not happened yet.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct MeasuredCosts {
     /// Per entry written into a stored timeline: the write and its share of the

@@ -8,6 +8,12 @@
 //! entry pushed, per author's list pulled; see `MeasuredCosts`). A reader's own
 //! notices are a pair like any other: an author who posts much and reads little pulls
 //! its own.
+//!
+//! One refinement of the rule, from the same accounting: a reader who reads more often
+//! than its whole feed fills a page is shown every entry, which costs 8 bytes pulled
+//! from a list or 4 written plus 4 read back from the ring; pushing every pair then
+//! costs less than pulling any, and such a reader gets everything pushed.
+//!
 //! Decisions are taken on classes, not raw values: each user's post and read rates and
 //! the global cost ratio are quantised to half-octaves, and a class changes through
 //! `Signals::set_class` so that decisions made under the old class are pulled.
@@ -47,7 +53,7 @@ fn rate_class(per_hour: f64) -> u16 {
     }
     (2.0 * per_hour.log2() + CLASS_OFFSET)
         .round()
-        .clamp(1.0, 255.0) as u16
+        .clamp(1.0, 127.0) as u16
 }
 
 /// The rate a class stands for (the inverse of `rate_class`; `decide` works in
@@ -74,7 +80,7 @@ fn settle(current: u16, measured: u16) -> u16 {
 const ONE_EVENT: f64 = std::f64::consts::LN_2 * 3_600_000.0 / HALF_LIFE_MS;
 
 /// Reads a counter must hold (decayed) before the reader counts as reading at all.
-const READS_FOR_A_RATE: f64 = 6.0;
+const READS_FOR_A_RATE: f64 = 3.0;
 
 /// The read rate a reader's counter stands for, read just after one of its reads.
 ///
@@ -136,14 +142,18 @@ impl Selective {
     /// the author's word), read class of the reader (low byte of the reader's word),
     /// and the cost ratio class (global word).
     ///
-    /// The rule is `post < read * pull_over_push * push_threshold`; every factor is a
+    /// A reader that sees its whole feed (`SEES_ALL`) gets every pair pushed. Otherwise
+    /// the rule is `post < read * pull_over_push * push_threshold`; every factor is a
     /// power of two in half-octave classes, so it is compared in classes (a few integer
     /// operations: workers ask it at every delivery, reads for every followed author).
     fn decide(&self, author: Class, reader: Class, cost: Class) -> bool {
         let post = author.class >> 8;
-        let read = reader.class & 0xff;
+        let read = reader.class & READ_CLASS;
         if read == 0 {
             return false; // never reads: nothing is cheaper than pulling
+        }
+        if reader.class & SEES_ALL != 0 {
+            return true;
         }
         if post == 0 {
             return true; // never posts
@@ -154,7 +164,36 @@ impl Selective {
     }
 }
 
+/// The read class in a user's word (low byte, below `SEES_ALL`).
+const READ_CLASS: u16 = 0x7f;
+/// Set in a user's word while the reader reads more often than its feed fills a page:
+/// every entry it is shown is read once either way (4 bytes written and 4 read from
+/// the ring, against 8 from a list), so pushing every pair costs less than pulling.
+const SEES_ALL: u16 = 0x80;
+/// The page a reader is taken to read.
+const PAGE: f64 = 20.0;
+
 impl Selective {
+    /// Whether `reader`'s feed (its own and its followed authors' posts) fills less
+    /// than a page between two of its reads; with hysteresis: a reader seeing all
+    /// keeps it until the feed fills two pages, one not seeing all takes it at half.
+    fn sees_whole_feed(&self, ctx: &Ctx<'_>, reader: u32, read_rate: f64, now: bool) -> bool {
+        let limit = read_rate * PAGE * if now { 2.0 } else { 0.5 };
+        let mut feed = 0.0;
+        for a in std::iter::once(reader)
+            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
+        {
+            let post = ctx.signals.user(a).class >> 8;
+            if post > 0 {
+                feed += 2f64.powf((f64::from(post) - CLASS_OFFSET) / 2.0);
+                if feed > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// The reader itself and the authors it follows whose pair with `reader` pulls
     /// under the reader's class `before` and pushes under the read class `after`.
     fn turned(&self, ctx: &Ctx<'_>, reader: u32, before: Class, after: u16) -> Vec<u32> {
@@ -247,10 +286,14 @@ impl FanoutStrategy for Selective {
         let seen = ctx.signals.user(reader);
         let word = seen.class;
         let measured = rate_class(read_rate_after_a_read(rate));
-        let read = settle(word & 0xff, measured);
-        let class = (word & 0xff00) | read;
-        if read <= word & 0xff {
-            // Reading less only pulls more: no pair needs repairing.
+        let read = settle(word & READ_CLASS, measured);
+        let was_seeing_all = word & SEES_ALL != 0;
+        let sees_all = read > 0
+            && self.sees_whole_feed(ctx, reader, read_rate_after_a_read(rate), was_seeing_all);
+        let class = (word & 0xff00) | read | if sees_all { SEES_ALL } else { 0 };
+        if read <= word & READ_CLASS && (was_seeing_all || !sees_all) {
+            // Reading less, or no longer seeing the whole feed, only pulls more: no
+            // pair needs repairing.
             if ctx
                 .signals
                 .set_class(Some(reader), seen, class, false)
@@ -261,7 +304,8 @@ impl FanoutStrategy for Selective {
             }
             return;
         }
-        // Reading more turns some pairs to push: the ring lacks what their authors
+        // Reading more (or now seeing the whole feed) turns some pairs to push: the
+        // ring lacks what their authors
         // posted before, and merging it in reads their lists. The rule weighs a
         // steady state; the switch itself is paid once: it is made only when the
         // pulls it saves over a half-life of reads at the new rate outweigh it, else
@@ -293,11 +337,13 @@ impl FanoutStrategy for Selective {
     }
 
     fn on_costs(&self, ctx: &Ctx<'_>, costs: MeasuredCosts) {
+        if costs.pull_bytes > 0.0 {
+            self.pull_bytes
+                .store(costs.pull_bytes.to_bits(), Ordering::Relaxed);
+        }
         if !(costs.push_bytes > 0.0 && costs.pull_bytes > 0.0) {
             return;
         }
-        self.pull_bytes
-            .store(costs.pull_bytes.to_bits(), Ordering::Relaxed);
         let measured = (2.0 * (costs.pull_bytes / costs.push_bytes).log2() + 64.0)
             .round()
             .clamp(0.0, 128.0) as u16;
@@ -353,6 +399,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_reader_seeing_its_whole_feed_gets_every_pair_pushed() {
+        let s = Selective::new(1.0);
+        let class = |c: u16| Class { class: c, since: 0 };
+        let cost = class(66);
+        // The loudest author against a slow reader: pulled, unless the reader sees all.
+        assert!(!s.decide(class(120 << 8), class(30), cost));
+        assert!(s.decide(class(120 << 8), class(30 | SEES_ALL), cost));
+        // A reader that does not read pulls, whatever its flag says.
+        assert!(!s.decide(class(40 << 8), class(SEES_ALL), cost));
     }
 
     #[test]
