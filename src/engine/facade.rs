@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     /// Each reader's last read plan (see `read.rs`); empty for strategies that plan
     /// nothing.
     pub(crate) plans: Box<[ArcSwapOption<CachedPlan>]>,
+    /// Per reader: followed authors whose pair turned to push at one of its reads,
+    /// and the first notice id pushed under the new rule (see
+    /// `Repair::push_from_now`); empty for strategies that plan nothing.
+    pub(crate) switches: Box<[ArcSwapOption<Box<[(u32, u64)]>>]>,
     /// Cost accounting of the strategies (see `EngineStats`).
     costs: Costs,
 }
@@ -259,6 +263,9 @@ impl Engine {
             plans: (0..if planned { users } else { 0 })
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
+            switches: (0..if planned { users } else { 0 })
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
             costs: Costs::default(),
             config,
             log,
@@ -375,6 +382,9 @@ impl Engine {
             self.user(m)?;
         }
         let id = self.shared.log.append(&notice)?;
+        // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
+        // sees this notice published, or the workers deciding it see its new rule.
+        std::sync::atomic::fence(Ordering::SeqCst);
         // The lists first, then the fan-out: a rebuild that starts after a worker
         // skipped this notice finds it in the author's list.
         self.shared.by_author.add(author, id.0);

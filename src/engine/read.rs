@@ -23,6 +23,9 @@ use crate::timeline::{Page, TimelinePage};
 struct ReadPlan {
     /// Authors whose pairs are pulled.
     pulls: Arc<[u32]>,
+    /// Push pairs that turned to push at a read (see `Repair::push_from_now`): the
+    /// ring holds the author's notices from the given id on; older ones are pulled.
+    partial: Arc<[(u32, u64)]>,
     /// The newest `since` of the push pairs: the ring is trusted only if it was rebuilt
     /// at or after it.
     trust_from: u64,
@@ -38,6 +41,7 @@ struct ReadPlan {
 pub(crate) struct CachedPlan {
     key: PlanKey,
     pulls: Arc<[u32]>,
+    partial: Arc<[(u32, u64)]>,
     trust_from: u64,
 }
 
@@ -74,6 +78,9 @@ struct Cursor {
     below: Option<u64>,
     exhausted: bool,
     chunk: usize,
+    /// Whether its list was read yet (a lazy source is read only once the merge
+    /// reaches below its bound).
+    opened: bool,
 }
 
 /// Work a read did, for the cost accounting of strategies.
@@ -107,17 +114,36 @@ pub(crate) struct PullMerge<'s> {
 impl<'s> PullMerge<'s> {
     /// Merges `sources` (author, exclusive upper bound) down to `floor` (inclusive).
     pub(crate) fn new(shared: &'s Shared, sources: Vec<(u32, Option<u64>)>, floor: u64) -> Self {
+        Self::with_lazy(shared, sources, &[], floor)
+    }
+
+    /// As `new`, with `lazy` sources too (author, exclusive upper bound): each list is
+    /// read only once the merge has emitted everything at or above its bound (a read
+    /// whose page ends above it never reads it).
+    pub(crate) fn with_lazy(
+        shared: &'s Shared,
+        sources: Vec<(u32, Option<u64>)>,
+        lazy: &[(u32, u64)],
+        floor: u64,
+    ) -> Self {
+        let cursor = |author, below, opened| Cursor {
+            author,
+            buf: VecDeque::new(),
+            below,
+            exhausted: false,
+            chunk: 1,
+            opened,
+        };
+        let eager = sources.len();
         let mut merge = PullMerge {
             shared,
             cursors: sources
                 .into_iter()
-                .map(|(author, below)| Cursor {
-                    author,
-                    buf: VecDeque::new(),
-                    below,
-                    exhausted: false,
-                    chunk: 1,
-                })
+                .map(|(author, below)| cursor(author, below, true))
+                .chain(
+                    lazy.iter()
+                        .map(|&(author, below)| cursor(author, Some(below), false)),
+                )
                 .collect(),
             heap: BinaryHeap::new(),
             floor,
@@ -125,28 +151,31 @@ impl<'s> PullMerge<'s> {
             cost: ReadCost::default(),
             guard: crossbeam_epoch::pin(),
         };
-        merge.cost.sources = merge.cursors.len() as u64;
+        merge.cost.sources = eager as u64;
         let started = std::time::Instant::now();
         // Thousands of lists, each a few cache misses: prefetch ahead so they overlap.
         let lists = &shared.by_author;
-        for i in 0..merge.cursors.len() {
+        for i in 0..eager {
             if let Some(c) = merge.cursors.get(i + 16) {
                 lists.prefetch_slot(c.author);
             }
             if let Some(c) = merge.cursors.get(i + 8) {
                 lists.prefetch_list(&merge.guard, c.author);
             }
-            merge.refill(i);
-            if !merge.scratch.is_empty() {
-                merge.cost.lists_read += 1;
-            }
-            if let Some(&id) = merge.cursors[i].buf.front() {
-                merge.heap.push((id, i));
-            }
+            merge.open(i);
         }
-        if merge.cursors.len() >= 8 {
+        if eager >= 8 {
             // The cost of a pull, per author: opening its list and taking its head.
-            shared.note_pull_ns(started.elapsed().as_nanos() as f64 / merge.cursors.len() as f64);
+            shared.note_pull_ns(started.elapsed().as_nanos() as f64 / eager as f64);
+        }
+        // A lazy source stands in the heap at the newest id it could hold; reaching it
+        // opens the list.
+        for i in eager..merge.cursors.len() {
+            if let Some(bound) = merge.cursors[i].below
+                && bound > merge.floor
+            {
+                merge.heap.push((bound - 1, i));
+            }
         }
         merge
     }
@@ -156,6 +185,18 @@ impl<'s> PullMerge<'s> {
         let authors =
             std::iter::once(reader).chain(shared.graph.following(UserId(reader)).map(|u| u.0));
         PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0)
+    }
+
+    /// Reads cursor `i`'s first chunk and puts its head in the heap.
+    fn open(&mut self, i: usize) {
+        self.cursors[i].opened = true;
+        self.refill(i);
+        if !self.scratch.is_empty() {
+            self.cost.lists_read += 1;
+        }
+        if let Some(&id) = self.cursors[i].buf.front() {
+            self.heap.push((id, i));
+        }
     }
 
     fn refill(&mut self, i: usize) {
@@ -195,7 +236,15 @@ impl Iterator for PullMerge<'_> {
     type Item = (u64, u32);
 
     fn next(&mut self) -> Option<(u64, u32)> {
-        let (id, i) = self.heap.pop()?;
+        let (id, i) = loop {
+            let (id, i) = self.heap.pop()?;
+            if self.cursors[i].opened {
+                break (id, i);
+            }
+            // A lazy source's stand-in: everything newer was emitted; read it now.
+            self.cost.sources += 1;
+            self.open(i);
+        };
         self.cost.merge_steps += 1;
         let taken = self.cursors[i].buf.pop_front();
         debug_assert_eq!(taken, Some(id), "the heap holds each cursor's head");
@@ -231,14 +280,14 @@ struct HomeCandidates<'s> {
 }
 
 impl<'s> HomeCandidates<'s> {
-    /// `from_ring`: serve from the stored ring (else pull everything); `pulls`: the
-    /// authors whose pairs the strategy pulls.
+    /// `from_ring`: serve from the stored ring (else pull everything); `plan`: the
+    /// authors whose pairs the strategy pulls, whole or below their switch.
     fn new(
         shared: &'s Shared,
         user: u32,
         below: Option<u64>,
         from_ring: bool,
-        pulls: &[u32],
+        plan: &ReadPlan,
     ) -> Self {
         let mut this = HomeCandidates {
             shared,
@@ -260,9 +309,14 @@ impl<'s> HomeCandidates<'s> {
             return this;
         }
         this.fill_ring();
-        if !pulls.is_empty() {
-            let sources = pulls.iter().map(|&a| (a, below)).collect();
-            let mut merge = PullMerge::new(shared, sources, this.floor);
+        if !(plan.pulls.is_empty() && plan.partial.is_empty()) {
+            let sources = plan.pulls.iter().map(|&a| (a, below)).collect();
+            let lazy: Vec<(u32, u64)> = plan
+                .partial
+                .iter()
+                .map(|&(a, from)| (a, below.map_or(from, |b| b.min(from))))
+                .collect();
+            let mut merge = PullMerge::with_lazy(shared, sources, &lazy, this.floor);
             this.extra_head = merge.next().map(|(id, _)| id);
             this.extra = Some(merge);
         }
@@ -456,25 +510,16 @@ impl Shared {
     }
 
     /// Whether merging `authors` again into `user`'s ring reads fewer ids than a
-    /// rebuild would (a merge of every followed author, stopped at the capacity).
+    /// rebuild would (a merge of every followed author, stopped at the capacity):
+    /// each merge reads up to a capacity of the author's newest ids.
     fn merges_beat_a_rebuild(&self, user: u32, authors: &[u32]) -> bool {
-        let capacity = self.timelines.capacity() as u64;
-        let rebuild = capacity + self.graph.following_count(UserId(user));
-        self.ids_to_merge(authors, rebuild) <= rebuild
-    }
-
-    /// The ids merges of `authors` read (each up to a capacity of the author's newest
-    /// ids, see `merge_author`), counted up to just past `enough`.
-    fn ids_to_merge(&self, authors: &[u32], enough: u64) -> u64 {
         let capacity = self.timelines.capacity() as usize;
-        let mut ids = 0;
-        for &a in authors {
-            ids += self.by_author.len(a).min(capacity + 1) as u64;
-            if ids > enough {
-                break;
-            }
-        }
-        ids
+        let rebuild = capacity + self.graph.following_count(UserId(user)) as usize;
+        let mut merges = 0;
+        authors.iter().all(|&a| {
+            merges += self.by_author.len(a).min(capacity + 1);
+            merges <= rebuild
+        })
     }
 
     /// Which followed authors this read pulls, and since when the ring must have been
@@ -489,6 +534,7 @@ impl Shared {
             && cached.trust_from <= self.signals.repaired(user)
         {
             plan.pulls = Arc::clone(&cached.pulls);
+            plan.partial = Arc::clone(&cached.partial);
             plan.trust_from = cached.trust_from;
             return plan;
         }
@@ -510,6 +556,16 @@ impl Shared {
             }
         }
         plan.pulls = pulls.into();
+        // After the words: a switch is recorded before its word says push.
+        if let Some(switches) = &*self.switches[user as usize].load() {
+            let mut pushed: Vec<u32> = plan.pushed.iter().map(|&(a, _)| a).collect();
+            pushed.sort_unstable();
+            plan.partial = switches
+                .iter()
+                .filter(|(a, _)| pushed.binary_search(a).is_ok())
+                .copied()
+                .collect();
+        }
         // A plan that pulled pairs only while a change was under way is not kept: the
         // change may end without invalidating it (its pairs' decision did not flip),
         // and the reader would pull them for good.
@@ -519,6 +575,7 @@ impl Shared {
             self.plans[user as usize].store(Some(Arc::new(CachedPlan {
                 key,
                 pulls: Arc::clone(&plan.pulls),
+                partial: Arc::clone(&plan.partial),
                 trust_from: plan.trust_from,
             })));
         }
@@ -581,7 +638,7 @@ impl Shared {
         let plan = self.plan(user);
         let from_ring = self.ensure_ready(user, &plan);
         let mut candidates =
-            HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring, &plan.pulls);
+            HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring, &plan);
         let mut next_visible = || {
             candidates
                 .by_ref()
@@ -698,18 +755,34 @@ struct ReadRepair<'s> {
 }
 
 impl Repair for ReadRepair<'_> {
-    fn ids_to_merge(&self, authors: &[u32]) -> u64 {
-        self.shared.ids_to_merge(authors, u64::MAX)
-    }
-
-    fn merge(&mut self, authors: &[u32]) -> bool {
-        if !self.shared.merges_beat_a_rebuild(self.user, authors) {
-            return false;
+    fn push_from_now(&mut self, authors: &[u32]) {
+        if authors.is_empty() {
+            return;
         }
-        for &author in authors {
-            self.shared.merge_author(self.user, author);
-        }
-        true
+        // Pairs with the word: the strategy stored the reader's word (under way) with
+        // a SeqCst operation; `post` fences between publishing a notice and handing it
+        // to the workers. So either this load sees notice n, or n's worker sees the
+        // new word: every notice above `len` is decided under the new rule.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let from = self.shared.log.len() + 1;
+        let cell = &self.shared.switches[self.user as usize];
+        let mut turned = authors.to_vec();
+        turned.sort_unstable();
+        let mut switches: Vec<(u32, u64)> = cell
+            .load()
+            .as_deref()
+            .map(|s| {
+                s.iter()
+                    .filter(|(a, _)| turned.binary_search(a).is_err())
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        switches.extend(turned.iter().map(|&a| (a, from)));
+        switches.sort_unstable();
+        // Only the reader's own climbing read writes here, one at a time (its word is
+        // under way meanwhile).
+        cell.store(Some(Arc::new(switches.into_boxed_slice())));
     }
 }
 

@@ -319,8 +319,7 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     /// A post by `author` was accepted (`next_id` gives the next notice id).
     fn on_post(&self, _ctx: &Ctx<'_>, _author: u32, _now_ms: u64) {}
 
-    /// `reader` read its home timeline; `repair` can merge followed authors into its
-    /// stored timeline.
+    /// `reader` read its home timeline; `repair` switches its pairs to push.
     fn on_read(&self, _ctx: &Ctx<'_>, _reader: u32, _now_ms: u64, _repair: &mut dyn Repair) {}
 
     /// `author`'s follower count may have changed.
@@ -330,16 +329,14 @@ pub(crate) trait FanoutStrategy: Send + Sync {
     fn on_costs(&self, _ctx: &Ctx<'_>, _costs: MeasuredCosts) {}
 }
 
-/// What a read offers its strategy for repairing the reader's stored timeline when
-/// pairs turn to push.
+/// What a read offers its strategy when the reader's own change turns pairs to push.
 pub(crate) trait Repair {
-    /// The ids a merge of `authors` would read from their lists.
-    fn ids_to_merge(&self, authors: &[u32]) -> u64;
-
-    /// Merges the given authors' newest notices into the stored timeline (as a follow
-    /// does) and says whether it did (false: a rebuild reads fewer ids; the reader's
-    /// next read rebuilds instead).
-    fn merge(&mut self, authors: &[u32]) -> bool;
+    /// The pairs of the reader with `authors` push from now on: the stored timeline
+    /// holds their notices from the next one the log publishes, and reads pull the
+    /// older ones (only when a page reaches them). Call it after the reader's word
+    /// took its new class (under way), so every notice after that is decided under
+    /// the new rule.
+    fn push_from_now(&mut self, authors: &[u32]);
 }
 
 /// What a push and a pull cost, measured by the engine in the unit of its cost

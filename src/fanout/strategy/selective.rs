@@ -28,8 +28,6 @@ const HALF_LIFE_MS: f64 = 3_600_000.0;
 /// 8-byte id, a push writes one 4-byte entry, so log2(pull / push) = 1: 2 in
 /// half-octaves, around 64.
 const PRIOR_COST_CLASS: u16 = 66;
-/// What a pull of one list reads before anything is measured: its head.
-const PRIOR_PULL_BYTES: f64 = 8.0;
 /// How far (in half-octave classes) the measured cost ratio must be from the global
 /// class before the class moves: two octaves.
 const GLOBAL_HYSTERESIS: u16 = 4;
@@ -43,8 +41,6 @@ pub(crate) struct Selective {
     /// Allocated at the first signal (the engine does not know users_max here).
     post_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
     read_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
-    /// The last measured id bytes a pull reads per list (f64 bits; see `on_costs`).
-    pull_bytes: AtomicU64,
 }
 
 fn rate_class(per_hour: f64) -> u16 {
@@ -123,7 +119,6 @@ impl Selective {
             threshold_classes: 2.0 * push_threshold.log2(),
             post_rates: std::sync::OnceLock::new(),
             read_rates: std::sync::OnceLock::new(),
-            pull_bytes: AtomicU64::new(PRIOR_PULL_BYTES.to_bits()),
         }
     }
 
@@ -304,43 +299,22 @@ impl FanoutStrategy for Selective {
             }
             return;
         }
-        // Reading more (or now seeing the whole feed) turns some pairs to push: the
-        // ring lacks what their authors
-        // posted before, and merging it in reads their lists. The rule weighs a
-        // steady state; the switch itself is paid once: it is made only when the
-        // pulls it saves over a half-life of reads at the new rate outweigh it, else
-        // the class stays (asked again at the next read).
-        let turned = self.turned(ctx, reader, seen, class);
-        let saved = read_rate_after_a_read(rate)
-            * (HALF_LIFE_MS / 3_600_000.0)
-            * turned.len() as f64
-            * f64::from_bits(self.pull_bytes.load(Ordering::Relaxed));
-        if 8.0 * repair.ids_to_merge(&turned) as f64 > saved {
-            return;
-        }
-        // While the change is under way the reader's reads pull every pair and the
-        // workers already push by the new class; the reader merges the authors whose
-        // pair turned (as a follow does), and the change keeps the old ticket:
-        // nothing else to repair. Merges that read more than a rebuild: a new ticket,
-        // and the next read rebuilds.
+        // Reading more (or now seeing the whole feed) turns some pairs to push. While
+        // the change is under way the reader's reads pull every pair; the workers
+        // push by the new class at once. The turned pairs push from now on: the ring
+        // lacks what their authors posted before, which reads pull when a page
+        // reaches it (no merge). The change keeps the old ticket: nothing to repair.
         let Some(old) = ctx.signals.begin_class(Some(reader), seen, class) else {
             return;
         };
         let turned = self.turned(ctx, reader, old, class);
-        let since = if repair.merge(&turned) {
-            old.since
-        } else {
-            ctx.signals.new_ticket()
-        };
+        repair.push_from_now(&turned);
+        let since = old.since;
         ctx.signals.end_class(Some(reader), class, since);
         ctx.signals.invalidate_plan(reader);
     }
 
     fn on_costs(&self, ctx: &Ctx<'_>, costs: MeasuredCosts) {
-        if costs.pull_bytes > 0.0 {
-            self.pull_bytes
-                .store(costs.pull_bytes.to_bits(), Ordering::Relaxed);
-        }
         if !(costs.push_bytes > 0.0 && costs.pull_bytes > 0.0) {
             return;
         }
