@@ -382,15 +382,16 @@ impl Engine {
             self.user(m)?;
         }
         let id = self.shared.log.append(&notice)?;
-        // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
-        // sees this notice published, or the workers deciding it see its new rule.
-        std::sync::atomic::fence(Ordering::SeqCst);
         // The lists first, then the fan-out: a rebuild that starts after a worker
         // skipped this notice finds it in the author's list.
         self.shared.by_author.add(author, id.0);
         for m in &notice.mentions {
             self.shared.mentions.add(m.0, id.0);
         }
+        // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
+        // sees this notice in its author's list, or the workers deciding it see the
+        // reader's new rule.
+        std::sync::atomic::fence(Ordering::SeqCst);
         let addressees = (notice.scope == Scope::Addressees).then(|| {
             let mut users: Vec<u32> = notice.mentions.iter().map(|m| m.0).collect();
             users.sort_unstable();

@@ -759,12 +759,12 @@ impl Repair for ReadRepair<'_> {
         if authors.is_empty() {
             return;
         }
-        // Pairs with the word: the strategy stored the reader's word (under way) with
-        // a SeqCst operation; `post` fences between publishing a notice and handing it
-        // to the workers. So either this load sees notice n, or n's worker sees the
-        // new word: every notice above `len` is decided under the new rule.
+        // Pairs with the fence in `post`, between adding a notice to its author's list
+        // and handing it to the workers; the strategy stored the reader's word (under
+        // way) before this with a SeqCst operation. So for every notice, either the
+        // loads below see it in its author's list, or its worker sees the new word
+        // and decides it under the new rule.
         std::sync::atomic::fence(Ordering::SeqCst);
-        let from = self.shared.log.len() + 1;
         let cell = &self.shared.switches[self.user as usize];
         let mut turned = authors.to_vec();
         turned.sort_unstable();
@@ -778,7 +778,16 @@ impl Repair for ReadRepair<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        switches.extend(turned.iter().map(|&a| (a, from)));
+        // Each author's pushes start after its newest listed notice; an author with
+        // none needs no entry.
+        let mut newest = Vec::with_capacity(1);
+        for &a in &turned {
+            newest.clear();
+            self.shared.by_author.copy_below(a, None, 1, &mut newest);
+            if let Some(&id) = newest.first() {
+                switches.push((a, id + 1));
+            }
+        }
         switches.sort_unstable();
         // Only the reader's own climbing read writes here, one at a time (its word is
         // under way meanwhile).

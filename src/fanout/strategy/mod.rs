@@ -332,10 +332,10 @@ pub(crate) trait FanoutStrategy: Send + Sync {
 /// What a read offers its strategy when the reader's own change turns pairs to push.
 pub(crate) trait Repair {
     /// The pairs of the reader with `authors` push from now on: the stored timeline
-    /// holds their notices from the next one the log publishes, and reads pull the
-    /// older ones (only when a page reaches them). Call it after the reader's word
-    /// took its new class (under way), so every notice after that is decided under
-    /// the new rule.
+    /// holds each author's notices after its newest listed one, and reads pull that
+    /// one and the older ones (only when a page reaches them). Call it after the
+    /// reader's word took its new class (under way), so every notice not yet listed
+    /// is decided under the new rule.
     fn push_from_now(&mut self, authors: &[u32]);
 }
 

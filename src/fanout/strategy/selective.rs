@@ -171,9 +171,9 @@ const PAGE: f64 = 20.0;
 impl Selective {
     /// Whether `reader`'s feed (its own and its followed authors' posts) fills less
     /// than a page between two of its reads; with hysteresis: a reader seeing all
-    /// keeps it until the feed fills two pages, one not seeing all takes it at half.
+    /// keeps it until the feed fills two pages.
     fn sees_whole_feed(&self, ctx: &Ctx<'_>, reader: u32, read_rate: f64, now: bool) -> bool {
-        let limit = read_rate * PAGE * if now { 2.0 } else { 0.5 };
+        let limit = read_rate * PAGE * if now { 2.0 } else { 1.0 };
         let mut feed = 0.0;
         for a in std::iter::once(reader)
             .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
