@@ -44,10 +44,13 @@ pub(crate) struct Shared {
     /// Per reader: followed authors whose pair turned to push at one of its reads,
     /// and the first notice id pushed under the new rule (see
     /// `Repair::push_from_now`); empty for strategies that plan nothing.
-    pub(crate) switches: Box<[ArcSwapOption<Box<[(u32, u64)]>>]>,
+    pub(crate) switches: Box<[ArcSwapOption<Switches>]>,
     /// Cost accounting of the strategies (see `EngineStats`).
     costs: Costs,
 }
+
+/// A reader's switches to push: (author, first notice id pushed), sorted by author.
+pub(crate) type Switches = Box<[(u32, u64)]>;
 
 /// Work counters; reads add theirs once per read, workers once per chunk.
 #[derive(Default)]
