@@ -41,6 +41,8 @@ pub(crate) struct Selective {
     /// Allocated at the first signal (the engine does not know users_max here).
     post_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
     read_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
+    /// Per reader: its feed rate (f32 bits) << 32 | reads until the next walk.
+    feeds: std::sync::OnceLock<Box<[AtomicU64]>>,
 }
 
 fn rate_class(per_hour: f64) -> u16 {
@@ -53,8 +55,7 @@ fn rate_class(per_hour: f64) -> u16 {
 }
 
 /// The rate a class stands for (the inverse of `rate_class`; `decide` works in
-/// classes directly).
-#[cfg(test)]
+/// classes directly, the feed rate from `class_rates`).
 fn class_rate(class: u16) -> f64 {
     if class == 0 {
         return 0.0;
@@ -119,6 +120,7 @@ impl Selective {
             threshold_classes: 2.0 * push_threshold.log2(),
             post_rates: std::sync::OnceLock::new(),
             read_rates: std::sync::OnceLock::new(),
+            feeds: std::sync::OnceLock::new(),
         }
     }
 
@@ -167,26 +169,45 @@ const READ_CLASS: u16 = 0x7f;
 const SEES_ALL: u16 = 0x80;
 /// The page a reader is taken to read.
 const PAGE: f64 = 20.0;
+/// Reads between two walks of a reader's followed authors for its feed rate.
+const FEED_REFRESH_READS: u64 = 16;
+
+/// The rate (per hour) each post class stands for; class 0 is "never posts".
+fn class_rates() -> &'static [f64; 128] {
+    static RATES: std::sync::OnceLock<[f64; 128]> = std::sync::OnceLock::new();
+    RATES.get_or_init(|| std::array::from_fn(|c| class_rate(c as u16)))
+}
 
 impl Selective {
     /// Whether `reader`'s feed (its own and its followed authors' posts) fills less
     /// than a page between two of its reads; with hysteresis: a reader seeing all
     /// keeps it until the feed fills two pages.
     fn sees_whole_feed(&self, ctx: &Ctx<'_>, reader: u32, read_rate: f64, now: bool) -> bool {
-        let limit = read_rate * PAGE * if now { 2.0 } else { 1.0 };
-        let mut feed = 0.0;
-        for a in std::iter::once(reader)
-            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
-        {
-            let post = ctx.signals.user(a).class >> 8;
-            if post > 0 {
-                feed += 2f64.powf((f64::from(post) - CLASS_OFFSET) / 2.0);
-                if feed > limit {
-                    return false;
-                }
-            }
+        self.feed_rate(ctx, reader) <= read_rate * PAGE * if now { 2.0 } else { 1.0 }
+    }
+
+    /// The post rate of `reader`'s feed (its own and its followed authors', from their
+    /// post classes). A walk of everyone it follows, so it is cached per reader and
+    /// walked again every `FEED_REFRESH_READS` reads (a stale value only delays the
+    /// `SEES_ALL` flag; decisions read the flag from the word, consistently).
+    fn feed_rate(&self, ctx: &Ctx<'_>, reader: u32) -> f64 {
+        let cell = &Self::cells(&self.feeds, ctx)[reader as usize];
+        let word = cell.load(Ordering::Relaxed);
+        let reads_left = word & 0xffff_ffff;
+        if reads_left > 0 {
+            cell.store(word - 1, Ordering::Relaxed);
+            return f64::from(f32::from_bits((word >> 32) as u32));
         }
-        true
+        let rates = class_rates();
+        let feed: f64 = std::iter::once(reader)
+            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
+            .map(|a| rates[usize::from((ctx.signals.user(a).class >> 8).min(127))])
+            .sum();
+        cell.store(
+            (u64::from((feed as f32).to_bits()) << 32) | FEED_REFRESH_READS,
+            Ordering::Relaxed,
+        );
+        feed
     }
 
     /// The reader itself and the authors it follows whose pair with `reader` pulls
