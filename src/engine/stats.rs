@@ -55,7 +55,8 @@ pub struct EngineStats {
     /// Measured since open: id bytes read per author's list that a pull found
     /// non-empty (its head, and what the page took from it); 0 before any pull.
     pub cost_pull_bytes_per_list: f64,
-    /// Measured: nanoseconds per push delivery (moving average).
+    /// Measured: nanoseconds per push delivery (moving average; reported only, the
+    /// selective strategy weighs the byte costs above).
     pub push_ns: f64,
     /// Measured: nanoseconds per author pulled at a read (moving average).
     pub pull_ns_per_author: f64,
