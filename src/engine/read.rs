@@ -94,7 +94,7 @@ pub(crate) struct ReadCost {
     pub(crate) ring_ids: u64,
     /// Authors' lists opened by pulls.
     pub(crate) sources: u64,
-    /// Of those, the lists that gave at least one id (an empty list costs nothing).
+    /// Of those, the lists that had any id to read (an empty list costs nothing).
     pub(crate) lists_read: u64,
 }
 
@@ -187,6 +187,11 @@ impl<'s> PullMerge<'s> {
         PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0)
     }
 
+    /// At least the next id the merge yields (a lazy source counts at its bound).
+    fn peek_bound(&self) -> Option<u64> {
+        self.heap.peek().map(|&(id, _)| id)
+    }
+
     /// Reads cursor `i`'s first chunk and puts its head in the heap.
     fn open(&mut self, i: usize) {
         self.cursors[i].opened = true;
@@ -271,7 +276,10 @@ struct HomeCandidates<'s> {
     page_below: Option<u64>,
     /// Authors the strategy pulls at or above the floor.
     extra: Option<PullMerge<'s>>,
-    extra_head: Option<u64>,
+    /// The merge's next id, once taken from it (`None` inside: the merge is done):
+    /// taken only when the ring's next id could be older, so a lazy source whose
+    /// bound is below the ring's entries is not opened.
+    extra_head: Option<Option<u64>>,
     /// Everything below the floor.
     below_floor: Option<PullMerge<'s>>,
     last: Option<u64>,
@@ -316,9 +324,7 @@ impl<'s> HomeCandidates<'s> {
                 .iter()
                 .map(|&(a, from)| (a, below.map_or(from, |b| b.min(from))))
                 .collect();
-            let mut merge = PullMerge::with_lazy(shared, sources, &lazy, this.floor);
-            this.extra_head = merge.next().map(|(id, _)| id);
-            this.extra = Some(merge);
+            this.extra = Some(PullMerge::with_lazy(shared, sources, &lazy, this.floor));
         }
         this
     }
@@ -349,24 +355,38 @@ impl<'s> HomeCandidates<'s> {
         if self.ring_buf.is_empty() {
             self.fill_ring();
         }
-        match (self.ring_buf.front().copied(), self.extra_head) {
+        let ring = self.ring_buf.front().copied();
+        let extra = match self.extra_head {
+            Some(head) => head,
+            None => {
+                // Nothing the merge holds can beat the ring's next id: take the ring's
+                // (a duplicate the merge yields later is skipped by `next`).
+                let bound = self.extra.as_ref().and_then(PullMerge::peek_bound);
+                if let Some(r) = ring
+                    && bound.is_none_or(|b| b <= r)
+                {
+                    self.ring_buf.pop_front();
+                    return Some(r);
+                }
+                let head = self.extra.as_mut().and_then(|m| m.next()).map(|(id, _)| id);
+                self.extra_head = Some(head);
+                head
+            }
+        };
+        match (ring, extra) {
             (None, None) => None,
             (Some(r), extra) if extra.is_none_or(|e| r >= e) => {
                 self.ring_buf.pop_front();
                 if extra == Some(r) {
-                    self.advance_extra();
+                    self.extra_head = None;
                 }
                 Some(r)
             }
             (_, extra) => {
-                self.advance_extra();
+                self.extra_head = None;
                 extra
             }
         }
-    }
-
-    fn advance_extra(&mut self) {
-        self.extra_head = self.extra.as_mut().and_then(|m| m.next()).map(|(id, _)| id);
     }
 
     fn cost(&self) -> ReadCost {
@@ -501,10 +521,17 @@ impl Shared {
             if !self.timelines.begin_rebuild(user, seen, now) {
                 continue;
             }
+            // Switches recorded before the rebuild reads the lists are redundant after
+            // it (it pushes every listed notice of every push pair): drop them, unless
+            // a switch was recorded meanwhile.
+            let switches = self.switches.get(user as usize).map(|c| c.load_full());
             self.timelines.free(user);
             self.rebuild(user);
             self.signals.set_repaired(user, plan.trust_from);
             self.timelines.end_rebuild(user);
+            if let Some(snapshot @ Some(_)) = switches {
+                self.switches[user as usize].compare_and_swap(&snapshot, None);
+            }
             return true;
         }
     }
@@ -626,8 +653,8 @@ impl Shared {
         let ctx = self.strategy_ctx();
         ids.retain(|&id| self.strategy.push_to(&ctx, id, author, reader));
         ids.reverse();
-        self.timelines.insert(reader, &ids);
-        self.add_merged(ids.len() as u64);
+        let written = self.timelines.insert(reader, &ids);
+        self.add_merged(written as u64);
         if more && let Some(oldest) = oldest {
             self.timelines.raise_floor(reader, oldest);
         }

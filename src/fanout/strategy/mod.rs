@@ -4,7 +4,9 @@
 //! The contract between a strategy's two halves: for every pair (author, reader) that
 //! [`FanoutStrategy::pair`] calls push, the reader's stored ring holds every notice of
 //! the author at or above the ring's floor, once delivered, provided the ring was
-//! rebuilt after the pair's `since`; pairs it calls pull are pulled at read time.
+//! rebuilt after the pair's `since` (or repaired); but if the pair was switched to push
+//! by the reader's own change ([`Repair::push_from_now`]), only the notices after the
+//! switch, and reads pull the older ones. Pairs it calls pull are pulled at read time.
 //! Decisions change over time (a rate crosses a threshold); a change goes through
 //! [`Signals::set_class`], which marks the user's pairs "pull" while it is under way and
 //! then records the change's ticket. A reader whose ring was rebuilt before the newest
@@ -361,7 +363,8 @@ pub(crate) enum PairRead {
     /// read plan that saw this is not cached).
     PullForNow,
     /// They are pushed; the ring is trusted for the pair once it was rebuilt after the
-    /// change with ticket `since`.
+    /// change with ticket `since` (below the pair's switch, if it has one, reads pull:
+    /// see the module comment).
     Push { since: u64 },
 }
 
