@@ -58,7 +58,6 @@ struct Costs {
     author_ids: AtomicU64,
     merge_steps: AtomicU64,
     ring_ids: AtomicU64,
-    pull_sources: AtomicU64,
     /// Lists pulled by reads serving a page that gave at least one id, and the ids
     /// those pulls read (not the repairs': the cost of a pull, see `measured_bytes`).
     page_lists: AtomicU64,
@@ -99,9 +98,6 @@ impl Shared {
         self.costs
             .ring_ids
             .fetch_add(cost.ring_ids, Ordering::Relaxed);
-        self.costs
-            .pull_sources
-            .fetch_add(cost.sources, Ordering::Relaxed);
     }
 
     /// Adds the cost of a read serving a page (`add_read_cost`), and counts its pulls
@@ -393,8 +389,10 @@ impl Engine {
         }
         // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
         // sees this notice in its author's list, or the workers deciding it see the
-        // reader's new rule.
-        std::sync::atomic::fence(Ordering::SeqCst);
+        // reader's new rule. Only strategies that plan reads switch.
+        if !self.shared.switches.is_empty() {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
         let addressees = (notice.scope == Scope::Addressees).then(|| {
             let mut users: Vec<u32> = notice.mentions.iter().map(|m| m.0).collect();
             users.sort_unstable();

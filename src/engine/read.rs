@@ -92,9 +92,8 @@ pub(crate) struct ReadCost {
     pub(crate) merge_steps: u64,
     /// Ids read from the stored timeline.
     pub(crate) ring_ids: u64,
-    /// Authors' lists opened by pulls.
-    pub(crate) sources: u64,
-    /// Of those, the lists that had any id to read (an empty list costs nothing).
+    /// Authors' lists opened by pulls that had any id to read (an empty list costs
+    /// nothing).
     pub(crate) lists_read: u64,
 }
 
@@ -151,7 +150,6 @@ impl<'s> PullMerge<'s> {
             cost: ReadCost::default(),
             guard: crossbeam_epoch::pin(),
         };
-        merge.cost.sources = eager as u64;
         let started = std::time::Instant::now();
         // Thousands of lists, each a few cache misses: prefetch ahead so they overlap.
         let lists = &shared.by_author;
@@ -247,7 +245,6 @@ impl Iterator for PullMerge<'_> {
                 break (id, i);
             }
             // A lazy source's stand-in: everything newer was emitted; read it now.
-            self.cost.sources += 1;
             self.open(i);
         };
         self.cost.merge_steps += 1;
@@ -395,7 +392,6 @@ impl<'s> HomeCandidates<'s> {
             let c = merge.cost();
             cost.author_ids += c.author_ids;
             cost.merge_steps += c.merge_steps;
-            cost.sources += c.sources;
             cost.lists_read += c.lists_read;
         }
         cost

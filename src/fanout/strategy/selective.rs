@@ -64,7 +64,8 @@ fn class_rate(class: u16) -> f64 {
 }
 
 /// A class moves only when the rate is an octave (two classes) away from it: each move
-/// makes readers rebuild, so a rate wobbling at a boundary must not flap.
+/// makes readers recompute plans (and a climb records switches), so a rate wobbling at
+/// a boundary must not flap.
 fn settle(current: u16, measured: u16) -> u16 {
     if current.abs_diff(measured) >= 2 || current == 0 {
         measured.min(255)
@@ -301,11 +302,10 @@ impl FanoutStrategy for Selective {
         let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        let measured = rate_class(read_rate_after_a_read(rate));
-        let read = settle(word & READ_CLASS, measured);
+        let estimate = read_rate_after_a_read(rate);
+        let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
-        let sees_all = read > 0
-            && self.sees_whole_feed(ctx, reader, read_rate_after_a_read(rate), was_seeing_all);
+        let sees_all = read > 0 && self.sees_whole_feed(ctx, reader, estimate, was_seeing_all);
         let class = (word & 0xff00) | read | if sees_all { SEES_ALL } else { 0 };
         if read <= word & READ_CLASS && (was_seeing_all || !sees_all) {
             // Reading less, or no longer seeing the whole feed, only pulls more: no
@@ -330,8 +330,7 @@ impl FanoutStrategy for Selective {
         };
         let turned = self.turned(ctx, reader, old, class);
         repair.push_from_now(&turned);
-        let since = old.since;
-        ctx.signals.end_class(Some(reader), class, since);
+        ctx.signals.end_class(Some(reader), class, old.since);
         ctx.signals.invalidate_plan(reader);
     }
 
