@@ -388,8 +388,9 @@ impl Engine {
             self.shared.mentions.add(m.0, id.0);
         }
         // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
-        // sees this notice in its author's list, or the workers deciding it see the
-        // reader's new rule. Only strategies that plan reads switch.
+        // counts this notice in the log's length (and it is in its author's list, for
+        // the reader's lazy source), or the workers deciding it see the reader's new
+        // rule. Only strategies that plan reads switch.
         if !self.shared.switches.is_empty() {
             std::sync::atomic::fence(Ordering::SeqCst);
         }

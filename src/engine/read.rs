@@ -77,11 +77,20 @@ struct Cursor {
     /// Fetch below this next.
     below: Option<u64>,
     exhausted: bool,
-    chunk: usize,
+    /// Chunks fetched so far (see `CHUNKS`).
+    fetched: usize,
     /// Whether its list was read yet (a lazy source is read only once the merge
     /// reaches below its bound).
     opened: bool,
 }
+
+/// The ids a cursor fetches at its first, second, ... refill: its head, then the one
+/// behind it (a merge needs each list's next id, and most lists give a page one or
+/// two), then growing chunks for a list that gives many.
+const CHUNKS: [usize; 6] = [1, 1, 4, 16, 64, 256];
+
+/// Ids a ring fetch takes at the first, second, ... fetch of a read.
+const RING_CHUNKS: [usize; 3] = [4, 16, 64];
 
 /// Work a read did, for the cost accounting of strategies.
 #[derive(Clone, Copy, Debug, Default)]
@@ -106,6 +115,8 @@ pub(crate) struct PullMerge<'s> {
     floor: u64,
     scratch: Vec<u64>,
     cost: ReadCost,
+    /// Ids the caller may still take (a page's worth): no list fetches more at once.
+    wanted: usize,
     /// One pin for every list the merge reads.
     guard: crossbeam_epoch::Guard,
 }
@@ -130,7 +141,7 @@ impl<'s> PullMerge<'s> {
             buf: VecDeque::new(),
             below,
             exhausted: false,
-            chunk: 1,
+            fetched: 0,
             opened,
         };
         let eager = sources.len();
@@ -148,6 +159,7 @@ impl<'s> PullMerge<'s> {
             floor,
             scratch: Vec::new(),
             cost: ReadCost::default(),
+            wanted: usize::MAX,
             guard: crossbeam_epoch::pin(),
         };
         let started = std::time::Instant::now();
@@ -212,12 +224,12 @@ impl<'s> PullMerge<'s> {
             &self.guard,
             c.author,
             c.below,
-            c.chunk,
+            CHUNKS[c.fetched.min(CHUNKS.len() - 1)].min(self.wanted.max(1)),
             &mut self.scratch,
         );
         self.cost.author_ids += self.scratch.len() as u64;
         c.exhausted = reached_oldest;
-        c.chunk = (c.chunk * 4).min(256);
+        c.fetched += 1;
         if let Some(&last) = self.scratch.last() {
             c.below = Some(last);
         }
@@ -232,6 +244,12 @@ impl<'s> PullMerge<'s> {
 
     pub(crate) fn cost(&self) -> ReadCost {
         self.cost
+    }
+
+    /// The caller takes about `ids` more ids (a page): no list fetches more at once.
+    pub(crate) fn wanting(mut self, ids: usize) -> Self {
+        self.wanted = ids;
+        self
     }
 }
 
@@ -248,6 +266,7 @@ impl Iterator for PullMerge<'_> {
             self.open(i);
         };
         self.cost.merge_steps += 1;
+        self.wanted = self.wanted.saturating_sub(1);
         let taken = self.cursors[i].buf.pop_front();
         debug_assert_eq!(taken, Some(id), "the heap holds each cursor's head");
         self.refill(i);
@@ -268,6 +287,12 @@ struct HomeCandidates<'s> {
     /// The stored ring: fetch below this next; `None` once it reached its oldest.
     ring_below: Option<Option<u64>>,
     ring_buf: VecDeque<u64>,
+    /// Candidates a page takes, about: a page and a quarter (the rules hide some).
+    want: usize,
+    /// Ring fetches so far (see `RING_CHUNKS`).
+    ring_fetches: usize,
+    /// Candidates yielded so far.
+    yielded: usize,
     /// The ring's floor, once known.
     floor: u64,
     page_below: Option<u64>,
@@ -276,7 +301,10 @@ struct HomeCandidates<'s> {
     /// The merge's next id, once taken from it (`None` inside: the merge is done):
     /// taken only when the ring's next id could be older, so a lazy source whose
     /// bound is below the ring's entries is not opened.
-    extra_head: Option<Option<u64>>,
+    extra_head: Option<Option<(u64, u32)>>,
+    /// The authors of the lazy sources (sorted), and the ids the read took from them.
+    lazy: Vec<(u32, u64)>,
+    lazy_taken: Vec<(u32, u64)>,
     /// Everything below the floor.
     below_floor: Option<PullMerge<'s>>,
     last: Option<u64>,
@@ -293,16 +321,22 @@ impl<'s> HomeCandidates<'s> {
         below: Option<u64>,
         from_ring: bool,
         plan: &ReadPlan,
+        limit: usize,
     ) -> Self {
         let mut this = HomeCandidates {
             shared,
             user,
             ring_below: from_ring.then_some(below),
             ring_buf: VecDeque::new(),
+            want: limit + limit / 4 + 1,
+            ring_fetches: 0,
+            yielded: 0,
             floor: 0,
             page_below: below,
             extra: None,
             extra_head: None,
+            lazy: Vec::new(),
+            lazy_taken: Vec::new(),
             below_floor: None,
             last: None,
             scratch: Vec::new(),
@@ -310,7 +344,7 @@ impl<'s> HomeCandidates<'s> {
         };
         if !from_ring {
             // No ring to serve from (pull, or a rebuild under way): pull it all.
-            this.below_floor = Some(PullMerge::everything(shared, user, below));
+            this.below_floor = Some(PullMerge::everything(shared, user, below).wanting(this.want));
             return this;
         }
         this.fill_ring();
@@ -321,19 +355,33 @@ impl<'s> HomeCandidates<'s> {
                 .iter()
                 .map(|&(a, from)| (a, below.map_or(from, |b| b.min(from))))
                 .collect();
-            this.extra = Some(PullMerge::with_lazy(shared, sources, &lazy, this.floor));
+            this.lazy = plan.partial.to_vec();
+            this.lazy.sort_unstable();
+            this.extra =
+                Some(PullMerge::with_lazy(shared, sources, &lazy, this.floor).wanting(this.want));
         }
         this
+    }
+
+    /// Ids the next ring fetch takes: growing chunks (a page may take few entries
+    /// from the ring, when pulled authors fill it), none larger than the rest of the
+    /// page wants.
+    fn ring_chunk(&self) -> usize {
+        let left = self.want.saturating_sub(self.yielded).max(1);
+        RING_CHUNKS[self.ring_fetches.min(RING_CHUNKS.len() - 1)].min(left)
     }
 
     /// Fetches the next chunk of the ring; at its oldest, records the floor.
     fn fill_ring(&mut self) {
         let Some(below) = self.ring_below else { return };
         self.scratch.clear();
-        let copied = self
-            .shared
-            .timelines
-            .copy_below(self.user, below, 64, &mut self.scratch);
+        let copied = self.shared.timelines.copy_below(
+            self.user,
+            below,
+            self.ring_chunk(),
+            &mut self.scratch,
+        );
+        self.ring_fetches += 1;
         self.cost.ring_ids += self.scratch.len() as u64;
         // The rules read each candidate's record: start the first page's worth of
         // them coming in together.
@@ -365,24 +413,36 @@ impl<'s> HomeCandidates<'s> {
                     self.ring_buf.pop_front();
                     return Some(r);
                 }
-                let head = self.extra.as_mut().and_then(|m| m.next()).map(|(id, _)| id);
+                let head = self.extra.as_mut().and_then(|m| m.next());
                 self.extra_head = Some(head);
                 head
             }
         };
         match (ring, extra) {
             (None, None) => None,
-            (Some(r), extra) if extra.is_none_or(|e| r >= e) => {
+            (Some(r), extra) if extra.is_none_or(|(e, _)| r >= e) => {
                 self.ring_buf.pop_front();
-                if extra == Some(r) {
+                if let Some((e, author)) = extra
+                    && e == r
+                {
                     self.extra_head = None;
+                    self.took(author, e);
                 }
                 Some(r)
             }
             (_, extra) => {
                 self.extra_head = None;
-                extra
+                let (e, author) = extra?;
+                self.took(author, e);
+                Some(e)
             }
+        }
+    }
+
+    /// Notes an id taken from the merge: from a lazy source, the ring can keep it.
+    fn took(&mut self, author: u32, id: u64) {
+        if self.lazy.binary_search_by_key(&author, |&(a, _)| a).is_ok() {
+            self.lazy_taken.push((author, id));
         }
     }
 
@@ -414,8 +474,10 @@ impl Iterator for HomeCandidates<'_> {
                             .last
                             .or(self.page_below)
                             .map_or(self.floor, |b| b.min(self.floor));
-                        self.below_floor =
-                            Some(PullMerge::everything(self.shared, self.user, Some(bound)));
+                        self.below_floor = Some(
+                            PullMerge::everything(self.shared, self.user, Some(bound))
+                                .wanting(self.want),
+                        );
                         continue;
                     }
                     None => None,
@@ -426,6 +488,7 @@ impl Iterator for HomeCandidates<'_> {
                 continue;
             }
             self.last = Some(id);
+            self.yielded += 1;
             return Some(id);
         }
     }
@@ -660,8 +723,14 @@ impl Shared {
     pub(crate) fn home_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
         let plan = self.plan(user);
         let from_ring = self.ensure_ready(user, &plan);
-        let mut candidates =
-            HomeCandidates::new(self, user, page.max_id.map(|m| m.0), from_ring, &plan);
+        let mut candidates = HomeCandidates::new(
+            self,
+            user,
+            page.max_id.map(|m| m.0),
+            from_ring,
+            &plan,
+            limit,
+        );
         let mut next_visible = || {
             candidates
                 .by_ref()
@@ -700,12 +769,59 @@ impl Shared {
                 break;
             }
         }
+        if page.max_id.is_none() && !candidates.lazy_taken.is_empty() {
+            self.keep_lazy(user, &candidates.lazy, &mut candidates.lazy_taken);
+        }
         self.add_page_cost(candidates.cost());
         let ctx = self.strategy_ctx();
         let mut repair = ReadRepair { shared: self, user };
         self.strategy
             .on_read(&ctx, user, self.config.clock.now_ms(), &mut repair);
         finish(ids, page, limit)
+    }
+
+    /// Keeps what a newest page took from lazy sources (`taken`, from sources with
+    /// the switches `lazy`): the ids go into the ring and each author's switch moves
+    /// down to the oldest id taken (the merge took every id of the author from the
+    /// switch down to it), so later reads find them in the ring. A switch that moved
+    /// since the read planned is left alone.
+    fn keep_lazy(&self, user: u32, lazy: &[(u32, u64)], taken: &mut [(u32, u64)]) {
+        let cell = &self.switches[user as usize];
+        let snapshot = cell.load_full();
+        let Some(current) = snapshot.as_deref() else {
+            return;
+        };
+        let mut ids: Vec<u64> = taken.iter().map(|&(_, id)| id).collect();
+        ids.sort_unstable();
+        let written = self.timelines.insert(user, &ids);
+        self.add_merged(written as u64);
+        taken.sort_unstable();
+        let lowest = |author: u32| {
+            let i = taken.partition_point(|&(a, _)| a < author);
+            taken
+                .get(i)
+                .filter(|&&(a, _)| a == author)
+                .map(|&(_, id)| id)
+        };
+        let planned = |author: u32| {
+            lazy.binary_search_by_key(&author, |&(a, _)| a)
+                .ok()
+                .map(|i| lazy[i].1)
+        };
+        let moved: super::facade::Switches = current
+            .iter()
+            .map(|&(a, from)| match lowest(a) {
+                Some(id) if planned(a) == Some(from) => (a, id.min(from)),
+                _ => (a, from),
+            })
+            .collect();
+        let prev = cell.compare_and_swap(&snapshot, Some(Arc::new(moved)));
+        if match (&*prev, &snapshot) {
+            (Some(p), Some(s)) => Arc::ptr_eq(p, s),
+            _ => false,
+        } {
+            self.signals.invalidate_plan(user);
+        }
     }
 
     /// The fall-off rule against the complete candidate sequence below `id` (for
@@ -784,10 +900,12 @@ impl Repair for ReadRepair<'_> {
         }
         // Pairs with the fence in `post`, between adding a notice to its author's list
         // and handing it to the workers; the strategy stored the reader's word (under
-        // way) before this with a SeqCst operation. So for every notice, either the
-        // loads below see it in its author's list, or its worker sees the new word
-        // and decides it under the new rule.
+        // way) before this with a SeqCst operation. So for every notice, either its
+        // post's fence came first, and the load of the log's length below counts it
+        // (it was appended, then listed, before that fence), or its worker sees the
+        // new word and decides it under the new rule.
         std::sync::atomic::fence(Ordering::SeqCst);
+        let from = self.shared.log.len() + 1;
         let cell = &self.shared.switches[self.user as usize];
         let mut turned = authors.to_vec();
         turned.sort_unstable();
@@ -801,16 +919,9 @@ impl Repair for ReadRepair<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        // Each author's pushes start after its newest listed notice; an author with
-        // none needs no entry.
-        let mut newest = Vec::with_capacity(1);
-        for &a in &turned {
-            newest.clear();
-            self.shared.by_author.copy_below(a, None, 1, &mut newest);
-            if let Some(&id) = newest.first() {
-                switches.push((a, id + 1));
-            }
-        }
+        // Every turned pair pushes from the log's next id on; reads pull the older
+        // notices, and keep what they pulled (`keep_lazy`). No list is read here.
+        switches.extend(turned.iter().map(|&a| (a, from)));
         switches.sort_unstable();
         // Only the reader's own climbing read writes here, one at a time (its word is
         // under way meanwhile).

@@ -45,8 +45,12 @@ pub struct LabConfig {
     pub workers: u32,
     /// Entries per home timeline.
     pub timeline_capacity: u32,
-    /// Simulated duration of the run for the engine's clock, milliseconds.
+    /// Simulated duration of the whole workload for the engine's clock, milliseconds.
     pub simulated_ms: u64,
+    /// Operations of the workload played before measuring starts (0: measure from
+    /// the first): rates, timelines and the strategies' counters warm up on them, and
+    /// every figure of the run covers only the operations after them.
+    pub warm_up_ops: u64,
 }
 
 impl Default for LabConfig {
@@ -56,6 +60,7 @@ impl Default for LabConfig {
             workers: 2,
             timeline_capacity: 800,
             simulated_ms: 3_600_000,
+            warm_up_ops: 0,
         }
     }
 }
@@ -98,7 +103,7 @@ pub struct EngineRun {
     pub reads: u64,
     /// Bulk load of the graph and opening of the engine.
     pub load: Duration,
-    /// Every user's first read (not measured below).
+    /// Every user's first read and the warm-up operations (not measured below).
     pub warm_up: Duration,
     /// The operations, wall time.
     pub run: Duration,
@@ -202,10 +207,15 @@ pub fn run_engine(
             }
         }
     }
-    let warm_up = started.elapsed();
-    let before = engine.stats();
+    let mut warm_up = started.elapsed();
+    let mut before = engine.stats();
 
-    observer.phase("run", workload.ops);
+    let warm_up_ops = config.warm_up_ops.min(workload.ops);
+    if warm_up_ops > 0 {
+        observer.phase("warm-up ops", warm_up_ops);
+    } else {
+        observer.phase("run", workload.ops);
+    }
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
     let mut run = EngineRun {
@@ -215,14 +225,32 @@ pub fn run_engine(
         warm_up,
         ..EngineRun::default()
     };
-    let started = Instant::now();
+    let mut started = Instant::now();
+    let mut offset = 0;
     for (i, op) in workload.ops().enumerate() {
+        if i as u64 == warm_up_ops && warm_up_ops > 0 {
+            // Warm: measure from here, after the fan-out of the warm-up settled.
+            engine.flush()?;
+            warm_up += started.elapsed();
+            before = engine.stats();
+            latency.reset();
+            run = EngineRun {
+                strategy: config.strategy.name(),
+                complete: true,
+                load,
+                warm_up,
+                ..EngineRun::default()
+            };
+            offset = warm_up_ops;
+            observer.phase("run", workload.ops - warm_up_ops);
+            started = Instant::now();
+        }
         if i % 256 == 0 {
             if observer.stopped() {
                 run.complete = false;
                 break;
             }
-            observer.advance(i as u64);
+            observer.advance(i as u64 - offset);
             clock.set_ms(config.simulated_ms * i as u64 / workload.ops.max(1));
         }
         match op {

@@ -49,6 +49,11 @@ pub(crate) struct SimArgs {
     /// five strategies in about two minutes on a 2-core machine.
     #[arg(long, default_value_t = 2_000_000)]
     pub(crate) ops: u64,
+    /// Simulated hours of the same workload played before the measured hour (the
+    /// `--ops` operations): rates, timelines and the selective strategy's counters
+    /// start warm instead of empty. Each adds `--ops` operations to every run.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) warm_up_hours: u32,
     /// Reads per post.
     #[arg(long, default_value_t = 10.0)]
     pub(crate) read_write: f64,
@@ -218,6 +223,13 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
             args.selective_threshold
         ));
     }
+    if args.warm_up_hours > 0 && args.baseline.is_some() {
+        return Err("--warm-up-hours does not apply to --baseline runs; run them apart".into());
+    }
+    let total_ops = args
+        .ops
+        .checked_mul(1 + u64::from(args.warm_up_hours))
+        .ok_or("--ops times --warm-up-hours is too large")?;
     if args.lossy_k == 0 {
         return Err("--lossy-k must be at least 1".into());
     }
@@ -229,7 +241,7 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
         .iter()
         .map(|&r| Workload {
             users: model.users(),
-            ops: args.ops,
+            ops: total_ops,
             read_write_ratio: r,
             post_skew: args.post_skew,
             read_skew: args.read_skew,
@@ -244,7 +256,7 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
         w.validate().map_err(|r| format!("workload: {r}"))?;
     }
     let fewest_reads = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let posts = (args.ops as f64 / (1.0 + fewest_reads)) as u64;
+    let posts = (total_ops as f64 / (1.0 + fewest_reads)) as u64;
     let need = estimate_bytes(u64::from(model.users()), model.follows_mean(), 800, posts);
     if let Some(total) = mem_total_bytes()
         && need > total
@@ -351,9 +363,12 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 strategy.name(),
                 workload.read_write_ratio
             ));
+            let hours = 1 + u64::from(args.warm_up_hours);
             let config = LabConfig {
                 strategy,
                 workers: args.workers,
+                simulated_ms: hours * LabConfig::default().simulated_ms,
+                warm_up_ops: args.ops * u64::from(args.warm_up_hours),
                 ..LabConfig::default()
             };
             let run = run_engine(&dir, &edges, workload, &config, &phases)?;

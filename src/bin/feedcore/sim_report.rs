@@ -237,8 +237,10 @@ impl SimReport {
                 "mention_fraction": w.mention_fraction, "page_size": w.page_size,
                 "body_bytes": feedcore::sim::SYNTHETIC_BODY_BYTES,
                 "durability": "buffered", "workers": args.workers, "timeline_capacity": 800,
-                "simulated_ms": feedcore::sim::LabConfig::default().simulated_ms,
+                "simulated_ms": (1 + u64::from(args.warm_up_hours)) * feedcore::sim::LabConfig::default().simulated_ms,
                 "warm_up": "every user reads its home timeline once before the run",
+                "warm_up_hours": args.warm_up_hours,
+                "measured_ops": args.ops,
             },
             "ratios": runs,
             "strategies": strategies.iter().map(strategy_json).collect::<Vec<_>>(),
@@ -247,7 +249,7 @@ impl SimReport {
         let s = &summaries[0];
         let header = format!(
             "{} graph: {} users, {} follows (mean {:.1}, top account followed by {:.1}%, fitted exponent {:.2}, reciprocal pairs {:.1}%)\n\
-             workload: {} ops per run, seed {}; a tenth of the users write {:.0}% of posts; replies {:.0}%, repeats {:.0}%, mentions {:.0}% of originals; pages of {} with bodies",
+             workload: {} ops per run{}, seed {}; a tenth of the users write {:.0}% of posts; replies {:.0}%, repeats {:.0}%, mentions {:.0}% of originals; pages of {} with bodies",
             model.name(),
             summary.users,
             summary.follows,
@@ -255,7 +257,16 @@ impl SimReport {
             100.0 * summary.top_follower_fraction,
             summary.follower_exponent,
             100.0 * summary.reciprocal_pairs,
-            w.ops,
+            args.ops,
+            if args.warm_up_hours > 0 {
+                format!(
+                    " measured after {} simulated hours of warm-up ({} ops)",
+                    args.warm_up_hours,
+                    w.ops - args.ops
+                )
+            } else {
+                String::new()
+            },
             w.seed,
             100.0 * s.top_tenth_post_share,
             100.0 * w.reply_fraction,

@@ -5,8 +5,9 @@
 //! [`FanoutStrategy::pair`] calls push, the reader's stored ring holds every notice of
 //! the author at or above the ring's floor, once delivered, provided the ring was
 //! rebuilt after the pair's `since` (or repaired); but if the pair was switched to push
-//! by the reader's own change ([`Repair::push_from_now`]), only the notices after the
-//! switch, and reads pull the older ones. Pairs it calls pull are pulled at read time.
+//! by the reader's own change ([`Repair::push_from_now`]), only the notices from the
+//! switch on (lowered as reads keep what they pulled below it), and reads pull the
+//! older ones. Pairs it calls pull are pulled at read time.
 //! Decisions change over time (a rate crosses a threshold); a change goes through
 //! [`Signals::set_class`], which marks the user's pairs "pull" while it is under way and
 //! then records the change's ticket. A reader whose ring was rebuilt before the newest
@@ -18,6 +19,7 @@ mod hybrid;
 mod lossy;
 mod pull;
 mod push;
+mod returns;
 mod selective;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -334,10 +336,10 @@ pub(crate) trait FanoutStrategy: Send + Sync {
 /// What a read offers its strategy when the reader's own change turns pairs to push.
 pub(crate) trait Repair {
     /// The pairs of the reader with `authors` push from now on: the stored timeline
-    /// holds each author's notices after its newest listed one, and reads pull that
-    /// one and the older ones (only when a page reaches them). Call it after the
-    /// reader's word took its new class (under way), so every notice not yet listed
-    /// is decided under the new rule.
+    /// holds each author's notices from the log's next id on, and reads pull the
+    /// older ones (only when a page reaches them, keeping what they pulled). Call it
+    /// after the reader's word took its new class (under way), so every notice not
+    /// yet counted in the log is decided under the new rule.
     fn push_from_now(&mut self, authors: &[u32]);
 }
 

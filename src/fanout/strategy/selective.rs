@@ -3,8 +3,10 @@
 //! reader's read rate times the cost of a pull (times `push_threshold`, the paper's
 //! knob); otherwise the reader pulls the author at read time.
 //!
-//! Rates are decayed counters (half-life one hour of the engine's clock), costs are
-//! measured by the engine in the unit of its cost accounting (id bytes touched per
+//! Rates are decayed counters (half-life one hour of the engine's clock); a reader's
+//! read rate is the rate at which readers with the same evidence come back, measured
+//! over the population (`returns`), once measured long enough. Costs are measured by
+//! the engine in the unit of its cost accounting (id bytes touched per
 //! entry pushed, per author's list pulled; see `MeasuredCosts`). A reader's own
 //! notices are a pair like any other: an author who posts much and reads little pulls
 //! its own.
@@ -20,6 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::returns::{BUCKETS, ReturnRates};
 use super::{Class, Ctx, FanoutStrategy, MeasuredCosts, PairRead, Repair, push_pair};
 
 /// Half-life of the rate counters.
@@ -43,6 +46,8 @@ pub(crate) struct Selective {
     read_rates: std::sync::OnceLock<Box<[AtomicU64]>>,
     /// Per reader: its feed rate (f32 bits) << 32 | reads until the next walk.
     feeds: std::sync::OnceLock<Box<[AtomicU64]>>,
+    /// How soon readers come back, by the evidence of their counters.
+    returns: parking_lot::Mutex<ReturnRates>,
 }
 
 fn rate_class(per_hour: f64) -> u16 {
@@ -88,6 +93,7 @@ const READS_FOR_A_RATE: f64 = 3.0;
 /// are skewed, most users who happened to read twice read rarely, and every push to a
 /// user who does not read again is wasted. Until the counter holds
 /// `READS_FOR_A_RATE` reads' worth the reader counts as not reading (its pairs pull).
+/// Used until `ReturnRates` has a measure for readers with the reader's evidence.
 fn read_rate_after_a_read(counter: f64) -> f64 {
     if counter > (READS_FOR_A_RATE - 0.5) * ONE_EVENT {
         counter - ONE_EVENT
@@ -96,10 +102,26 @@ fn read_rate_after_a_read(counter: f64) -> f64 {
     }
 }
 
+/// The evidence a read counter holds just after a read (`stored`, as stored): the
+/// class of the rate of the reads before it (0: none), a bucket of `ReturnRates`.
+fn evidence(stored: f64) -> usize {
+    let before = stored - ONE_EVENT;
+    if before < 1e-3 * ONE_EVENT {
+        0
+    } else {
+        usize::from(rate_class(before)).min(BUCKETS - 1)
+    }
+}
+
+/// The rate a counter word stores (see `bump`).
+fn stored_rate(word: u64) -> f64 {
+    f64::from(f32::from_bits((word >> 32) as u32))
+}
+
 /// Adds one event at `now_ms` to a decayed counter; returns the new rate per hour.
 fn bump(cell: &AtomicU64, now_ms: u64) -> f64 {
     let word = cell.load(Ordering::Relaxed);
-    let rate = f64::from(f32::from_bits((word >> 32) as u32));
+    let rate = stored_rate(word);
     let last_s = word & 0xffff_ffff;
     let now_s = now_ms / 1000;
     let elapsed_ms = now_s.saturating_sub(last_s) as f64 * 1000.0;
@@ -122,6 +144,7 @@ impl Selective {
             post_rates: std::sync::OnceLock::new(),
             read_rates: std::sync::OnceLock::new(),
             feeds: std::sync::OnceLock::new(),
+            returns: parking_lot::Mutex::new(ReturnRates::new()),
         }
     }
 
@@ -299,10 +322,20 @@ impl FanoutStrategy for Selective {
     }
 
     fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64, repair: &mut dyn Repair) {
-        let rate = bump(&Self::cells(&self.read_rates, ctx)[reader as usize], now_ms);
+        let cell = &Self::cells(&self.read_rates, ctx)[reader as usize];
+        let previous = cell.load(Ordering::Relaxed);
+        let rate = bump(cell, now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        let estimate = read_rate_after_a_read(rate);
+        // The population's measure for readers with this evidence, once it has one;
+        // until then the reader's own counter, which counts it as reading only after
+        // a few reads.
+        let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
+        let estimate = self
+            .returns
+            .lock()
+            .read(now_ms, came_before, evidence(f64::from(rate as f32)))
+            .unwrap_or_else(|| read_rate_after_a_read(rate));
         let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
         let sees_all = read > 0 && self.sees_whole_feed(ctx, reader, estimate, was_seeing_all);

@@ -1,0 +1,163 @@
+//! How soon readers come back: the read rate the selective strategy decides a
+//! reader's pairs by, measured over the population instead of guessed from the
+//! reader's own few reads (empirical Bayes).
+//!
+//! A reader's own decayed counter, just after a read, is an unbiased but very noisy
+//! estimate of its rate: most readers read a few times a day, and one hour of history
+//! holds zero or one earlier read. Deciding by it pushes to readers who happened to
+//! read twice in a row and then do not come back for hours. So readers are bucketed
+//! by the evidence their counter held at their last read, and each bucket counts the
+//! reads that end a stay in it (returns) and the reader-hours spent in it (exposure).
+//! Returns over exposure is the rate at which readers of that bucket come back: the
+//! quantity the push/pull rule needs (a push costs for as long as the reader stays
+//! away, a pull saves at its return), with no censoring (a reader who never comes back
+//! keeps adding exposure to its bucket). Both sums decay, so the table follows changes
+//! of the population.
+
+/// Buckets: the half-octave classes of the selective strategy's rates (0: no earlier
+/// read in the counter).
+pub(crate) const BUCKETS: usize = 128;
+
+/// Half-life of returns and exposure.
+const HALF_LIFE_MS: f64 = 6.0 * 3_600_000.0;
+
+/// Reader-hours a bucket must hold before its rate means anything.
+const MIN_EXPOSURE_HOURS: f64 = 50.0;
+
+/// The clock advances the sums at most this often (exposure accrues in between, it
+/// is added at the next step).
+const STEP_MS: u64 = 1_000;
+
+pub(crate) struct ReturnRates {
+    returns: [f64; BUCKETS],
+    exposure: [f64; BUCKETS],
+    /// Readers whose last read left them in each bucket.
+    readers: [u64; BUCKETS],
+    /// When the sums were last advanced, and when the first read came.
+    last_ms: u64,
+    started_ms: Option<u64>,
+}
+
+impl ReturnRates {
+    pub(crate) fn new() -> ReturnRates {
+        ReturnRates {
+            returns: [0.0; BUCKETS],
+            exposure: [0.0; BUCKETS],
+            readers: [0; BUCKETS],
+            last_ms: 0,
+            started_ms: None,
+        }
+    }
+
+    /// Records a read at `now_ms` by a reader whose previous read left it in bucket
+    /// `old` (`None`: its first read), and whose counter now puts it in bucket `new`.
+    /// Returns the rate (per hour) at which readers of bucket `new` come back, once
+    /// it can be trusted: the bucket holds enough exposure, and the table has watched
+    /// for at least one mean interval of that rate (before that, only the readers who
+    /// come back soon have had time to, and the rate is overstated).
+    pub(crate) fn read(&mut self, now_ms: u64, old: Option<usize>, new: usize) -> Option<f64> {
+        let started = *self.started_ms.get_or_insert(now_ms);
+        self.advance(now_ms);
+        if let Some(old) = old {
+            self.returns[old] += 1.0;
+            self.readers[old] = self.readers[old].saturating_sub(1);
+        }
+        self.readers[new] += 1;
+        if self.exposure[new] < MIN_EXPOSURE_HOURS {
+            return None;
+        }
+        let rate = self.returns[new] / self.exposure[new];
+        let watched_hours = now_ms.saturating_sub(started) as f64 / 3_600_000.0;
+        (rate * watched_hours >= 1.0).then_some(rate)
+    }
+
+    /// Decays the sums and adds the exposure of the readers in each bucket since the
+    /// last step.
+    fn advance(&mut self, now_ms: u64) {
+        let elapsed_ms = now_ms.saturating_sub(self.last_ms);
+        if elapsed_ms < STEP_MS {
+            return;
+        }
+        let decay = 0.5f64.powf(elapsed_ms as f64 / HALF_LIFE_MS);
+        let hours = elapsed_ms as f64 / 3_600_000.0;
+        for b in 0..BUCKETS {
+            self.returns[b] *= decay;
+            self.exposure[b] = self.exposure[b] * decay + self.readers[b] as f64 * hours;
+        }
+        self.last_ms = now_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: u64 = 60_000;
+
+    /// Two groups in different buckets: one reads every 10 minutes, one every 2 hours.
+    #[test]
+    fn each_bucket_measures_how_soon_its_readers_come_back() {
+        let mut rates = ReturnRates::new();
+        let (fast, slow) = (40usize, 30usize);
+        let mut last = (None, None);
+        let mut got = (None, None);
+        for minute in 0..=6 * 60u64 {
+            let now = minute * MINUTE;
+            for _ in 0..100 {
+                if minute % 10 == 0 {
+                    got.0 = rates.read(now, last.0, fast);
+                }
+                if minute % 120 == 0 {
+                    got.1 = rates.read(now, last.1, slow);
+                }
+            }
+            if minute % 10 == 0 {
+                last.0 = Some(fast);
+            }
+            if minute % 120 == 0 {
+                last.1 = Some(slow);
+            }
+        }
+        let fast_rate = got.0.expect("the fast bucket is trusted after hours");
+        let slow_rate = got.1.expect("the slow bucket is trusted after hours");
+        assert!((5.0..7.0).contains(&fast_rate), "{fast_rate}");
+        assert!((0.4..0.6).contains(&slow_rate), "{slow_rate}");
+    }
+
+    /// Readers who never come back pull their bucket's rate down (no censoring): of
+    /// 1000 readers, half read again after 30 minutes, half never.
+    #[test]
+    fn readers_who_do_not_come_back_count() {
+        let mut rates = ReturnRates::new();
+        for _ in 0..1000 {
+            rates.read(0, None, 5);
+        }
+        for _ in 0..500 {
+            rates.read(30 * MINUTE, Some(5), 6);
+        }
+        // 1000 readers * 0.5 h of exposure, 500 returns: 1 an hour, where the readers
+        // who came back alone would say 2.
+        let rate = rates.returns[5] / rates.exposure[5];
+        assert!((0.95..1.05).contains(&rate), "{rate}");
+        // Two hours on, the 500 still away have added 1000 h: 500 returns over 1500
+        // reader-hours (both decayed by a third of a half-life).
+        rates.read(150 * MINUTE, None, 7);
+        let later = rates.returns[5] / rates.exposure[5];
+        let decay = 0.5f64.powf(2.0 / 6.0);
+        let want = 500.0 * decay / (500.0 * decay + 1000.0);
+        assert!((later - want).abs() < 0.01, "{later} vs {want}");
+    }
+
+    #[test]
+    fn nothing_is_trusted_before_its_readers_had_time_to_come_back() {
+        let mut rates = ReturnRates::new();
+        for _ in 0..10_000 {
+            rates.read(0, None, 0);
+        }
+        // A few quick returns after a minute: lots of exposure would be needed, and
+        // the table has watched for one minute only.
+        for i in 0..100 {
+            assert_eq!(rates.read(MINUTE + i, Some(0), 1), None);
+        }
+    }
+}
