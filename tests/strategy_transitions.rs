@@ -222,3 +222,68 @@ fn selective_pushes_everything_to_a_reader_who_sees_its_whole_feed() {
         "the author's notices reached the reader by push: {stats:?}"
     );
 }
+
+#[test]
+fn selective_pushes_to_readers_who_come_back_soon_though_each_read_only_a_few_times() {
+    // 200 readers read every 50 minutes: a reader's own one-hour counter never holds
+    // the three reads' worth that would count it as reading (it peaks at 2.3), so on
+    // its own evidence its pairs pull. But the engine watches readers with that
+    // evidence come back, 1.2 an hour: once it has watched that long, it pushes their
+    // quiet author (one post in two hours) to them.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let clock = Clock::manual(1_000_000_000_000);
+    let open = |dir: &std::path::Path, strategy| {
+        Engine::open(
+            dir,
+            Config {
+                users_max: 256,
+                timeline_capacity: 64,
+                durability: Durability::Buffered,
+                clock: clock.clone(),
+                strategy,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let pull = open(dirs[0].path(), Strategy::Pull);
+    let selective = open(dirs[1].path(), SELECTIVE);
+    let both = [&pull, &selective];
+    let readers = 1..=200u32;
+    for e in both {
+        for r in readers.clone() {
+            e.follow(UserId(r), UserId(0)).unwrap();
+        }
+    }
+    let mut pushed_early = None;
+    for minute in (0..=300u64).step_by(5) {
+        if minute % 120 == 0 {
+            post(&both, 0);
+        }
+        for r in readers.clone() {
+            if (minute + 5 * u64::from(r % 10)) % 50 == 0 {
+                assert_eq!(home(&selective, r), home(&pull, r), "minute {minute}");
+            }
+        }
+        if minute == 30 {
+            pushed_early = Some(selective.stats().deliveries);
+        }
+        clock.advance(Duration::from_secs(300));
+    }
+    let before = selective.stats().deliveries;
+    post(&both, 0);
+    selective.flush().unwrap();
+    let delivered = selective.stats().deliveries - before;
+    assert_eq!(
+        pushed_early,
+        Some(0),
+        "nothing pushed before any reader came back"
+    );
+    assert!(
+        delivered >= 150,
+        "the quiet author's notice reached most readers by push: {delivered}"
+    );
+    for r in readers {
+        assert_eq!(home(&selective, r), home(&pull, r), "reader {r} at the end");
+    }
+}
