@@ -302,7 +302,8 @@ struct HomeCandidates<'s> {
     /// taken only when the ring's next id could be older, so a lazy source whose
     /// bound is below the ring's entries is not opened.
     extra_head: Option<Option<(u64, u32)>>,
-    /// The authors of the lazy sources (sorted), and the ids the read took from them.
+    /// The switches behind the lazy sources (author, from; sorted), and the ids the
+    /// read took from those sources (see `Shared::keep_lazy`).
     lazy: Vec<(u32, u64)>,
     lazy_taken: Vec<(u32, u64)>,
     /// Everything below the floor.
@@ -476,7 +477,7 @@ impl Iterator for HomeCandidates<'_> {
                             .map_or(self.floor, |b| b.min(self.floor));
                         self.below_floor = Some(
                             PullMerge::everything(self.shared, self.user, Some(bound))
-                                .wanting(self.want),
+                                .wanting(self.want.saturating_sub(self.yielded)),
                         );
                         continue;
                     }

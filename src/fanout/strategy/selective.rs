@@ -329,7 +329,9 @@ impl FanoutStrategy for Selective {
         let word = seen.class;
         // The population's measure for readers with this evidence, once it has one;
         // until then the reader's own counter, which counts it as reading only after
-        // a few reads.
+        // a few reads. (Two reads of one reader at once may both count the return: the
+        // counter update is racy, see `bump`; a reader counted twice in a bucket only
+        // adds a little exposure.)
         let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
         let estimate = self
             .returns
