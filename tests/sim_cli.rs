@@ -145,3 +145,29 @@ fn graph_prints_statistics_as_json() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Kwak"), "{text}");
 }
+
+#[test]
+fn warm_up_hours_are_played_before_the_measured_operations() {
+    let v = sim_json(&["--strategy", "selective", "--warm-up-hours", "1"]);
+    let workload = &v["workload"]["workload"];
+    assert_eq!(
+        workload["ops"], 8000,
+        "one warm-up hour of 4000 ops, then 4000"
+    );
+    assert_eq!(workload["measured_ops"], 4000);
+    assert_eq!(workload["warm_up_hours"], 1);
+    assert_eq!(workload["simulated_ms"], 2 * 3_600_000);
+    let run = &v["measured"]["runs"][0];
+    assert_eq!(
+        run["ops_done"], 4000,
+        "figures cover the measured hour only"
+    );
+    assert_eq!(
+        run["posts"].as_u64().unwrap() + run["reads"].as_u64().unwrap(),
+        4000
+    );
+    fails_with(
+        &["sim", "--warm-up-hours", "1", "--baseline", "redis"],
+        "--warm-up-hours",
+    );
+}

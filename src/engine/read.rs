@@ -921,8 +921,15 @@ impl Repair for ReadRepair<'_> {
             })
             .unwrap_or_default();
         // Every turned pair pushes from the log's next id on; reads pull the older
-        // notices, and keep what they pulled (`keep_lazy`). No list is read here.
-        switches.extend(turned.iter().map(|&a| (a, from)));
+        // notices, and keep what they pulled (`keep_lazy`). No id is read here; an
+        // author whose list is empty (its length, loaded after the fence) has every
+        // notice decided under the new word, and needs no switch.
+        switches.extend(
+            turned
+                .iter()
+                .filter(|&&a| self.shared.by_author.len(a) > 0)
+                .map(|&a| (a, from)),
+        );
         switches.sort_unstable();
         // Only the reader's own climbing read writes here, one at a time (its word is
         // under way meanwhile).
