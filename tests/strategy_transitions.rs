@@ -7,10 +7,14 @@ use std::time::Duration;
 use feedcore::{Clock, Config, Durability, Engine, NewNotice, NoticeId, Page, Strategy, UserId};
 
 fn engine(dir: &std::path::Path, strategy: Strategy, clock: &Clock) -> Engine {
+    engine_of(dir, strategy, clock, 16)
+}
+
+fn engine_of(dir: &std::path::Path, strategy: Strategy, clock: &Clock, users_max: u32) -> Engine {
     Engine::open(
         dir,
         Config {
-            users_max: 16,
+            users_max,
             timeline_capacity: 64,
             durability: Durability::Buffered,
             clock: clock.clone(),
@@ -232,22 +236,8 @@ fn selective_pushes_to_readers_who_come_back_soon_though_each_read_only_a_few_ti
     // quiet author (one post in two hours) to them.
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let clock = Clock::manual(1_000_000_000_000);
-    let open = |dir: &std::path::Path, strategy| {
-        Engine::open(
-            dir,
-            Config {
-                users_max: 256,
-                timeline_capacity: 64,
-                durability: Durability::Buffered,
-                clock: clock.clone(),
-                strategy,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
-    let pull = open(dirs[0].path(), Strategy::Pull);
-    let selective = open(dirs[1].path(), SELECTIVE);
+    let pull = engine_of(dirs[0].path(), Strategy::Pull, &clock, 256);
+    let selective = engine_of(dirs[1].path(), SELECTIVE, &clock, 256);
     let both = [&pull, &selective];
     let readers = 1..=200u32;
     for e in both {
