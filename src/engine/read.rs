@@ -591,6 +591,8 @@ impl Shared {
             self.timelines.end_rebuild(user);
             if let Some(snapshot @ Some(_)) = switches {
                 self.switches[user as usize].compare_and_swap(&snapshot, None);
+                // A cached plan still holds the switches as lazy sources.
+                self.signals.invalidate_plan(user);
             }
             return true;
         }
@@ -783,13 +785,16 @@ impl Shared {
 
     /// Keeps what a newest page took from lazy sources (`taken`, from sources with
     /// the switches `lazy`): the ids go into the ring and each author's switch moves
-    /// down to the oldest id taken (the merge took every id of the author from the
-    /// switch down to it), so later reads find them in the ring. A switch that moved
+    /// down to the oldest id taken (the merge took every id of the author listed from
+    /// the switch down to it; one listed late was decided under the new word, so its
+    /// worker pushes it), so later reads find them in the ring. A switch that moved
     /// since the read planned is left alone.
     fn keep_lazy(&self, user: u32, lazy: &[(u32, u64)], taken: &mut [(u32, u64)]) {
         let cell = &self.switches[user as usize];
         let snapshot = cell.load_full();
         let Some(current) = snapshot.as_deref() else {
+            // A rebuild dropped the switches after this read planned with them.
+            self.signals.invalidate_plan(user);
             return;
         };
         let mut ids: Vec<u64> = taken.iter().map(|&(_, id)| id).collect();

@@ -339,7 +339,8 @@ pub(crate) trait Repair {
     /// holds each author's notices from the log's next id on, and reads pull the
     /// older ones (only when a page reaches them, keeping what they pulled). Call it
     /// after the reader's word took its new class (under way), so every notice not
-    /// yet counted in the log is decided under the new rule.
+    /// yet counted in the log's length, or not yet in its author's list, is decided
+    /// under the new rule (and reaches the ring by its worker, not by a pull).
     fn push_from_now(&mut self, authors: &[u32]);
 }
 

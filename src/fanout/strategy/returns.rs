@@ -54,7 +54,11 @@ impl ReturnRates {
     /// Returns the rate (per hour) at which readers of bucket `new` come back, once
     /// it can be trusted: the bucket holds enough exposure, and the table has watched
     /// for at least one mean interval of that rate (before that, only the readers who
-    /// come back soon have had time to, and the rate is overstated).
+    /// come back soon have had time to, and the rate is overstated). Watched since
+    /// the table's first read, not the bucket's first reader: a bucket first filled
+    /// late is trusted as soon as it holds the exposure (timing each bucket from its
+    /// first reader measured worse, 1.03x and 1.08x the better strategy warm at 1
+    /// and 10 reads a post, against 0.99x and 1.04x).
     pub(crate) fn read(&mut self, now_ms: u64, old: Option<usize>, new: usize) -> Option<f64> {
         let started = *self.started_ms.get_or_insert(now_ms);
         self.advance(now_ms);
@@ -79,7 +83,9 @@ impl ReturnRates {
             return;
         }
         let decay = 0.5f64.powf(elapsed_ms as f64 / HALF_LIFE_MS);
-        let hours = elapsed_ms as f64 / 3_600_000.0;
+        // A reader's exposure over the step, decayed as it accrued: the integral of
+        // 2^(-age / half-life) over the step, in hours.
+        let hours = (1.0 - decay) * HALF_LIFE_MS / std::f64::consts::LN_2 / 3_600_000.0;
         for b in 0..BUCKETS {
             self.returns[b] *= decay;
             self.exposure[b] = self.exposure[b] * decay + self.readers[b] as f64 * hours;
@@ -139,12 +145,13 @@ mod tests {
         // who came back alone would say 2.
         let rate = rates.returns[5] / rates.exposure[5];
         assert!((0.95..1.05).contains(&rate), "{rate}");
-        // Two hours on, the 500 still away have added 1000 h: 500 returns over 1500
-        // reader-hours (both decayed by a third of a half-life).
+        // Two hours on, the 500 still away have added about 1000 h (less, decayed as
+        // it accrued): the rate falls to about a third.
         rates.read(150 * MINUTE, None, 7);
         let later = rates.returns[5] / rates.exposure[5];
+        let accrued = |hours: f64| (1.0 - 0.5f64.powf(hours / 6.0)) * 6.0 / std::f64::consts::LN_2;
         let decay = 0.5f64.powf(2.0 / 6.0);
-        let want = 500.0 * decay / (500.0 * decay + 1000.0);
+        let want = 500.0 * decay / (1000.0 * accrued(0.5) * decay + 500.0 * accrued(2.0));
         assert!((later - want).abs() < 0.01, "{later} vs {want}");
     }
 

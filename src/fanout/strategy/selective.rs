@@ -330,8 +330,9 @@ impl FanoutStrategy for Selective {
         // The population's measure for readers with this evidence, once it has one;
         // until then the reader's own counter, which counts it as reading only after
         // a few reads. (Two reads of one reader at once may both count the return: the
-        // counter update is racy, see `bump`; a reader counted twice in a bucket only
-        // adds a little exposure.)
+        // counter update is racy, see `bump`. Its new bucket then keeps one reader too
+        // many for good, adding a reader-hour of exposure an hour: a bias to lower
+        // rates, as rare as such races.)
         let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
         let estimate = self
             .returns
