@@ -25,6 +25,7 @@ struct ReadPlan {
     pulls: Arc<[u32]>,
     /// Push pairs that turned to push at a read (see `Repair::push_from_now`): the
     /// ring holds the author's notices from the given id on; older ones are pulled.
+    /// Sorted by author, as the switches it is filtered from.
     partial: Arc<[(u32, u64)]>,
     /// The newest `since` of the push pairs: the ring is trusted only if it was rebuilt
     /// at or after it.
@@ -302,9 +303,9 @@ struct HomeCandidates<'s> {
     /// taken only when the ring's next id could be older, so a lazy source whose
     /// bound is below the ring's entries is not opened.
     extra_head: Option<Option<(u64, u32)>>,
-    /// The switches behind the lazy sources (author, from; sorted), and the ids the
+    /// The switches behind the lazy sources (the plan's, sorted by author), and the ids the
     /// read took from those sources (see `Shared::keep_lazy`).
-    lazy: Vec<(u32, u64)>,
+    lazy: Arc<[(u32, u64)]>,
     lazy_taken: Vec<(u32, u64)>,
     /// Everything below the floor.
     below_floor: Option<PullMerge<'s>>,
@@ -336,7 +337,7 @@ impl<'s> HomeCandidates<'s> {
             page_below: below,
             extra: None,
             extra_head: None,
-            lazy: Vec::new(),
+            lazy: Arc::clone(&plan.partial),
             lazy_taken: Vec::new(),
             below_floor: None,
             last: None,
@@ -356,8 +357,6 @@ impl<'s> HomeCandidates<'s> {
                 .iter()
                 .map(|&(a, from)| (a, below.map_or(from, |b| b.min(from))))
                 .collect();
-            this.lazy = plan.partial.to_vec();
-            this.lazy.sort_unstable();
             this.extra =
                 Some(PullMerge::with_lazy(shared, sources, &lazy, this.floor).wanting(this.want));
         }
