@@ -219,6 +219,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The state behind the engine, for the read path's unit tests.
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Opens (or creates) the store in `dir`: the notice log in `dir/notices`, the
     /// follow graph in `dir/graph`. Both recover from a crash as their own `open`
     /// does; the per-author and mention lists are rebuilt from the log, and home

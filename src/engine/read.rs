@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::fanout::strategy::{PairRead, PlanKey, Repair};
 use crate::ids::{NoticeId, UserId};
 use crate::notice::Scope;
-use crate::timeline::{Page, TimelinePage};
+use crate::timeline::{Page, State, TimelinePage};
 
 /// What a home read pulls beside the ring.
 #[derive(Debug, Default)]
@@ -294,8 +294,12 @@ struct HomeCandidates<'s> {
     ring_fetches: usize,
     /// Candidates yielded so far.
     yielded: usize,
-    /// The ring's floor, once known.
+    /// The ring's floor, once known: the highest any fetch reported (the ring may drop
+    /// its oldest entries between fetches); `u64::MAX` once the ring was replaced.
     floor: u64,
+    /// The user's activity word when the read began serving from the ring: each fetch
+    /// checks the ring is still that one (see `activity.rs`).
+    ring_word: State,
     page_below: Option<u64>,
     /// Authors the strategy pulls at or above the floor.
     extra: Option<PullMerge<'s>>,
@@ -325,6 +329,10 @@ impl<'s> HomeCandidates<'s> {
         plan: &ReadPlan,
         limit: usize,
     ) -> Self {
+        // Loaded before the first fetch: a rebuild begun since `ensure_ready` shows
+        // here, or in the check after the fetch.
+        let ring_word = shared.timelines.state(user);
+        let from_ring = from_ring && ring_word.ready();
         let mut this = HomeCandidates {
             shared,
             user,
@@ -334,6 +342,7 @@ impl<'s> HomeCandidates<'s> {
             ring_fetches: 0,
             yielded: 0,
             floor: 0,
+            ring_word,
             page_below: below,
             extra: None,
             extra_head: None,
@@ -383,6 +392,18 @@ impl<'s> HomeCandidates<'s> {
         );
         self.ring_fetches += 1;
         self.cost.ring_ids += self.scratch.len() as u64;
+        if !self
+            .ring_word
+            .same_ring(self.shared.timelines.state(self.user))
+        {
+            // The ring was freed (and maybe rebuilt) since the read began: this copy
+            // may come from a ring still being filled, and earlier entries may be gone.
+            // Drop it and pull everything below what was yielded.
+            self.ring_buf.clear();
+            self.ring_below = None;
+            self.floor = u64::MAX;
+            return;
+        }
         // The rules read each candidate's record: start the first page's worth of
         // them coming in together.
         let ahead = self.scratch.len().min(PREFETCH_RECORDS);
@@ -431,8 +452,14 @@ impl<'s> HomeCandidates<'s> {
                 Some(r)
             }
             (_, extra) => {
-                self.extra_head = None;
                 let (e, author) = extra?;
+                if e < self.floor {
+                    // A later fetch raised the floor past it: the ring dropped pushed
+                    // ids between this one and the floor, so the full pull below the
+                    // floor must come first; it yields this id too.
+                    return None;
+                }
+                self.extra_head = None;
                 self.took(author, e);
                 Some(e)
             }
@@ -949,4 +976,96 @@ fn finish(ids: Vec<NoticeId>, page: &Page, limit: usize) -> TimelinePage {
         limit,
     });
     TimelinePage { ids, next }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Durability, Engine, NewNotice, Strategy};
+
+    const READER: u32 = 1;
+    /// Pushed: one follower.
+    const SMALL: u32 = 2;
+    /// Pulled: two followers, `Hybrid`'s threshold.
+    const BIG: u32 = 3;
+
+    /// An engine with 8-entry rings, `READER` following `SMALL` and `BIG`, `SMALL`'s
+    /// notices 1..=6, `BIG`'s 7, `SMALL`'s 8..=13 posted, and `READER`'s ring built by a
+    /// read: it holds 13 down to 6, its floor above 5.
+    fn engine_with_a_full_ring(dir: &std::path::Path) -> Engine {
+        let e = Engine::open(
+            dir,
+            Config {
+                users_max: 8,
+                timeline_capacity: 8,
+                durability: Durability::Buffered,
+                strategy: Strategy::Hybrid { followers_min: 2 },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for (a, b) in [(READER, SMALL), (READER, BIG), (4, BIG)] {
+            e.follow(UserId(a), UserId(b)).unwrap();
+        }
+        for author in [SMALL; 6].into_iter().chain([BIG]).chain([SMALL; 6]) {
+            post(&e, author);
+        }
+        e.flush().unwrap();
+        e.home_timeline(UserId(READER), Page::latest(1)).unwrap();
+        e
+    }
+
+    fn post(e: &Engine, author: u32) -> u64 {
+        e.post(NewNotice {
+            author: UserId(author),
+            body: "n".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .0
+    }
+
+    /// A page of 3 of `READER`'s candidates (the first ring fetch takes 4 ids), with
+    /// `meanwhile` run after its first two.
+    fn candidates_around(e: &Engine, meanwhile: impl FnOnce()) -> Vec<u64> {
+        let shared = e.shared();
+        let plan = shared.plan(READER);
+        assert_eq!(&*plan.pulls, &[BIG], "the big author is pulled");
+        let from_ring = shared.ensure_ready(READER, &plan);
+        assert!(from_ring);
+        let mut candidates = HomeCandidates::new(shared, READER, None, from_ring, &plan, 3);
+        let mut ids: Vec<u64> = candidates.by_ref().take(2).collect();
+        meanwhile();
+        ids.extend(candidates);
+        ids
+    }
+
+    #[test]
+    fn a_read_yields_the_pushed_ids_the_ring_dropped_between_two_fetches() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        let ids = candidates_around(&e, || {
+            // Sixteen newer notices push every entry the read has not fetched yet out.
+            for _ in 0..16 {
+                post(&e, SMALL);
+            }
+            e.flush().unwrap();
+        });
+        // Everything below the first fetch's newest, as a pull shows it; the big
+        // author's 7 (merged from its list, below the raised floor) comes after 8.
+        assert_eq!(ids, (1..=13).rev().collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn a_read_whose_ring_is_freed_between_two_fetches_pulls_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        let ids = candidates_around(&e, || {
+            // What a worker does to a reader gone quiet.
+            let timelines = &e.shared().timelines;
+            assert!(timelines.make_stale(READER, timelines.state(READER)));
+            timelines.free(READER);
+        });
+        assert_eq!(ids, (1..=13).rev().collect::<Vec<u64>>());
+    }
 }

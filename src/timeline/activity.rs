@@ -1,12 +1,19 @@
 //! Who reads, and whose stored timeline is complete.
 //!
-//! One word per user, in the user's timeline slot (see `timelines.rs`): `(last_read_ms << 2) | (ready << 1) | fresh`.
+//! One word per user, in the user's timeline slot (see `timelines.rs`):
+//! `(last_read_ms << 12) | (rebuilds << 2) | (ready << 1) | fresh`.
 //! - `fresh`: fan-out delivers to this user. Set (with `ready` clear) by the reader that
 //!   starts a rebuild; cleared by a fan-out worker that finds the user past the
 //!   activity window (compare-exchange on the exact word it saw, so a read in between
 //!   wins).
 //! - `ready`: the stored timeline holds every candidate at or above its floor, so reads
 //!   may serve from it. Set by the rebuilding reader once its merge is stored.
+//! - `rebuilds`: counts rebuilds begun (10 bits, wrapping). A read that serves from the
+//!   stored timeline in several fetches checks after each that the word is still ready
+//!   with the same count: otherwise the ring it copied from may have been freed and
+//!   replaced by one still being rebuilt (see `HomeCandidates` in `engine/read.rs`).
+//!   Only `begin_rebuild` makes a word ready again after it stopped being ready, and
+//!   it bumps the count, so an equal count means the same ring.
 //!
 //! SeqCst throughout: a worker that sees a user not fresh is ordered before the
 //! rebuild that sets it, so the rebuild's merge sees the notice the worker skipped.
@@ -15,6 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const FRESH: u64 = 1;
 const READY: u64 = 2;
+/// Where the rebuild count starts, and its mask (after the shift).
+const REBUILDS_SHIFT: u32 = 2;
+const REBUILDS_MASK: u64 = (1 << 10) - 1;
+/// Where the last read's time starts.
+const TIME_SHIFT: u32 = 12;
+/// The bits a touch keeps.
+const KEPT: u64 = (1 << TIME_SHIFT) - 1;
 
 /// One user's word as a worker or reader saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +50,18 @@ impl State {
     }
 
     pub(crate) fn last_read_ms(self) -> u64 {
-        self.word >> 2
+        self.word >> TIME_SHIFT
+    }
+
+    /// Rebuilds begun, modulo 1024.
+    pub(crate) fn rebuilds(self) -> u64 {
+        (self.word >> REBUILDS_SHIFT) & REBUILDS_MASK
+    }
+
+    /// Whether a read that found the stored timeline `self` (ready) may still trust
+    /// what it copies from it, the word being `now`.
+    pub(crate) fn same_ring(self, now: State) -> bool {
+        now.ready() && now.rebuilds() == self.rebuilds()
     }
 
     /// Whether the user read within `window_ms` of `now_ms`.
@@ -61,7 +86,7 @@ impl super::Timelines {
             // read rebuilds.
             let _ = self.word(user).compare_exchange(
                 seen.word,
-                (now_ms << 2) | (seen.word & (FRESH | READY)),
+                (now_ms << TIME_SHIFT) | (seen.word & KEPT),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             );
@@ -74,7 +99,9 @@ impl super::Timelines {
         self.word(user)
             .compare_exchange(
                 seen.word,
-                (now_ms << 2) | FRESH,
+                (now_ms << TIME_SHIFT)
+                    | (((seen.rebuilds() + 1) & REBUILDS_MASK) << REBUILDS_SHIFT)
+                    | FRESH,
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             )

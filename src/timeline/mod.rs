@@ -8,6 +8,7 @@ mod ring;
 mod seqlock;
 mod timelines;
 
+pub(crate) use activity::State;
 pub(crate) use id_list::IdLists;
 pub use page::{Page, TimelinePage};
 pub(crate) use timelines::{Timelines, prefetch};
