@@ -83,12 +83,17 @@ struct Cursor {
     /// Whether its list was read yet (a lazy source is read only once the merge
     /// reaches below its bound).
     opened: bool,
+    /// At its first fetch: the ids its list held, and the newest one fetched.
+    listed: Option<(usize, Option<u64>)>,
 }
 
 /// The ids a cursor fetches at its first, second, ... refill: its head, then the one
 /// behind it (a merge needs each list's next id, and most lists give a page one or
 /// two), then growing chunks for a list that gives many.
 const CHUNKS: [usize; 6] = [1, 1, 4, 16, 64, 256];
+
+/// Candidates a read remembers for its repair: a page's worth.
+const KEEP_MAX: usize = 32;
 
 /// Ids a ring fetch takes at the first, second, ... fetch of a read.
 const RING_CHUNKS: [usize; 3] = [4, 16, 64];
@@ -120,6 +125,8 @@ pub(crate) struct PullMerge<'s> {
     wanted: usize,
     /// One pin for every list the merge reads.
     guard: crossbeam_epoch::Guard,
+    /// The sources opened whole come first in `cursors`: this many.
+    eager: usize,
 }
 
 impl<'s> PullMerge<'s> {
@@ -144,6 +151,7 @@ impl<'s> PullMerge<'s> {
             exhausted: false,
             fetched: 0,
             opened,
+            listed: None,
         };
         let eager = sources.len();
         let mut merge = PullMerge {
@@ -162,6 +170,7 @@ impl<'s> PullMerge<'s> {
             cost: ReadCost::default(),
             wanted: usize::MAX,
             guard: crossbeam_epoch::pin(),
+            eager,
         };
         let started = std::time::Instant::now();
         // Thousands of lists, each a few cache misses: prefetch ahead so they overlap.
@@ -221,7 +230,7 @@ impl<'s> PullMerge<'s> {
             return;
         }
         self.scratch.clear();
-        let reached_oldest = self.shared.by_author.copy_below_pinned(
+        let listed = self.shared.by_author.copy_below_pinned(
             &self.guard,
             c.author,
             c.below,
@@ -229,7 +238,10 @@ impl<'s> PullMerge<'s> {
             &mut self.scratch,
         );
         self.cost.author_ids += self.scratch.len() as u64;
-        c.exhausted = reached_oldest;
+        c.exhausted = listed.reached_oldest;
+        if c.fetched == 0 {
+            c.listed = Some((listed.len, self.scratch.first().copied()));
+        }
         c.fetched += 1;
         if let Some(&last) = self.scratch.last() {
             c.below = Some(last);
@@ -245,6 +257,16 @@ impl<'s> PullMerge<'s> {
 
     pub(crate) fn cost(&self) -> ReadCost {
         self.cost
+    }
+
+    /// The sources opened whole (not lazy), below no bound: each author, with the ids
+    /// its list held at the first fetch and the newest of them (see
+    /// `ReadRepair::push_from_now`).
+    fn heads(&self) -> impl Iterator<Item = (u32, usize, Option<u64>)> + '_ {
+        self.cursors
+            .iter()
+            .take(self.eager)
+            .filter_map(|c| c.listed.map(|(len, head)| (c.author, len, head)))
     }
 
     /// The caller takes about `ids` more ids (a page): no list fetches more at once.
@@ -311,6 +333,10 @@ struct HomeCandidates<'s> {
     /// read took from those sources (see `Shared::keep_lazy`).
     lazy: Arc<[(u32, u64)]>,
     lazy_taken: Vec<(u32, u64)>,
+    /// The ids the read took from the other sources of the merge (authors it pulls).
+    pulled_taken: Vec<(u32, u64)>,
+    /// The first candidates yielded, up to a page (see `ReadRepair::push_from_now`).
+    first_yielded: Vec<u64>,
     /// Everything below the floor.
     below_floor: Option<PullMerge<'s>>,
     last: Option<u64>,
@@ -348,6 +374,8 @@ impl<'s> HomeCandidates<'s> {
             extra_head: None,
             lazy: Arc::clone(&plan.partial),
             lazy_taken: Vec::new(),
+            pulled_taken: Vec::new(),
+            first_yielded: Vec::new(),
             below_floor: None,
             last: None,
             scratch: Vec::new(),
@@ -466,10 +494,14 @@ impl<'s> HomeCandidates<'s> {
         }
     }
 
-    /// Notes an id taken from the merge: from a lazy source, the ring can keep it.
+    /// Notes an id taken from the merge: the ring can keep it, from a lazy source
+    /// (see `Shared::keep_lazy`) or from a pulled author whose pair turns to push at
+    /// this read (see `ReadRepair::push_from_now`).
     fn took(&mut self, author: u32, id: u64) {
         if self.lazy.binary_search_by_key(&author, |&(a, _)| a).is_ok() {
             self.lazy_taken.push((author, id));
+        } else {
+            self.pulled_taken.push((author, id));
         }
     }
 
@@ -516,6 +548,9 @@ impl Iterator for HomeCandidates<'_> {
             }
             self.last = Some(id);
             self.yielded += 1;
+            if self.first_yielded.len() < KEEP_MAX {
+                self.first_yielded.push(id);
+            }
             return Some(id);
         }
     }
@@ -803,7 +838,13 @@ impl Shared {
         }
         self.add_page_cost(candidates.cost());
         let ctx = self.strategy_ctx();
-        let mut repair = ReadRepair { shared: self, user };
+        let mut repair = ReadRepair {
+            shared: self,
+            user,
+            // What a newest page pulled from whole lists (a page below a bound saw
+            // only part of them).
+            page: page.max_id.is_none().then_some(&candidates),
+        };
         self.strategy
             .on_read(&ctx, user, self.config.clock.now_ms(), &mut repair);
         finish(ids, page, limit)
@@ -920,13 +961,14 @@ impl Shared {
 }
 
 /// The repairs a read offers its strategy (see `FanoutStrategy::on_read`).
-struct ReadRepair<'s> {
+struct ReadRepair<'s, 'c> {
     shared: &'s Shared,
     user: u32,
+    page: Option<&'c HomeCandidates<'s>>,
 }
 
-impl Repair for ReadRepair<'_> {
-    fn push_from_now(&mut self, authors: &[u32]) {
+impl Repair for ReadRepair<'_, '_> {
+    fn push_from_now(&mut self, authors: &[u32], keep: usize) {
         if authors.is_empty() {
             return;
         }
@@ -955,12 +997,68 @@ impl Repair for ReadRepair<'_> {
         // notices, and keep what they pulled (`keep_lazy`). No id is read here; an
         // author whose list is empty (its length, loaded after the fence) has every
         // notice decided under the new word, and needs no switch.
-        switches.extend(
-            turned
-                .iter()
-                .filter(|&&a| self.shared.by_author.len(a) > 0)
-                .map(|&a| (a, from)),
-        );
+        //
+        // Unless this page pulled the author's list and it has not grown since (the
+        // length, loaded after the fence, is the one the page's copy saw; a list only
+        // grows): then every notice of the author is either in that copy or decided
+        // under the new word (by the argument above). The merge took the copy's ids
+        // newest first, so the ids the page took from it are all of the author's from
+        // the oldest taken up: they go into the ring, and the switch goes down to the
+        // oldest taken (or just above the copy's head, when the page took none). The
+        // next read finds them in the ring instead of pulling them again.
+        let heads: Vec<(u32, usize, Option<u64>)> = self
+            .page
+            .and_then(|c| c.extra.as_ref())
+            .map(|m| {
+                let mut heads: Vec<_> = m.heads().collect();
+                heads.sort_unstable();
+                heads
+            })
+            .unwrap_or_default();
+        // The page's `keep`-th candidate: what the next page shows again.
+        let keep_from = match keep {
+            0 => u64::MAX,
+            k => self
+                .page
+                .and_then(|c| c.first_yielded.get(k - 1).or(c.first_yielded.last()))
+                .copied()
+                .unwrap_or(u64::MAX),
+        };
+        let mut kept: Vec<u64> = Vec::new();
+        for &author in &turned {
+            let listed = self.shared.by_author.len(author);
+            if listed == 0 {
+                continue;
+            }
+            let seen = heads
+                .binary_search_by_key(&author, |&(a, _, _)| a)
+                .ok()
+                .map(|i| heads[i])
+                .filter(|&(_, len, _)| len == listed);
+            let switch = match seen {
+                Some((_, _, head)) => {
+                    let before = kept.len();
+                    kept.extend(
+                        self.page
+                            .into_iter()
+                            .flat_map(|c| &c.pulled_taken)
+                            .filter(|&&(a, id)| a == author && id >= keep_from)
+                            .map(|&(_, id)| id),
+                    );
+                    match kept[before..].iter().min() {
+                        Some(&oldest) => oldest,
+                        None => head.map_or(from, |h| h + 1),
+                    }
+                }
+                None => from,
+            };
+            switches.push((author, switch));
+        }
+        if !kept.is_empty() {
+            kept.sort_unstable();
+            let written = self.shared.timelines.insert(self.user, &kept);
+            self.shared.add_merged(written as u64);
+        }
         switches.sort_unstable();
         // Only the reader's own climbing read writes here, one at a time (its word is
         // under way meanwhile).
@@ -1054,6 +1152,59 @@ mod tests {
         // Everything below the first fetch's newest, as a pull shows it; the big
         // author's 7 (merged from its list, below the raised floor) comes after 8.
         assert_eq!(ids, (1..=13).rev().collect::<Vec<u64>>());
+    }
+
+    /// A newest page of `READER`'s whole feed, which pulls `BIG`'s list (notice 7, the
+    /// page's 7th candidate), then its repair turning `BIG` to push with `keep`, after
+    /// `meanwhile`: `BIG`'s switch, and whether the ring holds 7.
+    fn repair_after_a_page(e: &Engine, keep: usize, meanwhile: impl FnOnce()) -> (u64, bool) {
+        let shared = e.shared();
+        let plan = shared.plan(READER);
+        let from_ring = shared.ensure_ready(READER, &plan);
+        let mut candidates = HomeCandidates::new(shared, READER, None, from_ring, &plan, 20);
+        assert_eq!(candidates.by_ref().count(), 13);
+        meanwhile();
+        ReadRepair {
+            shared,
+            user: READER,
+            page: Some(&candidates),
+        }
+        .push_from_now(&[BIG], keep);
+        let switches = shared.switches[READER as usize].load_full().unwrap();
+        assert_eq!(switches.len(), 1);
+        assert_eq!(switches[0].0, BIG);
+        let mut ring = Vec::new();
+        shared.timelines.copy_below(READER, None, 100, &mut ring);
+        (switches[0].1, ring.contains(&7))
+    }
+
+    #[test]
+    fn a_switch_keeps_what_the_page_pulled_and_the_next_page_shows_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        assert_eq!(repair_after_a_page(&e, 20, || ()), (7, true));
+    }
+
+    #[test]
+    fn a_switch_keeps_nothing_past_the_candidates_the_next_page_shows_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        // The first 3 candidates are 13, 12, 11: 7 is not among them. The switch sits
+        // just above the list's newest id, so no read opens it before reaching 7.
+        assert_eq!(repair_after_a_page(&e, 3, || ()), (8, false));
+    }
+
+    #[test]
+    fn a_switch_after_the_list_grew_since_the_page_copied_it_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        // Notice 14, listed after the page's copy and decided under the old word: the
+        // page never saw it, so the switch stays above it (the log's next id) and
+        // reads pull it.
+        let got = repair_after_a_page(&e, 20, || {
+            post(&e, BIG);
+        });
+        assert_eq!(got, (15, false));
     }
 
     #[test]

@@ -60,6 +60,15 @@ impl List {
 }
 
 /// One list per user.
+/// What [`IdLists::copy_below_pinned`] saw.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Listed {
+    /// The copy reached the list's oldest id.
+    pub(crate) reached_oldest: bool,
+    /// Ids the list held (a list only grows: the same length later means the same ids).
+    pub(crate) len: usize,
+}
+
 pub(crate) struct IdLists {
     slots: Box<[Atomic<List>]>,
 }
@@ -127,10 +136,11 @@ impl IdLists {
         out: &mut Vec<u64>,
     ) -> bool {
         self.copy_below_pinned(&epoch::pin(), user, below, max, out)
+            .reached_oldest
     }
 
     /// [`IdLists::copy_below`] under the caller's pin (a pull merge pins once for
-    /// thousands of lists).
+    /// thousands of lists); also says how many ids the list held when copied.
     pub(crate) fn copy_below_pinned(
         &self,
         guard: &epoch::Guard,
@@ -138,11 +148,14 @@ impl IdLists {
         below: Option<u64>,
         max: usize,
         out: &mut Vec<u64>,
-    ) -> bool {
+    ) -> Listed {
         let shared = self.slots[user as usize].load(Ordering::Acquire, guard);
         // SAFETY: loaded under `guard`.
         let Some(list) = (unsafe { shared.as_ref() }) else {
-            return true;
+            return Listed {
+                reached_oldest: true,
+                len: 0,
+            };
         };
         let start = out.len();
         super::seqlock::read(&list.seq, || {
@@ -153,7 +166,10 @@ impl IdLists {
             for i in (end - take..end).rev() {
                 out.push(list.get(i));
             }
-            take == end
+            Listed {
+                reached_oldest: take == end,
+                len,
+            }
         })
     }
 

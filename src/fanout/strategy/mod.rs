@@ -336,12 +336,16 @@ pub(crate) trait FanoutStrategy: Send + Sync {
 /// What a read offers its strategy when the reader's own change turns pairs to push.
 pub(crate) trait Repair {
     /// The pairs of the reader with `authors` push from now on: the stored timeline
-    /// holds each author's notices from the log's next id on, and reads pull the
-    /// older ones (only when a page reaches them, keeping what they pulled). Call it
-    /// after the reader's word took its new class (under way), so every notice not
+    /// holds each author's notices from a switch on (the log's next id, or lower when
+    /// this read's page pulled the author's list and kept part of it), and reads pull
+    /// the older ones (only when a page reaches them, keeping what they pulled). Call
+    /// it after the reader's word took its new class (under way), so every notice not
     /// yet counted in the log's length, or not yet in its author's list, is decided
     /// under the new rule (and reaches the ring by its worker, not by a pull).
-    fn push_from_now(&mut self, authors: &[u32]);
+    /// `keep`: how many of this page's first candidates the reader's next page is
+    /// expected to show again; what the page pulled of `authors` among them goes into
+    /// the stored timeline.
+    fn push_from_now(&mut self, authors: &[u32], keep: usize);
 }
 
 /// What a push and a pull cost, measured by the engine in the unit of its cost

@@ -203,13 +203,6 @@ fn class_rates() -> &'static [f64; 128] {
 }
 
 impl Selective {
-    /// Whether `reader`'s feed (its own and its followed authors' posts) fills less
-    /// than a page between two of its reads; with hysteresis: a reader seeing all
-    /// keeps it until the feed fills two pages.
-    fn sees_whole_feed(&self, ctx: &Ctx<'_>, reader: u32, read_rate: f64, now: bool) -> bool {
-        self.feed_rate(ctx, reader) <= read_rate * PAGE * if now { 2.0 } else { 1.0 }
-    }
-
     /// The post rate of `reader`'s feed (its own and its followed authors', from their
     /// post classes). A walk of everyone it follows, so it is cached per reader and
     /// walked again every `FEED_REFRESH_READS` reads (a stale value only delays the
@@ -334,14 +327,19 @@ impl FanoutStrategy for Selective {
         // many for good, adding a reader-hour of exposure an hour: a bias to lower
         // rates, as rare as such races.)
         let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
-        let estimate = self
-            .returns
-            .lock()
-            .read(now_ms, came_before, evidence(f64::from(rate as f32)))
-            .unwrap_or_else(|| read_rate_after_a_read(rate));
+        let measured =
+            self.returns
+                .lock()
+                .read(now_ms, came_before, evidence(f64::from(rate as f32)));
+        let estimate = measured.unwrap_or_else(|| read_rate_after_a_read(rate));
         let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
-        let sees_all = read > 0 && self.sees_whole_feed(ctx, reader, estimate, was_seeing_all);
+        // Whether the reader's feed (its own and its followed authors' posts) fills
+        // less than a page between two of its reads; with hysteresis: a reader seeing
+        // all keeps it until the feed fills two pages.
+        let feed = (read > 0).then(|| self.feed_rate(ctx, reader));
+        let sees_all = feed
+            .is_some_and(|feed| feed <= estimate * PAGE * if was_seeing_all { 2.0 } else { 1.0 });
         let class = (word & 0xff00) | read | if sees_all { SEES_ALL } else { 0 };
         if read <= word & READ_CLASS && (was_seeing_all || !sees_all) {
             // Reading less, or no longer seeing the whole feed, only pulls more: no
@@ -359,13 +357,18 @@ impl FanoutStrategy for Selective {
         // Reading more (or now seeing the whole feed) turns some pairs to push. While
         // the change is under way the reader's reads pull every pair; the workers
         // push by the new class at once. The turned pairs push from now on: the ring
-        // lacks what their authors posted before, which reads pull when a page
-        // reaches it (no merge). The change keeps the old ticket: nothing to repair.
+        // lacks what their authors posted before, but for what this page pulled and
+        // the next is expected to show again, which the repair keeps; reads pull the
+        // rest when a page reaches it (no merge). The change keeps the old ticket:
+        // nothing to repair.
         let Some(old) = ctx.signals.begin_class(Some(reader), seen, class) else {
             return;
         };
         let turned = self.turned(ctx, reader, old, class);
-        repair.push_from_now(&turned);
+        // The reader's next page shows again what this one showed, but for the
+        // entries its feed adds meanwhile (about feed / read rate of them).
+        let keep = feed.map_or(0, |feed| (PAGE - feed / estimate).clamp(0.0, PAGE) as usize);
+        repair.push_from_now(&turned, keep);
         ctx.signals.end_class(Some(reader), class, old.since);
         ctx.signals.invalidate_plan(reader);
     }
