@@ -93,7 +93,8 @@ pub const LATENCY_QUANTILES: [f64; 12] = [
 pub struct EngineRun {
     /// The strategy's name.
     pub strategy: &'static str,
-    /// False when stopped early: the figures cover `ops_done` operations.
+    /// False when stopped early: the figures cover `ops_done` operations (none when
+    /// stopped during the warm-up operations).
     pub complete: bool,
     /// Operations done.
     pub ops_done: u64,
@@ -247,6 +248,18 @@ pub fn run_engine(
         }
         if i % 256 == 0 {
             if observer.stopped() {
+                if (i as u64) < warm_up_ops {
+                    // Stopped while warming up: nothing was measured.
+                    engine.flush()?;
+                    before = engine.stats();
+                    run = EngineRun {
+                        strategy: config.strategy.name(),
+                        load,
+                        warm_up: warm_up + started.elapsed(),
+                        ..EngineRun::default()
+                    };
+                    started = Instant::now();
+                }
                 run.complete = false;
                 break;
             }
@@ -297,4 +310,63 @@ pub fn run_engine(
     drop(engine);
     trim_heap();
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Workload, ZipfGraph};
+
+    /// Stops at its `after`-th check.
+    struct StopAfter {
+        checks: std::cell::Cell<u32>,
+        after: u32,
+    }
+
+    impl Observer for StopAfter {
+        fn stopped(&self) -> bool {
+            self.checks.set(self.checks.get() + 1);
+            self.checks.get() > self.after
+        }
+    }
+
+    fn run_stopped(warm_up_ops: u64, after: u32) -> EngineRun {
+        let workload = Workload {
+            users: 200,
+            ops: 4_000,
+            ..Workload::default()
+        };
+        let edges = ZipfGraph {
+            users: 200,
+            ..Default::default()
+        }
+        .edges();
+        let dir = tempfile::tempdir().unwrap();
+        let config = LabConfig {
+            warm_up_ops,
+            ..LabConfig::default()
+        };
+        let observer = StopAfter {
+            checks: std::cell::Cell::new(0),
+            after,
+        };
+        run_engine(dir.path(), &edges, &workload, &config, &observer).unwrap()
+    }
+
+    #[test]
+    fn a_run_stopped_during_the_warm_up_reports_nothing_measured() {
+        // The first check is in the every-user read; each later one 256 operations on.
+        let run = run_stopped(2_000, 4);
+        assert!(!run.complete);
+        assert_eq!((run.ops_done, run.posts, run.reads), (0, 0, 0));
+        assert_eq!(
+            run.cost_bytes_touched, 0,
+            "the warm-up's costs are not the run's"
+        );
+        // Stopped after the warm-up: the operations measured since.
+        let run = run_stopped(512, 4);
+        assert!(!run.complete);
+        assert_eq!(run.ops_done, 768 - 512);
+        assert!(run.cost_bytes_touched > 0);
+    }
 }

@@ -438,7 +438,9 @@ impl SimReport {
             "cost B/op: id bytes touched per operation (EngineStats::cost_bytes_touched); '/ push' rows: that value / push's value"
         );
         if self.rows.iter().any(|r| !r.complete) {
-            println!("*: interrupted; the row covers the operations done before Ctrl-C");
+            println!(
+                "*: interrupted; the row covers the operations measured before Ctrl-C (none if during the warm-up)"
+            );
         }
         self.print_sweep();
         println!(
