@@ -2,6 +2,7 @@
 
 /// Counts, memory and delivery lag of an [`Engine`](crate::Engine).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct EngineStats {
     /// Notices in the log (deleted ones included).
     pub notices: u64,

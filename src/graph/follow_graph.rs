@@ -683,6 +683,7 @@ impl Drop for FollowGraph {
 
 /// Counts of a graph's contents and memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GraphStats {
     /// 1 + the highest user id in any relation.
     pub users: u32,
@@ -965,6 +966,7 @@ fn build_snapshot(inner: &Inner, job: &Job) -> Result<(PathBuf, Csr)> {
 
 /// What [`FollowGraph::check`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GraphCheckReport {
     /// Counts of the graph as it would open (the snapshot plus the op logs).
     pub stats: GraphStats,

@@ -9,6 +9,7 @@ use crate::error::Result;
 
 /// Counts of a log's contents.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogStats {
     /// Notices appended, deleted ones included (the last id).
     pub notices: u64,
@@ -22,6 +23,7 @@ pub struct LogStats {
 
 /// What [`NoticeLog::check`](crate::NoticeLog::check) found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Counts of what was read.
     pub stats: LogStats,

@@ -43,6 +43,7 @@ fn loc_offset(loc: u64) -> u64 {
 
 /// What `open` found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// Notices in the log (deleted ones included): the last id.
     pub notices: u64,
