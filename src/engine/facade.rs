@@ -174,9 +174,7 @@ impl Delivery for Shared {
             }
             if !state.active(now, window) {
                 // Gone quiet: stop delivering and give the memory back.
-                if self.timelines.make_stale(user, state) {
-                    self.timelines.free(user);
-                }
+                self.timelines.make_stale_and_free(user, state);
                 return false;
             }
             self.strategy.push_to(&ctx, job.id, job.author, user)

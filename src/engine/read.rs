@@ -345,20 +345,18 @@ struct HomeCandidates<'s> {
 }
 
 impl<'s> HomeCandidates<'s> {
-    /// `from_ring`: serve from the stored ring (else pull everything); `plan`: the
-    /// authors whose pairs the strategy pulls, whole or below their switch.
+    /// `ring_word`: serve from the stored ring, ready under that activity word (see
+    /// `ensure_ready`; `None`: pull everything); `plan`: the authors whose pairs the
+    /// strategy pulls, whole or below their switch.
     fn new(
         shared: &'s Shared,
         user: u32,
         below: Option<u64>,
-        from_ring: bool,
+        ring_word: Option<State>,
         plan: &ReadPlan,
         limit: usize,
     ) -> Self {
-        // Loaded before the first fetch: a rebuild begun since `ensure_ready` shows
-        // here, or in the check after the fetch.
-        let ring_word = shared.timelines.state(user);
-        let from_ring = from_ring && ring_word.ready();
+        let from_ring = ring_word.is_some();
         let mut this = HomeCandidates {
             shared,
             user,
@@ -368,7 +366,7 @@ impl<'s> HomeCandidates<'s> {
             ring_fetches: 0,
             yielded: 0,
             floor: 0,
-            ring_word,
+            ring_word: ring_word.unwrap_or(State::of(0)),
             page_below: below,
             extra: None,
             extra_head: None,
@@ -598,11 +596,12 @@ impl Shared {
     }
 
     /// Makes sure `user`'s stored timeline may be served; rebuilds it when the user
-    /// was quiet (or never read since open). False when another reader is rebuilding
-    /// it right now: serve this read from a pull instead.
-    fn ensure_ready(&self, user: u32, plan: &ReadPlan) -> bool {
+    /// was quiet (or never read since open). Returns the activity word it found (or
+    /// made) ready, which the read checks its ring fetches against; `None` when another
+    /// reader is rebuilding it right now: serve this read from a pull instead.
+    fn ensure_ready(&self, user: u32, plan: &ReadPlan) -> Option<State> {
         if !self.strategy.pushes() {
-            return false;
+            return None;
         }
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
@@ -610,12 +609,12 @@ impl Shared {
             let seen = self.timelines.state(user);
             if seen.fresh() && seen.active(now, window) {
                 if !seen.ready() {
-                    return false;
+                    return None;
                 }
                 let repaired = self.signals.repaired(user);
                 if plan.trust_from <= repaired {
                     self.timelines.touch(user, seen, now);
-                    return true;
+                    return Some(seen);
                 }
                 // Push pairs changed their rule after the last repair: the ring may lack
                 // their notices decided under the old rule. A few pairs: merge those
@@ -633,15 +632,15 @@ impl Shared {
                     }
                     self.signals.set_repaired(user, plan.trust_from);
                     self.timelines.touch(user, seen, now);
-                    return true;
+                    return Some(seen);
                 }
             }
             // Deliveries start (fresh) before the merge reads the authors' lists, so
             // nothing posted meanwhile is missed: whatever the ring loses to the
             // clearing below, the merge has.
-            if !self.timelines.begin_rebuild(user, seen, now) {
+            let Some(begun) = self.timelines.begin_rebuild(user, seen, now) else {
                 continue;
-            }
+            };
             // Switches recorded before the rebuild reads the lists are redundant after
             // it (it pushes every listed notice of every push pair): drop them, unless
             // a switch was recorded meanwhile.
@@ -649,13 +648,14 @@ impl Shared {
             self.timelines.free(user);
             self.rebuild(user);
             self.signals.set_repaired(user, plan.trust_from);
-            self.timelines.end_rebuild(user);
+            // Not ready when superseded meanwhile (that rebuild ends it) or made stale.
+            let ended = self.timelines.end_rebuild(user, begun);
             if let Some(snapshot @ Some(_)) = switches {
                 self.switches[user as usize].compare_and_swap(&snapshot, None);
                 // A cached plan still holds the switches as lazy sources.
                 self.signals.invalidate_plan(user);
             }
-            return true;
+            return ended;
         }
     }
 
@@ -786,12 +786,12 @@ impl Shared {
     /// A page of `user`'s home timeline.
     pub(crate) fn home_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
         let plan = self.plan(user);
-        let from_ring = self.ensure_ready(user, &plan);
+        let ring_word = self.ensure_ready(user, &plan);
         let mut candidates = HomeCandidates::new(
             self,
             user,
             page.max_id.map(|m| m.0),
-            from_ring,
+            ring_word,
             &plan,
             limit,
         );
@@ -1129,9 +1129,9 @@ mod tests {
         let shared = e.shared();
         let plan = shared.plan(READER);
         assert_eq!(&*plan.pulls, &[BIG], "the big author is pulled");
-        let from_ring = shared.ensure_ready(READER, &plan);
-        assert!(from_ring);
-        let mut candidates = HomeCandidates::new(shared, READER, None, from_ring, &plan, 3);
+        let ring_word = shared.ensure_ready(READER, &plan);
+        assert!(ring_word.is_some());
+        let mut candidates = HomeCandidates::new(shared, READER, None, ring_word, &plan, 3);
         let mut ids: Vec<u64> = candidates.by_ref().take(2).collect();
         meanwhile();
         ids.extend(candidates);
@@ -1160,8 +1160,8 @@ mod tests {
     fn repair_after_a_page(e: &Engine, keep: usize, meanwhile: impl FnOnce()) -> (u64, bool) {
         let shared = e.shared();
         let plan = shared.plan(READER);
-        let from_ring = shared.ensure_ready(READER, &plan);
-        let mut candidates = HomeCandidates::new(shared, READER, None, from_ring, &plan, 20);
+        let ring_word = shared.ensure_ready(READER, &plan);
+        let mut candidates = HomeCandidates::new(shared, READER, None, ring_word, &plan, 20);
         assert_eq!(candidates.by_ref().count(), 13);
         meanwhile();
         ReadRepair {
@@ -1208,14 +1208,58 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_frees_only_the_ring_of_the_word_it_made_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        let timelines = &e.shared().timelines;
+        let page = |e: &Engine| e.home_timeline(UserId(READER), Page::latest(20)).unwrap();
+        // A worker saw the word; another made the user stale and freed its ring, and
+        // a read rebuilt it.
+        let seen = timelines.state(READER);
+        assert!(timelines.make_stale_and_free(READER, seen));
+        assert!(!timelines.state(READER).fresh());
+        assert_eq!(page(&e).ids.len(), 13);
+        // The first worker acts on the word it saw: it must not free the rebuilt ring
+        // (the word says ready: a read would serve an empty ring).
+        assert!(!timelines.make_stale_and_free(READER, seen));
+        assert_eq!(page(&e).ids.len(), 13);
+        let mut ring = Vec::new();
+        timelines.copy_below(READER, None, 100, &mut ring);
+        assert_eq!(ring.len(), 8, "the rebuilt ring is still there");
+    }
+
+    #[test]
+    fn a_superseded_rebuild_does_not_mark_the_timeline_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine_with_a_full_ring(dir.path());
+        let shared = e.shared();
+        let timelines = &shared.timelines;
+        let now = shared.config.clock.now_ms();
+        // One read begins a rebuild and stalls; a second (finding the first past the
+        // activity window, or with a clock that jumped) begins its own and frees the
+        // ring; the first ends.
+        let first = timelines.begin_rebuild(READER, timelines.state(READER), now);
+        let second = timelines.begin_rebuild(READER, timelines.state(READER), now);
+        timelines.free(READER);
+        assert_eq!(timelines.end_rebuild(READER, first.unwrap()), None);
+        assert!(
+            !timelines.state(READER).ready(),
+            "the second is still merging"
+        );
+        // Reads pull meanwhile.
+        let page = e.home_timeline(UserId(READER), Page::latest(20)).unwrap();
+        assert_eq!(page.ids.len(), 13);
+        assert!(timelines.end_rebuild(READER, second.unwrap()).is_some());
+    }
+
+    #[test]
     fn a_read_whose_ring_is_freed_between_two_fetches_pulls_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine_with_a_full_ring(dir.path());
         let ids = candidates_around(&e, || {
             // What a worker does to a reader gone quiet.
             let timelines = &e.shared().timelines;
-            assert!(timelines.make_stale(READER, timelines.state(READER)));
-            timelines.free(READER);
+            assert!(timelines.make_stale_and_free(READER, timelines.state(READER)));
         });
         assert_eq!(ids, (1..=13).rev().collect::<Vec<u64>>());
     }

@@ -1,19 +1,25 @@
 //! Who reads, and whose stored timeline is complete.
 //!
 //! One word per user, in the user's timeline slot (see `timelines.rs`):
-//! `(last_read_ms << 12) | (rebuilds << 2) | (ready << 1) | fresh`.
+//! `(last_read_ms << 22) | (rebuilds << 2) | (ready << 1) | fresh` (42 bits of
+//! milliseconds reach the year 2109).
 //! - `fresh`: fan-out delivers to this user. Set (with `ready` clear) by the reader that
 //!   starts a rebuild; cleared by a fan-out worker that finds the user past the
 //!   activity window (compare-exchange on the exact word it saw, so a read in between
-//!   wins).
+//!   wins), holding the ring's writer lock, so the ring it frees is the one it made
+//!   stale (see `Timelines::make_stale_and_free`).
 //! - `ready`: the stored timeline holds every candidate at or above its floor, so reads
-//!   may serve from it. Set by the rebuilding reader once its merge is stored.
-//! - `rebuilds`: counts rebuilds begun (10 bits, wrapping). A read that serves from the
-//!   stored timeline in several fetches checks after each that the word is still ready
-//!   with the same count: otherwise the ring it copied from may have been freed and
-//!   replaced by one still being rebuilt (see `HomeCandidates` in `engine/read.rs`).
-//!   Only `begin_rebuild` makes a word ready again after it stopped being ready, and
-//!   it bumps the count, so an equal count means the same ring.
+//!   may serve from it. Set by the rebuilding reader once its merge is stored, by a
+//!   compare-exchange from the word its `begin_rebuild` wrote (a rebuild superseded
+//!   meanwhile, or a user made stale meanwhile, is not marked ready).
+//! - `rebuilds`: counts rebuilds begun (20 bits, wrapping). A read that serves from the
+//!   stored timeline in several fetches checks after each that the word is still fresh
+//!   and ready with the count it started with: otherwise the ring it copied from may
+//!   have been freed and replaced by one still being rebuilt (see `HomeCandidates` in
+//!   `engine/read.rs`). A ring is freed only by a rebuild (after `begin_rebuild` bumped
+//!   the count) or by a worker that made the word stale under the ring's lock, and a
+//!   word becomes ready again only through the `end_rebuild` of the rebuild whose
+//!   `begin_rebuild` wrote it; so an equal count, fresh and ready, means the same ring.
 //!
 //! SeqCst throughout: a worker that sees a user not fresh is ordered before the
 //! rebuild that sets it, so the rebuild's merge sees the notice the worker skipped.
@@ -24,9 +30,9 @@ const FRESH: u64 = 1;
 const READY: u64 = 2;
 /// Where the rebuild count starts, and its mask (after the shift).
 const REBUILDS_SHIFT: u32 = 2;
-const REBUILDS_MASK: u64 = (1 << 10) - 1;
+const REBUILDS_MASK: u64 = (1 << 20) - 1;
 /// Where the last read's time starts.
-const TIME_SHIFT: u32 = 12;
+const TIME_SHIFT: u32 = 22;
 /// The bits a touch keeps.
 const KEPT: u64 = (1 << TIME_SHIFT) - 1;
 
@@ -53,7 +59,7 @@ impl State {
         self.word >> TIME_SHIFT
     }
 
-    /// Rebuilds begun, modulo 1024.
+    /// Rebuilds begun, modulo 2^20.
     pub(crate) fn rebuilds(self) -> u64 {
         (self.word >> REBUILDS_SHIFT) & REBUILDS_MASK
     }
@@ -61,7 +67,7 @@ impl State {
     /// Whether a read that found the stored timeline `self` (ready) may still trust
     /// what it copies from it, the word being `now`.
     pub(crate) fn same_ring(self, now: State) -> bool {
-        now.ready() && now.rebuilds() == self.rebuilds()
+        now.fresh() && now.ready() && now.rebuilds() == self.rebuilds()
     }
 
     /// Whether the user read within `window_ms` of `now_ms`.
@@ -93,27 +99,33 @@ impl super::Timelines {
         }
     }
 
-    /// Starts a rebuild: fresh (deliveries on), not ready. False when the word moved
-    /// since `seen` (another reader got there first).
-    pub(crate) fn begin_rebuild(&self, user: u32, seen: State, now_ms: u64) -> bool {
+    /// Starts a rebuild: fresh (deliveries on), not ready. Returns the word written,
+    /// for `end_rebuild`; `None` when the word moved since `seen` (another reader got
+    /// there first).
+    pub(crate) fn begin_rebuild(&self, user: u32, seen: State, now_ms: u64) -> Option<State> {
+        let begun = (now_ms << TIME_SHIFT)
+            | (((seen.rebuilds() + 1) & REBUILDS_MASK) << REBUILDS_SHIFT)
+            | FRESH;
         self.word(user)
-            .compare_exchange(
-                seen.word,
-                (now_ms << TIME_SHIFT)
-                    | (((seen.rebuilds() + 1) & REBUILDS_MASK) << REBUILDS_SHIFT)
-                    | FRESH,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
-            .is_ok()
+            .compare_exchange(seen.word, begun, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| State::of(begun))
     }
 
-    /// Ends a rebuild: reads may serve from the stored timeline.
-    pub(crate) fn end_rebuild(&self, user: u32) {
-        self.word(user).fetch_or(READY, Ordering::SeqCst);
+    /// Ends the rebuild that `begin_rebuild` began with `begun`: reads may serve from
+    /// the stored timeline. Returns the word written; `None` when the word moved
+    /// meanwhile (another rebuild began, or a worker made the user stale), and the
+    /// timeline stays not ready.
+    pub(crate) fn end_rebuild(&self, user: u32, begun: State) -> Option<State> {
+        let ready = begun.word | READY;
+        self.word(user)
+            .compare_exchange(begun.word, ready, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| State::of(ready))
     }
 
     /// Marks `user` stale (no deliveries, not ready) if the word is still `seen`.
+    /// Freeing the ring too goes through `Timelines::make_stale_and_free`.
     pub(crate) fn make_stale(&self, user: u32, seen: State) -> bool {
         self.word(user)
             .compare_exchange(

@@ -241,7 +241,7 @@ impl Timelines {
         });
     }
 
-    /// Frees `user`'s timeline (the user went quiet; the next read rebuilds it).
+    /// Frees `user`'s timeline (a rebuild, after its `begin_rebuild`).
     pub(crate) fn free(&self, user: u32) {
         let guard = epoch::pin();
         let slot = &self.slots[user as usize].ring;
@@ -256,6 +256,36 @@ impl Timelines {
         drop(w);
         // SAFETY: unlinked above and retired.
         unsafe { guard.defer_destroy(shared) };
+    }
+
+    /// Marks `user` stale if its word is still `seen` (see `make_stale`) and frees its
+    /// ring: the user went quiet; its next read rebuilds. The word is changed holding
+    /// the ring's writer lock, which `free` takes too, so the ring freed is the one the
+    /// user had when it went stale: a rebuild that began after it frees that ring
+    /// itself (finding it retired), and one that began before makes this fail. (Made
+    /// stale first and freed after, a worker could unlink the ring a rebuild had just
+    /// stored, leaving a ready user with no ring.) False when the word moved.
+    pub(crate) fn make_stale_and_free(&self, user: u32, seen: State) -> bool {
+        let guard = epoch::pin();
+        let slot = &self.slots[user as usize].ring;
+        loop {
+            let shared = slot.load(Ordering::Acquire, &guard);
+            // SAFETY: loaded under `guard`; rings are destroyed only after unlinking.
+            let Some(ring) = (unsafe { shared.as_ref() }) else {
+                return self.make_stale(user, seen);
+            };
+            // Retired: unlinked since the load; retry on what the slot holds now.
+            let Some(w) = ring.lock() else { continue };
+            if !self.make_stale(user, seen) {
+                return false;
+            }
+            w.retire();
+            slot.store(epoch::Shared::null(), Ordering::Release);
+            drop(w);
+            // SAFETY: unlinked above and retired.
+            unsafe { guard.defer_destroy(shared) };
+            return true;
+        }
     }
 
     /// Counts every ring (a walk over all users: for stats, not for hot paths; the
