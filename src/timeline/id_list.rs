@@ -59,7 +59,6 @@ impl List {
     }
 }
 
-/// One list per user.
 /// What [`IdLists::copy_below_pinned`] saw.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Listed {
@@ -69,6 +68,7 @@ pub(crate) struct Listed {
     pub(crate) len: usize,
 }
 
+/// One list per user.
 pub(crate) struct IdLists {
     slots: Box<[Atomic<List>]>,
 }
