@@ -5,7 +5,7 @@
 //!
 //! Rates are decayed counters (half-life one hour of the engine's clock); a reader's
 //! read rate is the rate at which readers with the same evidence come back, measured
-//! over the population (`returns`), once measured long enough. Costs are measured by
+//! over the population (`returns`), discounted while the table is young. Costs are measured by
 //! the engine in the unit of its cost accounting (id bytes touched per
 //! entry pushed, per author's list pulled; see `MeasuredCosts`). A reader's own
 //! notices are a pair like any other: an author who posts much and reads little pulls
@@ -320,9 +320,10 @@ impl FanoutStrategy for Selective {
         let rate = bump(cell, now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        // The population's measure for readers with this evidence, once it has one;
-        // until then the reader's own counter, which counts it as reading only after
-        // a few reads. (Two reads of one reader at once may both count the return: the
+        // The population's measure for readers with this evidence, once its bucket
+        // holds enough exposure (discounted while the table is young; see
+        // `ReturnRates::read`), or the reader's own counter, which counts it as
+        // reading only after a few reads, whichever says more. (Two reads of one reader at once may both count the return: the
         // counter update is racy, see `bump`. Its new bucket then keeps one reader too
         // many for good, adding a reader-hour of exposure an hour: a bias to lower
         // rates, as rare as such races.)
@@ -331,7 +332,8 @@ impl FanoutStrategy for Selective {
             self.returns
                 .lock()
                 .read(now_ms, came_before, evidence(f64::from(rate as f32)));
-        let estimate = measured.unwrap_or_else(|| read_rate_after_a_read(rate));
+        let own = read_rate_after_a_read(rate);
+        let estimate = measured.map_or(own, |m| m.max(own));
         let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
         // Whether the reader's feed (its own and its followed authors' posts) fills
