@@ -5,8 +5,8 @@
 //!
 //! Rates are decayed counters (half-life one hour of the engine's clock); a reader's
 //! read rate is the rate at which readers with the same evidence come back, measured
-//! over the population (`returns`), discounted while the table is young. Costs are measured by
-//! the engine in the unit of its cost accounting (id bytes touched per
+//! over the population (`returns`), discounted while the table is young. Costs are
+//! measured by the engine in the unit of its cost accounting (id bytes touched per
 //! entry pushed, per author's list pulled; see `MeasuredCosts`). A reader's own
 //! notices are a pair like any other: an author who posts much and reads little pulls
 //! its own.
@@ -93,7 +93,8 @@ const READS_FOR_A_RATE: f64 = 3.0;
 /// are skewed, most users who happened to read twice read rarely, and every push to a
 /// user who does not read again is wasted. Until the counter holds
 /// `READS_FOR_A_RATE` reads' worth the reader counts as not reading (its pairs pull).
-/// Used until `ReturnRates` has a measure for readers with the reader's evidence.
+/// A floor under `ReturnRates`'s measure for readers with the reader's evidence, and
+/// the estimate until the table has one.
 fn read_rate_after_a_read(counter: f64) -> f64 {
     if counter > (READS_FOR_A_RATE - 0.5) * ONE_EVENT {
         counter - ONE_EVENT
@@ -323,10 +324,11 @@ impl FanoutStrategy for Selective {
         // The population's measure for readers with this evidence, once its bucket
         // holds enough exposure (discounted while the table is young; see
         // `ReturnRates::read`), or the reader's own counter, which counts it as
-        // reading only after a few reads, whichever says more. (Two reads of one reader at once may both count the return: the
-        // counter update is racy, see `bump`. Its new bucket then keeps one reader too
-        // many for good, adding a reader-hour of exposure an hour: a bias to lower
-        // rates, as rare as such races.)
+        // reading only after a few reads, whichever says more. (Two reads of one
+        // reader at once may both count the return: the counter update is racy, see
+        // `bump`. Its new bucket then keeps one reader too many for good, adding a
+        // reader-hour of exposure an hour: a bias to lower rates, as rare as such
+        // races.)
         let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
         let measured =
             self.returns
