@@ -546,7 +546,8 @@ impl Iterator for HomeCandidates<'_> {
             }
             self.last = Some(id);
             self.yielded += 1;
-            if self.first_yielded.len() < KEEP_MAX {
+            // Only a read with pulled authors can keep any (no allocation otherwise).
+            if self.extra.is_some() && self.first_yielded.len() < KEEP_MAX {
                 self.first_yielded.push(id);
             }
             return Some(id);
@@ -864,18 +865,9 @@ impl Shared {
             self.signals.invalidate_plan(user);
             return;
         };
-        let mut ids: Vec<u64> = taken.iter().map(|&(_, id)| id).collect();
-        ids.sort_unstable();
-        let written = self.timelines.insert(user, &ids);
-        self.add_merged(written as u64);
+        self.keep_in_ring(user, taken.iter().map(|&(_, id)| id).collect());
         taken.sort_unstable();
-        let lowest = |author: u32| {
-            let i = taken.partition_point(|&(a, _)| a < author);
-            taken
-                .get(i)
-                .filter(|&&(a, _)| a == author)
-                .map(|&(_, id)| id)
-        };
+        let lowest = |author: u32| of_author(taken, author).first().map(|&(_, id)| id);
         let planned = |author: u32| {
             lazy.binary_search_by_key(&author, |&(a, _)| a)
                 .ok()
@@ -895,6 +887,16 @@ impl Shared {
         } {
             self.signals.invalidate_plan(user);
         }
+    }
+
+    /// Inserts ids a read pulled into `user`'s ring, counted as timeline writes.
+    fn keep_in_ring(&self, user: u32, mut ids: Vec<u64>) {
+        if ids.is_empty() {
+            return;
+        }
+        ids.sort_unstable();
+        let written = self.timelines.insert(user, &ids);
+        self.add_merged(written as u64);
     }
 
     /// The fall-off rule against the complete candidate sequence below `id` (for
@@ -958,6 +960,13 @@ impl Shared {
         }
         finish(ids, page, limit)
     }
+}
+
+/// The entries of `author` in `sorted` (sorted by author, then id: oldest first).
+fn of_author(sorted: &[(u32, u64)], author: u32) -> &[(u32, u64)] {
+    let start = sorted.partition_point(|&(a, _)| a < author);
+    let end = start + sorted[start..].partition_point(|&(a, _)| a == author);
+    &sorted[start..end]
 }
 
 /// The repairs a read offers its strategy (see `FanoutStrategy::on_read`).
@@ -1024,6 +1033,14 @@ impl Repair for ReadRepair<'_, '_> {
                 .copied()
                 .unwrap_or(u64::MAX),
         };
+        let mut taken: Vec<(u32, u64)> = self
+            .page
+            .into_iter()
+            .flat_map(|c| &c.pulled_taken)
+            .filter(|&&(_, id)| id >= keep_from)
+            .copied()
+            .collect();
+        taken.sort_unstable();
         let mut kept: Vec<u64> = Vec::new();
         for &author in &turned {
             let listed = self.shared.by_author.len(author);
@@ -1037,16 +1054,10 @@ impl Repair for ReadRepair<'_, '_> {
                 .filter(|&(_, len, _)| len == listed);
             let switch = match seen {
                 Some((_, _, head)) => {
-                    let before = kept.len();
-                    kept.extend(
-                        self.page
-                            .into_iter()
-                            .flat_map(|c| &c.pulled_taken)
-                            .filter(|&&(a, id)| a == author && id >= keep_from)
-                            .map(|&(_, id)| id),
-                    );
-                    match kept[before..].iter().min() {
-                        Some(&oldest) => oldest,
+                    let ids = of_author(&taken, author);
+                    kept.extend(ids.iter().map(|&(_, id)| id));
+                    match ids.first() {
+                        Some(&(_, oldest)) => oldest,
                         None => head.map_or(from, |h| h + 1),
                     }
                 }
@@ -1054,11 +1065,7 @@ impl Repair for ReadRepair<'_, '_> {
             };
             switches.push((author, switch));
         }
-        if !kept.is_empty() {
-            kept.sort_unstable();
-            let written = self.shared.timelines.insert(self.user, &kept);
-            self.shared.add_merged(written as u64);
-        }
+        self.shared.keep_in_ring(self.user, kept);
         switches.sort_unstable();
         // Only the reader's own climbing read writes here, one at a time (its word is
         // under way meanwhile).

@@ -219,13 +219,15 @@ pub fn run_engine(
     }
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
-    let mut run = EngineRun {
+    // A run measuring from now on (the warm-up so far is not measured).
+    let fresh_run = |warm_up| EngineRun {
         strategy: config.strategy.name(),
         complete: true,
         load,
         warm_up,
         ..EngineRun::default()
     };
+    let mut run = fresh_run(warm_up);
     let mut started = Instant::now();
     let mut offset = 0;
     for (i, op) in workload.ops().enumerate() {
@@ -235,13 +237,7 @@ pub fn run_engine(
             warm_up += started.elapsed();
             before = engine.stats();
             latency.reset();
-            run = EngineRun {
-                strategy: config.strategy.name(),
-                complete: true,
-                load,
-                warm_up,
-                ..EngineRun::default()
-            };
+            run = fresh_run(warm_up);
             offset = warm_up_ops;
             observer.phase("run", workload.ops - warm_up_ops);
             started = Instant::now();
@@ -252,12 +248,7 @@ pub fn run_engine(
                     // Stopped while warming up: nothing was measured.
                     engine.flush()?;
                     before = engine.stats();
-                    run = EngineRun {
-                        strategy: config.strategy.name(),
-                        load,
-                        warm_up: warm_up + started.elapsed(),
-                        ..EngineRun::default()
-                    };
+                    run = fresh_run(warm_up + started.elapsed());
                     started = Instant::now();
                 }
                 run.complete = false;
