@@ -302,6 +302,86 @@ fn a_damaged_record_before_good_ones_in_the_last_segment_is_corruption() {
     flip_every_byte(store.path(), last_file, in_last[0]);
 }
 
+/// A power loss with several unsynced records in flight can keep a later one and lose
+/// an earlier one. None of them was acknowledged as durable: the segment's synced mark
+/// says where the last sync began, so open cuts them all off instead of refusing.
+#[test]
+fn records_written_after_the_last_sync_are_cut_though_a_later_one_survived() {
+    let synced = 5;
+    let store = store_with(synced);
+    let dir = notices(store.path());
+    let file = segment_files(&dir)[0].clone();
+    // The segment header as the last sync that reached the disk left it.
+    let header = common::read_at(&file, 0, 64);
+    let log = common::open_log(&dir, config()).unwrap();
+    // Buffered: these appends return unsynced.
+    let batch: Vec<_> = (synced + 1..=synced + 3)
+        .map(|i| synthetic_notice(NoticeId(i)))
+        .collect();
+    log.append_batch(&batch).unwrap();
+    drop(log);
+    // Closing synced them; the power loss came before that sync.
+    common::write_at(&file, 0, &header);
+    let all = records(&file);
+    assert_eq!(all.len() as u64, synced + 3);
+    // The first unsynced record never reached the disk; the two after it did.
+    let lost = all[synced as usize];
+    common::write_at(
+        &file,
+        lost.offset,
+        &vec![0; (lost.end() - lost.offset) as usize],
+    );
+
+    let report = NoticeLog::check(&dir).unwrap();
+    assert_one_recoverable(&report, &file, lost.offset);
+    let (code, out) = cli_check(store.path());
+    assert_eq!(code, 0, "{out}");
+
+    let log = common::open_log(&dir, config()).unwrap();
+    assert_eq!(
+        log.len(),
+        synced,
+        "every synced notice, nothing after the lost one"
+    );
+    assert_all_synthetic(&log);
+    let torn = log
+        .recovery()
+        .torn_tail
+        .clone()
+        .expect("the cut is reported");
+    assert_eq!(
+        (torn.file.as_path(), torn.offset),
+        (file.as_path(), lost.offset)
+    );
+    assert!(
+        common::read_at(&file, lost.offset, 4096)
+            .iter()
+            .all(|&b| b == 0),
+        "the surviving unsynced records are zeroed with the lost one"
+    );
+    // Appends go on from the cut, and a sync moves the mark past them.
+    let id = log.append(&synthetic_notice(NoticeId(synced + 1))).unwrap();
+    assert_eq!(id, NoticeId(synced + 1));
+    log.sync().unwrap();
+    drop(log);
+    let log = common::open_log(&dir, config()).unwrap();
+    assert_eq!(log.len(), synced + 1);
+    assert_eq!(log.recovery().torn_tail, None);
+    drop(log);
+
+    // The same loss before the synced mark is corruption: those records were synced.
+    let store = store_with(synced + 3);
+    let dir = notices(store.path());
+    let file = segment_files(&dir)[0].clone();
+    let lost = records(&file)[synced as usize];
+    common::write_at(
+        &file,
+        lost.offset,
+        &vec![0; (lost.end() - lost.offset) as usize],
+    );
+    assert_corrupt_at(&dir, &file, lost.offset, "a synced record lost");
+}
+
 #[test]
 fn a_missing_segment_is_corruption() {
     for missing in [1, 2] {

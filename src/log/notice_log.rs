@@ -468,10 +468,15 @@ impl NoticeLog {
                 let w = self.writer.lock();
                 (w.lsn(), &self.segments[w.slot])
             };
+            // The mark first: this sync makes it durable with the records it covers.
+            let name = || segment.path.display().to_string();
+            segment
+                .mark_synced(target & u64::from(u32::MAX))
+                .map_err(|e| (format!("the synced mark of {}", name()), e))?;
             self.durable
                 .sync_file(&segment.file)
                 .map(|()| target)
-                .map_err(|e| (segment.path.display().to_string(), e))
+                .map_err(|e| (name(), e))
         })
     }
 

@@ -1,15 +1,18 @@
 //! Reading a segment's bytes back: the recovery scan, shared by `open`, `check` and the
 //! fuzz targets. Pure: it takes bytes and says what they hold, it changes nothing.
 //!
-//! The rule it implements (the durability contract): a bad record is a *torn tail* only
-//! when no valid record follows it anywhere in the segment; then recovery may cut it
-//! off. A bad record followed by a valid one is corruption and is reported with its
-//! offset, never skipped.
+//! The rule it implements (the durability contract): a bad record is a *torn tail* when
+//! no valid record follows it anywhere in the segment, or when it lies past the
+//! segment's synced mark (the records from there on were written after the last
+//! `fdatasync` began: none was acknowledged as durable, and a power loss may keep a
+//! later one and lose an earlier one); then recovery may cut it off, with everything
+//! after it. A bad record followed by a valid one before the mark (or in a segment with
+//! no mark) is corruption and is reported with its offset, never skipped.
 
 use rkyv::util::AlignedVec;
 
 use super::frame::{self, HEADER_BYTES, Tag};
-use super::segment::{SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::notice;
 
 /// One well-formed record.
@@ -32,8 +35,8 @@ pub(crate) struct RecordInfo {
 pub(crate) enum Tail {
     /// Only zeros.
     Clean,
-    /// `bytes` bytes of garbage from `end`, with no valid record after them: a write
-    /// that a crash cut short. Recovery zeroes them.
+    /// `bytes` bytes of garbage from `end`, with no valid record after them, or past
+    /// the synced mark: writes that a crash cut short. Recovery zeroes them.
     Torn { bytes: u64, reason: String },
     /// A bad record at `offset` with a valid record after it, or a record that is
     /// well-formed but inconsistent with the ones before it.
@@ -66,6 +69,7 @@ enum Step {
 /// that cannot be read at all.
 pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, (u64, String)> {
     let header = SegmentHeader::decode(bytes).map_err(|reason| (0, reason))?;
+    let synced = segment::synced_mark(bytes);
     let mut records = Vec::new();
     let mut pos = SEGMENT_HEADER_BYTES;
     let mut next_id = header.first_id;
@@ -74,10 +78,12 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, (u64, String)> {
         if pos + HEADER_BYTES > bytes.len() {
             // Too little room for another header: the segment is full; whatever is left
             // must be zero.
-            break tail_after(bytes, pos, "bytes after the last record".into());
+            break tail_after(bytes, pos, synced, "bytes after the last record".into());
         }
         match read_record(bytes, pos, next_id, &mut scratch) {
-            Step::End => break tail_after(bytes, pos, "non-zero bytes after the end".into()),
+            Step::End => {
+                break tail_after(bytes, pos, synced, "non-zero bytes after the end".into());
+            }
             Step::Record(info, total) => {
                 if matches!(info.tag, Tag::Notice | Tag::Scrubbed) {
                     next_id += 1;
@@ -85,7 +91,7 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, (u64, String)> {
                 records.push(info);
                 pos += total;
             }
-            Step::Bad(reason) => break bad_at(bytes, pos, reason),
+            Step::Bad(reason) => break bad_at(bytes, pos, synced, reason),
             Step::Inconsistent(reason) => {
                 break Tail::Corrupt {
                     offset: pos as u64,
@@ -104,21 +110,33 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> Result<SegmentScan, (u64, String)> {
 }
 
 /// Bytes from `pos` on are past the last good record: zeros are a clean end, anything
-/// else is a torn tail unless a valid record follows.
-fn tail_after(bytes: &[u8], pos: usize, reason: String) -> Tail {
+/// else is a torn tail unless a valid record follows (see `bad_at`).
+fn tail_after(bytes: &[u8], pos: usize, synced: Option<u64>, reason: String) -> Tail {
     match last_nonzero(&bytes[pos.min(bytes.len())..]) {
         None => Tail::Clean,
-        Some(_) => bad_at(bytes, pos, reason),
+        Some(_) => bad_at(bytes, pos, synced, reason),
     }
 }
 
-fn bad_at(bytes: &[u8], pos: usize, reason: String) -> Tail {
-    if let Some(valid) = valid_record_after(bytes, pos) {
-        return Tail::Corrupt {
-            offset: pos as u64,
-            reason: format!("{reason}; a valid record follows at byte {valid}"),
-        };
-    }
+/// A bad record at `pos`: a torn tail when no valid record follows, or when `pos` is
+/// at or past the synced mark `synced`; corruption otherwise.
+fn bad_at(bytes: &[u8], pos: usize, synced: Option<u64>, reason: String) -> Tail {
+    let reason = match valid_record_after(bytes, pos) {
+        None => reason,
+        Some(valid) => match synced {
+            Some(mark) if pos as u64 >= mark => format!(
+                "{reason}; the valid record at byte {valid} and everything from here on \
+                 were written after the last sync (up to byte {mark}) and never \
+                 acknowledged as durable"
+            ),
+            _ => {
+                return Tail::Corrupt {
+                    offset: pos as u64,
+                    reason: format!("{reason}; a valid record follows at byte {valid}"),
+                };
+            }
+        },
+    };
     let garbage_end = pos + last_nonzero(&bytes[pos..]).map_or(0, |i| i + 1);
     Tail::Torn {
         bytes: (garbage_end - pos) as u64,
@@ -283,7 +301,15 @@ mod tests {
             self.bytes[at + HEADER_BYTES..at + HEADER_BYTES + payload.len()]
                 .copy_from_slice(payload);
             self.pos += frame::record_bytes(payload.len());
+            // Synced as written, unless a test says otherwise.
+            self.mark(self.pos);
             at
+        }
+
+        /// Sets the synced mark to `end`.
+        fn mark(&mut self, end: usize) {
+            let mark = segment::encode_mark(end as u64);
+            self.bytes[segment::MARK_AT..segment::MARK_AT + mark.len()].copy_from_slice(&mark);
         }
 
         fn notice(&mut self, body: &str) -> usize {
@@ -356,6 +382,48 @@ mod tests {
             "{:?}",
             scan.tail
         );
+    }
+
+    #[test]
+    fn damage_past_the_synced_mark_is_a_torn_tail_though_good_records_follow() {
+        // A power loss kept a later unsynced record and lost (or tore) an earlier one.
+        let mut b = Builder::new();
+        b.notice("one, synced");
+        let synced = b.pos;
+        let lost = b.notice("two, written after the sync");
+        let kept = b.notice("three, written after the sync");
+        b.mark(synced);
+        for (what, damage) in [("zeroed", 0u8), ("torn", 0x5a)] {
+            let mut bytes = b.bytes.clone();
+            bytes[lost..kept].fill(damage);
+            let scan = scan_segment(&bytes).unwrap();
+            assert_eq!(scan.records.len(), 1, "{what}");
+            assert_eq!(scan.end, lost as u64, "{what}");
+            match &scan.tail {
+                // Everything from the lost record on is cut, the later record too.
+                Tail::Torn { bytes: cut, .. } => {
+                    let cut_end = lost + *cut as usize;
+                    assert!(cut_end > kept && cut_end <= b.pos, "{what}: cut {cut}");
+                    assert!(bytes[cut_end..].iter().all(|&x| x == 0), "{what}");
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // The same damage before the mark is corruption.
+        let mut bytes = b.bytes.clone();
+        b.mark(kept);
+        bytes[..SEGMENT_HEADER_BYTES].copy_from_slice(&b.bytes[..SEGMENT_HEADER_BYTES]);
+        bytes[lost..kept].fill(0);
+        let scan = scan_segment(&bytes).unwrap();
+        assert!(
+            matches!(scan.tail, Tail::Corrupt { offset, .. } if offset == lost as u64),
+            "{:?}",
+            scan.tail
+        );
+        // And so it is with a damaged mark: nothing is known about what was synced.
+        bytes[segment::MARK_AT] ^= 1;
+        let scan = scan_segment(&bytes).unwrap();
+        assert!(matches!(scan.tail, Tail::Corrupt { .. }), "{:?}", scan.tail);
     }
 
     #[test]

@@ -2,14 +2,23 @@
 //! their read-only map.
 //!
 //! ```text
-//! [magic: 8 = "FEEDSEG\0"][format: u32 LE][index: u32 LE][first_id: u64 LE]
-//! [segment_bytes: u64 LE][reserved: 28 zero bytes][crc32c of bytes 0..60: u32 LE]
+//! [magic: 8 = "FEEDSEG\0"][format: u32 LE = 2][index: u32 LE][first_id: u64 LE]
+//! [segment_bytes: u64 LE]
+//! [synced mark: synced_end u64 LE, crc32c of those 8 bytes u32 LE, 4 zero bytes]
+//! [reserved: 12 zero bytes][crc32c of bytes 0..32 and 48..60: u32 LE]
 //! [records ... from byte 64][zero tail]
 //! ```
 //!
 //! `first_id` is the id the first notice record of the segment carries (tombstones do
 //! not take ids). A segment file is `segment_bytes` long from birth (`posix_fallocate`),
 //! so a full disk shows up as an error when a segment is created, never as SIGBUS.
+//!
+//! The synced mark is the only part of the header written after creation: before each
+//! `fdatasync` of the segment the log writes there the end of the records that sync
+//! covers, so after a power loss recovery knows which records were never acknowledged
+//! as durable (see `scan`). The header checksum leaves it out; it has its own. Format 1
+//! (before the mark) had 28 reserved bytes under a checksum of bytes 0..60; it is still
+//! read, as a segment with no mark.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -25,7 +34,12 @@ use crate::error::{Error, IoContext, Result};
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 64;
 const MAGIC: [u8; 8] = *b"FEEDSEG\0";
 /// The segment format written by this version.
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
+/// The format before the synced mark, still read.
+const FORMAT_UNMARKED: u32 = 1;
+/// Where the synced mark lives in the header, and its length.
+pub(crate) const MARK_AT: usize = 32;
+const MARK_BYTES: usize = 16;
 const _: () = assert!(SEGMENT_HEADER_BYTES.is_multiple_of(super::frame::ALIGN));
 
 /// The decoded header of a segment.
@@ -44,7 +58,9 @@ impl SegmentHeader {
         b[12..16].copy_from_slice(&self.index.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.segment_bytes.to_le_bytes());
-        let crc = crc32c::crc32c(&b[0..60]);
+        // Nothing is synced yet but the header itself.
+        b[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(SEGMENT_HEADER_BYTES as u64));
+        let crc = header_crc(&b);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -61,14 +77,18 @@ impl SegmentHeader {
             return Err("bad magic: not a feedcore segment".into());
         }
         let crc = u32::from_le_bytes(bytes[60..64].try_into().expect("4 bytes"));
-        if crc32c::crc32c(&bytes[0..60]) != crc {
-            return Err("segment header checksum mismatch".into());
-        }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format != FORMAT {
-            return Err(format!(
-                "segment format {format}, this build reads format {FORMAT}"
-            ));
+        let expected = match format {
+            FORMAT => header_crc(bytes),
+            FORMAT_UNMARKED => crc32c::crc32c(&bytes[0..60]),
+            _ => {
+                return Err(format!(
+                    "segment format {format}, this build reads formats {FORMAT_UNMARKED} and {FORMAT}"
+                ));
+            }
+        };
+        if expected != crc {
+            return Err("segment header checksum mismatch".into());
         }
         let header = SegmentHeader {
             index: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
@@ -87,6 +107,36 @@ impl SegmentHeader {
         }
         Ok(header)
     }
+}
+
+/// The header checksum of format 2: bytes 0..32 and 48..60 (not the synced mark).
+fn header_crc(b: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&b[0..MARK_AT]), &b[MARK_AT + MARK_BYTES..60])
+}
+
+/// The synced mark saying that the records before byte `end` were synced.
+pub(crate) fn encode_mark(end: u64) -> [u8; MARK_BYTES] {
+    let mut m = [0u8; MARK_BYTES];
+    m[0..8].copy_from_slice(&end.to_le_bytes());
+    let crc = crc32c::crc32c(&m[0..8]);
+    m[8..12].copy_from_slice(&crc.to_le_bytes());
+    m
+}
+
+/// The synced mark of a segment whose header decodes: the end of the records its last
+/// `fdatasync` began with (at least the header's end). `None` for a format 1 segment,
+/// or a mark that is damaged or points outside the segment: then nothing is known.
+pub(crate) fn synced_mark(bytes: &[u8]) -> Option<u64> {
+    let format = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    if format != FORMAT {
+        return None;
+    }
+    let m = bytes.get(MARK_AT..MARK_AT + MARK_BYTES)?;
+    let end = u64::from_le_bytes(m[0..8].try_into().ok()?);
+    let crc = u32::from_le_bytes(m[8..12].try_into().ok()?);
+    (crc == crc32c::crc32c(&m[0..8])
+        && (SEGMENT_HEADER_BYTES as u64..=bytes.len() as u64).contains(&end))
+    .then_some(end)
 }
 
 /// The file name of segment `index`.
@@ -177,6 +227,13 @@ impl Segment {
         })
     }
 
+    /// Records in the header that the records before byte `end` are about to be synced
+    /// (call it just before the `fdatasync` that covers them; the sync makes the mark
+    /// durable with them).
+    pub(crate) fn mark_synced(&self, end: u64) -> io::Result<()> {
+        self.file.write_all_at(&encode_mark(end), MARK_AT as u64)
+    }
+
     /// The segment's size in bytes.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
@@ -243,12 +300,62 @@ mod tests {
         let mut file = vec![0u8; 4096];
         file[..SEGMENT_HEADER_BYTES].copy_from_slice(&header.encode());
         assert_eq!(SegmentHeader::decode(&file), Ok(header));
+        assert_eq!(synced_mark(&file), Some(SEGMENT_HEADER_BYTES as u64));
         for byte in 0..SEGMENT_HEADER_BYTES {
             let mut damaged = file.clone();
             damaged[byte] ^= 0x10;
-            assert!(SegmentHeader::decode(&damaged).is_err(), "byte {byte}");
+            if (MARK_AT..MARK_AT + MARK_BYTES).contains(&byte) {
+                // The mark has its own checksum: a damaged mark is no mark, the
+                // header still reads.
+                assert_eq!(SegmentHeader::decode(&damaged), Ok(header), "byte {byte}");
+                if byte < MARK_AT + 12 {
+                    assert_eq!(synced_mark(&damaged), None, "byte {byte}");
+                }
+            } else {
+                assert!(SegmentHeader::decode(&damaged).is_err(), "byte {byte}");
+            }
         }
         assert!(SegmentHeader::decode(&file[..4000]).is_err());
+    }
+
+    #[test]
+    fn the_synced_mark_round_trips_and_stays_inside_the_segment() {
+        let header = SegmentHeader {
+            index: 1,
+            first_id: 1,
+            segment_bytes: 4096,
+        };
+        let mut file = vec![0u8; 4096];
+        file[..SEGMENT_HEADER_BYTES].copy_from_slice(&header.encode());
+        file[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(1000));
+        assert_eq!(synced_mark(&file), Some(1000));
+        file[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(5000));
+        assert_eq!(synced_mark(&file), None, "past the end");
+        file[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(8));
+        assert_eq!(synced_mark(&file), None, "inside the header");
+    }
+
+    #[test]
+    fn a_format_1_header_still_reads_without_a_mark() {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_UNMARKED.to_le_bytes());
+        b[12..16].copy_from_slice(&3u32.to_le_bytes());
+        b[16..24].copy_from_slice(&77u64.to_le_bytes());
+        b[24..32].copy_from_slice(&4096u64.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        let mut file = vec![0u8; 4096];
+        file[..SEGMENT_HEADER_BYTES].copy_from_slice(&b);
+        let header = SegmentHeader::decode(&file).unwrap();
+        assert_eq!((header.index, header.first_id), (3, 77));
+        assert_eq!(synced_mark(&file), None);
+        file[8] = 9;
+        assert!(
+            SegmentHeader::decode(&file)
+                .unwrap_err()
+                .contains("format 9")
+        );
     }
 
     #[test]
