@@ -277,3 +277,50 @@ fn selective_pushes_to_readers_who_come_back_soon_though_each_read_only_a_few_ti
         assert_eq!(home(&selective, r), home(&pull, r), "reader {r} at the end");
     }
 }
+
+#[test]
+fn selective_trusts_how_soon_readers_like_one_come_back_over_its_own_few_reads() {
+    // 300 readers each read three times within a minute and never again: the engine
+    // watches readers with that evidence (three quick reads) and sees none come back.
+    // A reader who then reads three times in a minute counts as reading by its own
+    // counter, but readers like it do not come back: its pairs stay pulled, and a
+    // notice of an author it follows is not pushed to it.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let clock = Clock::manual(1_000_000_000_000);
+    let pull = engine_of(dirs[0].path(), Strategy::Pull, &clock, 400);
+    let selective = engine_of(dirs[1].path(), SELECTIVE, &clock, 400);
+    let both = [&pull, &selective];
+    let (author, reader, own_author) = (0u32, 1u32, 2u32);
+    let crowd = 10..310u32;
+    for e in both {
+        e.follow(UserId(reader), UserId(author)).unwrap();
+        // Followed by the reader alone: what its post delivers went to the reader.
+        e.follow(UserId(reader), UserId(own_author)).unwrap();
+        for r in crowd.clone() {
+            e.follow(UserId(r), UserId(author)).unwrap();
+        }
+    }
+    post(&both, author);
+    post(&both, own_author);
+    let three_quick_reads = |r: u32| {
+        for _ in 0..3 {
+            assert_eq!(home(&selective, r), home(&pull, r), "reader {r}");
+            clock.advance(Duration::from_secs(2));
+        }
+    };
+    for r in crowd {
+        three_quick_reads(r);
+    }
+    // Twenty minutes of the crowd not coming back: 100 reader-hours of evidence.
+    clock.advance(Duration::from_secs(20 * 60));
+    three_quick_reads(reader);
+    let before = selective.stats().deliveries;
+    post(&both, own_author);
+    selective.flush().unwrap();
+    assert_eq!(
+        selective.stats().deliveries,
+        before,
+        "nothing pushed to a reader whose like never come back"
+    );
+    assert_eq!(home(&selective, reader), home(&pull, reader));
+}
