@@ -38,10 +38,15 @@ const SELECTIVE: Strategy = Strategy::Selective {
 
 /// A pull engine and a selective one, each in its own directory, on one manual clock.
 fn pull_and_selective() -> ([tempfile::TempDir; 2], Clock, Engine, Engine) {
+    pull_and_selective_of(16)
+}
+
+/// `pull_and_selective` for `users_max` users.
+fn pull_and_selective_of(users_max: u32) -> ([tempfile::TempDir; 2], Clock, Engine, Engine) {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let clock = Clock::manual(1_000_000_000_000);
-    let pull = engine(dirs[0].path(), Strategy::Pull, &clock);
-    let selective = engine(dirs[1].path(), SELECTIVE, &clock);
+    let pull = engine_of(dirs[0].path(), Strategy::Pull, &clock, users_max);
+    let selective = engine_of(dirs[1].path(), SELECTIVE, &clock, users_max);
     (dirs, clock, pull, selective)
 }
 
@@ -234,10 +239,7 @@ fn selective_pushes_to_readers_who_come_back_soon_though_each_read_only_a_few_ti
     // its own evidence its pairs pull. But the engine watches readers with that
     // evidence come back, 1.2 an hour: once it has watched that long, it pushes their
     // quiet author (one post in two hours) to them.
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let clock = Clock::manual(1_000_000_000_000);
-    let pull = engine_of(dirs[0].path(), Strategy::Pull, &clock, 256);
-    let selective = engine_of(dirs[1].path(), SELECTIVE, &clock, 256);
+    let (_dirs, clock, pull, selective) = pull_and_selective_of(256);
     let both = [&pull, &selective];
     let readers = 1..=200u32;
     for e in both {
@@ -285,10 +287,7 @@ fn selective_trusts_how_soon_readers_like_one_come_back_over_its_own_few_reads()
     // A reader who then reads three times in a minute counts as reading by its own
     // counter, but readers like it do not come back: its pairs stay pulled, and a
     // notice of an author it follows is not pushed to it.
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let clock = Clock::manual(1_000_000_000_000);
-    let pull = engine_of(dirs[0].path(), Strategy::Pull, &clock, 400);
-    let selective = engine_of(dirs[1].path(), SELECTIVE, &clock, 400);
+    let (_dirs, clock, pull, selective) = pull_and_selective_of(400);
     let both = [&pull, &selective];
     let (author, reader, own_author) = (0u32, 1u32, 2u32);
     let crowd = 10..310u32;

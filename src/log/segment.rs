@@ -290,15 +290,21 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn header_round_trips_and_refuses_damage() {
+    /// A 4 KiB segment file with the header of segment `index`, starting at `first_id`.
+    fn file_with(index: u32, first_id: u64) -> (SegmentHeader, Vec<u8>) {
         let header = SegmentHeader {
-            index: 7,
-            first_id: 1234,
+            index,
+            first_id,
             segment_bytes: 4096,
         };
         let mut file = vec![0u8; 4096];
         file[..SEGMENT_HEADER_BYTES].copy_from_slice(&header.encode());
+        (header, file)
+    }
+
+    #[test]
+    fn header_round_trips_and_refuses_damage() {
+        let (header, file) = file_with(7, 1234);
         assert_eq!(SegmentHeader::decode(&file), Ok(header));
         assert_eq!(synced_mark(&file), Some(SEGMENT_HEADER_BYTES as u64));
         for byte in 0..SEGMENT_HEADER_BYTES {
@@ -320,13 +326,7 @@ mod tests {
 
     #[test]
     fn the_synced_mark_round_trips_and_stays_inside_the_segment() {
-        let header = SegmentHeader {
-            index: 1,
-            first_id: 1,
-            segment_bytes: 4096,
-        };
-        let mut file = vec![0u8; 4096];
-        file[..SEGMENT_HEADER_BYTES].copy_from_slice(&header.encode());
+        let (_, mut file) = file_with(1, 1);
         file[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(1000));
         assert_eq!(synced_mark(&file), Some(1000));
         file[MARK_AT..MARK_AT + MARK_BYTES].copy_from_slice(&encode_mark(5000));
