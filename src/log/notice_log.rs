@@ -472,7 +472,7 @@ impl NoticeLog {
             let name = || segment.path.display().to_string();
             segment
                 .mark_synced(target & u64::from(u32::MAX))
-                .map_err(|e| (format!("the synced mark of {}", name()), e))?;
+                .map_err(|e| (format!("{} (writing its synced mark first)", name()), e))?;
             self.durable
                 .sync_file(&segment.file)
                 .map(|()| target)
