@@ -145,7 +145,8 @@ fn end_of_records(bytes: &[u8]) -> usize {
 
 /// The segment cut to `len` bytes, its header saying so (and its checksum right), so
 /// that small seeds get past the size check.
-// [magic: 8][format: u32][index: u32][first_id: u64][segment_bytes: u64][28 zero][crc32c]
+// [magic: 8][format: u32][index: u32][first_id: u64][segment_bytes: u64]
+// [synced mark: 16][12 zero][crc32c of 0..32 and 48..60] (format 1: 28 zero, crc of 0..60)
 fn resized(bytes: &[u8], len: usize) -> Vec<u8> {
     let mut out = bytes[..len].to_vec();
     out[24..32].copy_from_slice(&(len as u64).to_le_bytes());
@@ -153,9 +154,14 @@ fn resized(bytes: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
-/// Recomputes the header checksum after an edit of the header.
+/// Recomputes the header checksum after an edit of the header (format 2's leaves the
+/// synced mark out; any other format is sealed as format 1 is).
 fn reseal(bytes: &mut [u8]) {
-    let crc = crc32c::crc32c(&bytes[0..60]);
+    let crc = if bytes[8..12] == 2u32.to_le_bytes() {
+        crc32c::crc32c_append(crc32c::crc32c(&bytes[0..32]), &bytes[48..60])
+    } else {
+        crc32c::crc32c(&bytes[0..60])
+    };
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -316,7 +322,7 @@ fn regenerate_seeds() {
     for (name, range, value) in [
         ("first-id-zero", 16..24, 0u64.to_le_bytes().to_vec()),
         ("first-id-3", 16..24, 3u64.to_le_bytes().to_vec()),
-        ("format-2", 8..12, 2u32.to_le_bytes().to_vec()),
+        ("format-9", 8..12, 9u32.to_le_bytes().to_vec()),
     ] {
         let mut v = small.clone();
         v[range].copy_from_slice(&value);

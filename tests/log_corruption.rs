@@ -382,6 +382,46 @@ fn records_written_after_the_last_sync_are_cut_though_a_later_one_survived() {
     assert_corrupt_at(&dir, &file, lost.offset, "a synced record lost");
 }
 
+/// A log written before the synced mark (segment format 1: 28 reserved bytes under a
+/// checksum of bytes 0..60) opens, takes appends and syncs, and stays format 1 and
+/// readable: the mark is never written into it.
+#[test]
+fn a_format_1_log_stays_readable_after_appends_and_syncs() {
+    let store = store_with(5);
+    let dir = notices(store.path());
+    let file = segment_files(&dir)[0].clone();
+    let mut header = common::read_at(&file, 0, 64);
+    header[8..12].copy_from_slice(&1u32.to_le_bytes());
+    header[32..60].fill(0);
+    let crc = crc32c::crc32c(&header[0..60]);
+    header[60..64].copy_from_slice(&crc.to_le_bytes());
+    common::write_at(&file, 0, &header);
+    for round in 0..2u64 {
+        let log = common::open_log(
+            &dir,
+            LogConfig {
+                durability: Durability::Always,
+                ..config()
+            },
+        )
+        .unwrap();
+        assert_eq!(log.len(), 5 + round, "round {round}");
+        log.append(&synthetic_notice(NoticeId(6 + round))).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        assert_eq!(
+            common::read_at(&file, 0, 64),
+            header,
+            "round {round}: the format 1 header is untouched"
+        );
+    }
+    let report = NoticeLog::check(&dir).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let log = common::open_log(&dir, config()).unwrap();
+    assert_eq!(log.len(), 7);
+    assert_all_synthetic(&log);
+}
+
 #[test]
 fn a_missing_segment_is_corruption() {
     for missing in [1, 2] {

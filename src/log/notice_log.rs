@@ -166,13 +166,27 @@ impl NoticeLog {
             if slot + 1 == count {
                 if let super::scan::Tail::Torn { bytes, .. } = s.tail {
                     // Zero the torn bytes so the next append starts on a clean tail.
+                    // And the synced mark back to the new end: it may claim records that
+                    // never reached the disk.
                     let zeros = vec![0u8; bytes as usize];
                     segment
                         .file
                         .write_all_at(&zeros, s.end)
+                        .and_then(|()| segment.mark_synced(s.end))
                         .and_then(|()| segment.file.sync_data())
                         .context(|| {
                             format!("cutting off the torn tail of {}", segment.path.display())
+                        })?;
+                } else if super::segment::synced_mark(segment.bytes_quiescent())
+                    .is_some_and(|mark| mark > s.end)
+                {
+                    // A mark that reached the disk before its records did: it would
+                    // count later unsynced records as synced.
+                    segment
+                        .mark_synced(s.end)
+                        .and_then(|()| segment.file.sync_data())
+                        .context(|| {
+                            format!("resetting the synced mark of {}", segment.path.display())
                         })?;
                 }
                 writer.slot = slot;
@@ -436,7 +450,12 @@ impl NoticeLog {
     /// sealed segment never has a torn tail) and starts the next one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let old = &self.segments[w.slot];
-        if let Err(e) = self.durable.sync_file(&old.file) {
+        // Its mark at its end, synced with it: the last segment it stays if the next
+        // cannot be created, and its records are acknowledged by this sync.
+        if let Err(e) = old
+            .mark_synced(w.offset)
+            .and_then(|()| self.durable.sync_file(&old.file))
+        {
             return Err(self
                 .durable
                 .poison(format!("fdatasync of {}", old.path.display()), e));

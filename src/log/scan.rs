@@ -125,9 +125,8 @@ fn bad_at(bytes: &[u8], pos: usize, synced: Option<u64>, reason: String) -> Tail
         None => reason,
         Some(valid) => match synced {
             Some(mark) if pos as u64 >= mark => format!(
-                "{reason}; the valid record at byte {valid} and everything from here on \
-                 were written after the last sync (up to byte {mark}) and never \
-                 acknowledged as durable"
+                "{reason}; a valid record follows at byte {valid}, but from here on the \
+                 segment lies past its synced mark (byte {mark})"
             ),
             _ => {
                 return Tail::Corrupt {

@@ -159,6 +159,8 @@ pub(crate) struct Segment {
     pub(crate) header: SegmentHeader,
     pub(crate) path: PathBuf,
     pub(crate) file: File,
+    /// The format of its header: a format 1 segment has no room for a synced mark.
+    format: u32,
     map: Mmap,
 }
 
@@ -173,10 +175,12 @@ impl Segment {
             .context(|| format!("opening segment {}", path.display()))?;
         let map = map_file(&file, path)?;
         let header = SegmentHeader::decode(&map).map_err(|r| Error::corrupt(path, 0, r))?;
+        let format = u32::from_le_bytes(map[8..12].try_into().expect("4 bytes"));
         Ok(Segment {
             header,
             path: path.to_path_buf(),
             file,
+            format,
             map,
         })
     }
@@ -223,14 +227,19 @@ impl Segment {
             header,
             path,
             file,
+            format: FORMAT,
             map,
         })
     }
 
     /// Records in the header that the records before byte `end` are about to be synced
     /// (call it just before the `fdatasync` that covers them; the sync makes the mark
-    /// durable with them).
+    /// durable with them). Nothing for a format 1 segment: its header has no mark, and
+    /// those bytes are under its checksum.
     pub(crate) fn mark_synced(&self, end: u64) -> io::Result<()> {
+        if self.format != FORMAT {
+            return Ok(());
+        }
         self.file.write_all_at(&encode_mark(end), MARK_AT as u64)
     }
 
