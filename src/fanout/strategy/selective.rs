@@ -324,11 +324,10 @@ impl FanoutStrategy for Selective {
         // The population's measure for readers with this evidence, once its bucket
         // holds enough exposure (discounted while the table is young; see
         // `ReturnRates::read`); until then the reader's own counter, which counts it
-        // as reading only after a few reads. (Two reads of one
-        // reader at once may both count the return: the counter update is racy, see
-        // `bump`. Its new bucket then keeps one reader too many for good, adding a
-        // reader-hour of exposure an hour: a bias to lower rates, as rare as such
-        // races.)
+        // as reading only after a few reads. (Two reads of one reader at once may both
+        // count the return: the counter update is racy, see `bump`. Its new bucket
+        // then keeps one reader too many for good, adding a reader-hour of exposure an
+        // hour: a bias to lower rates, as rare as such races.)
         let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
         let measured =
             self.returns
