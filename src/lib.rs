@@ -33,7 +33,7 @@ mod timeline;
 
 pub use engine::{Clock, Config, Engine, EngineStats};
 pub use error::{Error, Result};
-pub use fanout::Strategy;
+pub use fanout::{KnownRates, Strategy};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

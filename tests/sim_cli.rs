@@ -171,3 +171,21 @@ fn warm_up_hours_are_played_before_the_measured_operations() {
         "--warm-up-hours",
     );
 }
+
+#[test]
+fn selective_can_decide_by_the_workloads_true_rates() {
+    let estimating = sim_json(&["--strategy", "selective"]);
+    let known = sim_json(&["--strategy", "selective", "--selective-known-rates"]);
+    let strategy = |v: &serde_json::Value| v["workload"]["strategies"][0].clone();
+    assert_eq!(strategy(&estimating)["known_rates"], false);
+    assert_eq!(strategy(&known)["known_rates"], true);
+    let deliveries = |v: &serde_json::Value| v["measured"]["runs"][0]["deliveries"].as_u64();
+    // Known rates count readers as reading from their first read, where estimates
+    // wait for evidence: far more is pushed on the same sequence.
+    assert!(
+        deliveries(&known) > deliveries(&estimating).map(|d| d + d / 2),
+        "{:?} against {:?}",
+        deliveries(&known),
+        deliveries(&estimating)
+    );
+}

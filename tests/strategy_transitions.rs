@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use feedcore::{Clock, Config, Durability, Engine, NewNotice, NoticeId, Page, Strategy, UserId};
+use feedcore::{
+    Clock, Config, Durability, Engine, KnownRates, NewNotice, NoticeId, Page, Strategy, UserId,
+};
 
 fn engine(dir: &std::path::Path, strategy: Strategy, clock: &Clock) -> Engine {
     engine_of(dir, strategy, clock, 16)
@@ -322,4 +324,61 @@ fn selective_trusts_how_soon_readers_like_one_come_back_over_its_own_few_reads()
         "nothing pushed to a reader whose like never come back"
     );
     assert_eq!(home(&selective, reader), home(&pull, reader));
+}
+
+/// Rates for `users` users: every user posts `posts` and reads `reads` an hour.
+fn known(users: usize, posts: f64, reads: f64) -> KnownRates {
+    KnownRates {
+        posts_per_hour: vec![posts; users],
+        reads_per_hour: vec![reads; users],
+    }
+}
+
+#[test]
+fn selective_decides_by_known_rates_from_a_readers_first_read() {
+    // Estimating, a reader counts as reading only after a few reads: its pairs pull
+    // at first. Given the true rates (it reads 10 times an hour, its author posts
+    // once), its first read turns the pair to push, and pages stay pull's.
+    let (_dirs, clock, pull, selective) = pull_and_selective();
+    selective.set_known_rates(known(16, 1.0, 10.0)).unwrap();
+    let (_dirs2, _clock2, _pull2, estimating) = pull_and_selective();
+    let engines = [&pull, &selective, &estimating];
+    for e in engines {
+        e.follow(UserId(1), UserId(0)).unwrap();
+    }
+    post(&engines, 0);
+    for e in [&selective, &estimating] {
+        assert_eq!(home(e, 1), home(&pull, 1));
+    }
+    clock.advance(Duration::from_secs(60));
+    post(&engines, 0);
+    for e in [&selective, &estimating] {
+        e.flush().unwrap();
+        assert_eq!(home(e, 1), home(&pull, 1));
+    }
+    assert_eq!(selective.stats().deliveries, 1, "pushed by the known rates");
+    assert_eq!(estimating.stats().deliveries, 0, "pulled while estimating");
+}
+
+#[test]
+fn known_rates_are_checked() {
+    let (_dirs, _clock, pull, selective) = pull_and_selective();
+    let invalid = |r: feedcore::Result<()>| match r {
+        Err(feedcore::Error::InvalidConfig { reason }) => reason,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    };
+    let reason = invalid(pull.set_known_rates(known(16, 1.0, 1.0)));
+    assert!(reason.contains("selective"), "{reason}");
+    let reason = invalid(selective.set_known_rates(known(15, 1.0, 1.0)));
+    assert!(reason.contains("users_max is 16"), "{reason}");
+    let mut bad = known(16, 1.0, 1.0);
+    bad.reads_per_hour[3] = f64::NAN;
+    let reason = invalid(selective.set_known_rates(bad));
+    assert!(reason.contains("reads_per_hour[3]"), "{reason}");
+    let mut bad = known(16, 1.0, 1.0);
+    bad.posts_per_hour[0] = -1.0;
+    invalid(selective.set_known_rates(bad));
+    selective.set_known_rates(known(16, 1.0, 1.0)).unwrap();
+    let reason = invalid(selective.set_known_rates(known(16, 1.0, 1.0)));
+    assert!(reason.contains("already"), "{reason}");
 }

@@ -465,6 +465,54 @@ impl Engine {
         self.shared.graph.sync()
     }
 
+    /// Gives the selective strategy every user's true post and read rates, per hour
+    /// of the engine's clock, in place of the estimates it makes online. For
+    /// research: it separates what the Feeding Frenzy rule costs from what estimating
+    /// the rates costs. Decisions use them from the next post or read of each user on;
+    /// what timelines show is unchanged (every strategy pages what pull pages). Set
+    /// once, before the workload, and not kept across a reopen.
+    ///
+    /// Errors with [`Error::InvalidConfig`] when the engine does not run the selective
+    /// strategy, when rates were set already, or when a list does not hold exactly
+    /// `users_max` finite rates of 0 or more.
+    pub fn set_known_rates(&self, rates: crate::KnownRates) -> Result<()> {
+        let users = self.shared.config.users_max as usize;
+        for (name, list) in [
+            ("posts_per_hour", &rates.posts_per_hour),
+            ("reads_per_hour", &rates.reads_per_hour),
+        ] {
+            if list.len() != users {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "known rates: {name} holds {} rates; users_max is {users}",
+                        list.len()
+                    ),
+                });
+            }
+            if let Some(user) = list.iter().position(|r| !(r.is_finite() && *r >= 0.0)) {
+                return Err(Error::InvalidConfig {
+                    reason: format!(
+                        "known rates: {name}[{user}] is {}; a rate is a finite number >= 0",
+                        list[user]
+                    ),
+                });
+            }
+        }
+        let strategy = self.shared.config.strategy.name();
+        self.shared
+            .strategy
+            .know_rates(rates)
+            .map_err(|_| Error::InvalidConfig {
+                reason: if strategy == "selective" {
+                    "known rates were set already".to_string()
+                } else {
+                    format!(
+                        "known rates apply to the selective strategy; this engine runs {strategy}"
+                    )
+                },
+            })
+    }
+
     /// Counts, memory and delivery lag.
     pub fn stats(&self) -> EngineStats {
         let s = &self.shared;

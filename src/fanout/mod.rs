@@ -6,4 +6,4 @@ mod pool;
 pub(crate) mod strategy;
 
 pub(crate) use pool::{Delivery, Job, Pool};
-pub use strategy::Strategy;
+pub use strategy::{KnownRates, Strategy};

@@ -15,7 +15,7 @@ use super::memory::{resident_anon_bytes, trim_heap};
 use super::workload::{Op, Workload};
 use crate::engine::{Clock, Config, Engine, EngineStats};
 use crate::error::Result;
-use crate::fanout::Strategy;
+use crate::fanout::{KnownRates, Strategy};
 use crate::graph::{FollowGraph, GraphConfig};
 use crate::ids::UserId;
 use crate::log::Durability;
@@ -51,6 +51,9 @@ pub struct LabConfig {
     /// the first): rates, timelines and the strategies' counters warm up on them, and
     /// every figure of the run covers only the operations after them.
     pub warm_up_ops: u64,
+    /// Give the selective strategy the workload's true rates in place of its
+    /// estimates ([`crate::Engine::set_known_rates`]); other strategies ignore it.
+    pub known_rates: bool,
 }
 
 impl Default for LabConfig {
@@ -61,6 +64,7 @@ impl Default for LabConfig {
             timeline_capacity: 800,
             simulated_ms: 3_600_000,
             warm_up_ops: 0,
+            known_rates: false,
         }
     }
 }
@@ -195,6 +199,17 @@ pub fn run_engine(
     )?;
     observer.advance(edges.len() as u64);
     let load = started.elapsed();
+
+    if config.known_rates && matches!(config.strategy, Strategy::Selective { .. }) {
+        let per_op = workload.rates_per_op();
+        // Operations are spread evenly over the simulated time.
+        let ops_per_hour = workload.ops as f64 * 3_600_000.0 / config.simulated_ms.max(1) as f64;
+        let per_hour = |v: Vec<f64>| v.into_iter().map(|r| r * ops_per_hour).collect();
+        engine.set_known_rates(KnownRates {
+            posts_per_hour: per_hour(per_op.posts),
+            reads_per_hour: per_hour(per_op.reads),
+        })?;
+    }
 
     // Every timeline active: the fan-out delivers to every follower, as Redis does.
     observer.phase("warm-up", u64::from(users));

@@ -151,6 +151,16 @@ pub struct WorkloadSummary {
     pub digest: u64,
 }
 
+/// Each user's expected share of a workload's operations, as posts and as reads
+/// (see [`Workload::rates_per_op`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatesPerOp {
+    /// Per user: the probability that an operation is a post by that user.
+    pub posts: Vec<f64>,
+    /// Per user: the probability that an operation is a read by that user.
+    pub reads: Vec<f64>,
+}
+
 /// Zipf weights `(rank + 1)^-s` over a seeded random order of users.
 fn zipf_users(users: u32, s: f64, rng: &mut SmallRng) -> (Vec<u32>, WeightedAliasIndex<f64>) {
     let mut order: Vec<u32> = (0..users).collect();
@@ -198,6 +208,54 @@ impl Workload {
         Ok(())
     }
 
+    /// The seeded generator and the orders of posters and readers, with their
+    /// weights: the start of [`Workload::ops`].
+    #[allow(clippy::type_complexity)]
+    fn users_drawn(
+        &self,
+    ) -> (
+        SmallRng,
+        (Vec<u32>, WeightedAliasIndex<f64>),
+        (Vec<u32>, WeightedAliasIndex<f64>),
+    ) {
+        // Mixed so the workload's orders of users are not the graph generators' (which
+        // shuffle first from the same seed): posting rate independent of popularity.
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ WORKLOAD_SEED_MIX);
+        let posters = zipf_users(self.users, self.post_skew, &mut rng);
+        let readers = zipf_users(self.users, self.read_skew, &mut rng);
+        (rng, posters, readers)
+    }
+
+    fn read_probability(&self) -> f64 {
+        self.read_write_ratio / (1.0 + self.read_write_ratio)
+    }
+
+    /// Each user's true rates, per operation: what [`Workload::ops`] draws from. Times
+    /// operations per hour, the rates per hour that the selective strategy estimates
+    /// (see [`crate::Engine::set_known_rates`]).
+    ///
+    /// Panics when [`Workload::validate`] fails.
+    pub fn rates_per_op(&self) -> RatesPerOp {
+        if let Err(reason) = self.validate() {
+            panic!("invalid workload: {reason}");
+        }
+        let (_, (posters, _), (readers, _)) = self.users_drawn();
+        let shares = |order: &[u32], skew: f64, of_ops: f64| {
+            let weight = |rank: usize| (rank as f64 + 1.0).powf(-skew);
+            let total: f64 = (0..order.len()).map(weight).sum();
+            let mut share = vec![0.0; order.len()];
+            for (rank, &user) in order.iter().enumerate() {
+                share[user as usize] = of_ops * weight(rank) / total;
+            }
+            share
+        };
+        let read_p = self.read_probability();
+        RatesPerOp {
+            posts: shares(&posters, self.post_skew, 1.0 - read_p),
+            reads: shares(&readers, self.read_skew, read_p),
+        }
+    }
+
     /// The operations, in order. Deterministic in the parameters.
     ///
     /// Panics when [`Workload::validate`] fails.
@@ -205,12 +263,8 @@ impl Workload {
         if let Err(reason) = self.validate() {
             panic!("invalid workload: {reason}");
         }
-        // Mixed so the workload's orders of users are not the graph generators' (which
-        // shuffle first from the same seed): posting rate independent of popularity.
-        let mut rng = SmallRng::seed_from_u64(self.seed ^ WORKLOAD_SEED_MIX);
-        let (posters, post_index) = zipf_users(self.users, self.post_skew, &mut rng);
-        let (readers, read_index) = zipf_users(self.users, self.read_skew, &mut rng);
-        let read_p = self.read_write_ratio / (1.0 + self.read_write_ratio);
+        let (mut rng, (posters, post_index), (readers, read_index)) = self.users_drawn();
+        let read_p = self.read_probability();
         let w = self.clone();
         let mut recent: VecDeque<(NoticeId, UserId)> = VecDeque::with_capacity(RECENT_POSTS);
         let mut posts = 0u64;
@@ -332,5 +386,42 @@ mod tests {
         assert!(s.top_tenth_post_share > 0.6, "{s:?}");
         let other = Workload { seed: 2, ..w };
         assert_ne!(other.summarize().digest, s.digest);
+    }
+
+    /// The rates are the ones the sequence is drawn from: they sum to the shares of
+    /// posts and reads, and the busiest users' counts over a long sequence match.
+    #[test]
+    fn rates_per_op_are_what_the_sequence_draws() {
+        let w = Workload {
+            users: 1_000,
+            ops: 200_000,
+            read_write_ratio: 3.0,
+            ..Default::default()
+        };
+        let rates = w.rates_per_op();
+        let sum = |v: &[f64]| v.iter().sum::<f64>();
+        assert!((sum(&rates.posts) - 0.25).abs() < 1e-9);
+        assert!((sum(&rates.reads) - 0.75).abs() < 1e-9);
+        let (mut posts, mut reads) = (vec![0u64; 1_000], vec![0u64; 1_000]);
+        for op in w.ops() {
+            match op {
+                Op::Read(u) => reads[u.0 as usize] += 1,
+                Op::Post(post) => posts[post.author.0 as usize] += 1,
+            }
+        }
+        let busiest = |v: &[f64]| {
+            (0..v.len())
+                .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+                .expect("users")
+        };
+        for (rate, count) in [(&rates.posts, &posts), (&rates.reads, &reads)] {
+            let u = busiest(rate);
+            let expected = rate[u] * 200_000.0;
+            let got = count[u] as f64;
+            assert!(
+                (got - expected).abs() < 4.0 * expected.sqrt() + 1.0,
+                "user {u}: {got} against {expected}"
+            );
+        }
     }
 }

@@ -69,6 +69,10 @@ pub(crate) struct SimArgs {
     /// Selective: the Feeding Frenzy threshold (above 1 pushes more).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) selective_threshold: f64,
+    /// Selective: decide by the workload's true post and read rates instead of
+    /// estimating them (what the rule costs with nothing to estimate).
+    #[arg(long)]
+    pub(crate) selective_known_rates: bool,
     /// Lossy: K, the follows a reader may have before deliveries are dropped.
     #[arg(long, default_value_t = 50)]
     pub(crate) lossy_k: u32,
@@ -369,6 +373,7 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 workers: args.workers,
                 simulated_ms: hours * LabConfig::default().simulated_ms,
                 warm_up_ops: args.ops * u64::from(args.warm_up_hours),
+                known_rates: args.selective_known_rates,
                 ..LabConfig::default()
             };
             let run = run_engine(&dir, &edges, workload, &config, &phases)?;

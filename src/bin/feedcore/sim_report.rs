@@ -183,14 +183,14 @@ pub(crate) struct SimReport {
     interrupted: bool,
 }
 
-fn strategy_json(s: &Strategy) -> Value {
+fn strategy_json(s: &Strategy, known_rates: bool) -> Value {
     match *s {
         Strategy::Push | Strategy::Pull => json!({ "name": s.name() }),
         Strategy::Hybrid { followers_min } => {
             json!({ "name": s.name(), "followers_min": followers_min })
         }
         Strategy::Selective { push_threshold } => {
-            json!({ "name": s.name(), "push_threshold": push_threshold })
+            json!({ "name": s.name(), "push_threshold": push_threshold, "known_rates": known_rates })
         }
         Strategy::Lossy { follows_reasonable } => {
             json!({ "name": s.name(), "follows_reasonable": follows_reasonable })
@@ -243,7 +243,10 @@ impl SimReport {
                 "measured_ops": args.ops,
             },
             "ratios": runs,
-            "strategies": strategies.iter().map(strategy_json).collect::<Vec<_>>(),
+            "strategies": strategies
+                .iter()
+                .map(|s| strategy_json(s, args.selective_known_rates))
+                .collect::<Vec<_>>(),
             "baseline": args.baseline.map(|_| "redis"),
         });
         let s = &summaries[0];
@@ -274,6 +277,12 @@ impl SimReport {
             100.0 * w.mention_fraction,
             w.page_size,
         );
+        let header = if args.selective_known_rates {
+            header
+                + "\nselective decides by the workload's true post and read rates (--selective-known-rates), not by estimates"
+        } else {
+            header
+        };
         SimReport {
             workload,
             ratios: workloads.iter().map(|w| w.read_write_ratio).collect(),

@@ -89,6 +89,17 @@ impl Strategy {
     }
 }
 
+/// Every user's true rates, given to the selective strategy in place of its online
+/// estimates (see [`crate::Engine::set_known_rates`]): for research, what the
+/// Feeding Frenzy rule costs when nothing has to be estimated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnownRates {
+    /// Per user (indexed by user id): notices posted per hour of the engine's clock.
+    pub posts_per_hour: Vec<f64>,
+    /// Per user: home-timeline reads per hour of the engine's clock.
+    pub reads_per_hour: Vec<f64>,
+}
+
 /// The since-part of a class word that means "a change is under way: pull everything".
 pub(crate) const SINCE_ALL: u64 = (1 << 48) - 1;
 
@@ -331,6 +342,12 @@ pub(crate) trait FanoutStrategy: Send + Sync {
 
     /// Measured costs (see [`MeasuredCosts`]), every 1,024 posts.
     fn on_costs(&self, _ctx: &Ctx<'_>, _costs: MeasuredCosts) {}
+
+    /// Takes every user's true rates in place of estimates; `Err` with the rates back
+    /// when the strategy estimates none, or already took some.
+    fn know_rates(&self, rates: KnownRates) -> Result<(), KnownRates> {
+        Err(rates)
+    }
 }
 
 /// What a read offers its strategy when the reader's own change turns pairs to push.

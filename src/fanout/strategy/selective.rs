@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::returns::{BUCKETS, ReturnRates};
-use super::{Class, Ctx, FanoutStrategy, MeasuredCosts, PairRead, Repair, push_pair};
+use super::{Class, Ctx, FanoutStrategy, KnownRates, MeasuredCosts, PairRead, Repair, push_pair};
 
 /// Half-life of the rate counters.
 const HALF_LIFE_MS: f64 = 3_600_000.0;
@@ -48,6 +48,8 @@ pub(crate) struct Selective {
     feeds: std::sync::OnceLock<Box<[AtomicU64]>>,
     /// How soon readers come back, by the evidence of their counters.
     returns: parking_lot::Mutex<ReturnRates>,
+    /// Every user's true rates, when given (research): they replace the estimates.
+    known: std::sync::OnceLock<KnownRates>,
 }
 
 fn rate_class(per_hour: f64) -> u16 {
@@ -146,6 +148,7 @@ impl Selective {
             read_rates: std::sync::OnceLock::new(),
             feeds: std::sync::OnceLock::new(),
             returns: parking_lot::Mutex::new(ReturnRates::new()),
+            known: std::sync::OnceLock::new(),
         }
     }
 
@@ -217,10 +220,14 @@ impl Selective {
             return f64::from(f32::from_bits((word >> 32) as u32));
         }
         let rates = class_rates();
-        let feed: f64 = std::iter::once(reader)
-            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0))
-            .map(|a| rates[usize::from((ctx.signals.user(a).class >> 8).min(127))])
-            .sum();
+        let authors = std::iter::once(reader)
+            .chain(ctx.graph.following(crate::ids::UserId(reader)).map(|a| a.0));
+        let feed: f64 = match self.known.get() {
+            Some(known) => authors.map(|a| known.posts_per_hour[a as usize]).sum(),
+            None => authors
+                .map(|a| rates[usize::from((ctx.signals.user(a).class >> 8).min(127))])
+                .sum(),
+        };
         cell.store(
             (u64::from((feed as f32).to_bits()) << 32) | FEED_REFRESH_READS,
             Ordering::Relaxed,
@@ -286,7 +293,10 @@ impl FanoutStrategy for Selective {
     }
 
     fn on_post(&self, ctx: &Ctx<'_>, author: u32, now_ms: u64) {
-        let rate = bump(&Self::cells(&self.post_rates, ctx)[author as usize], now_ms);
+        let rate = match self.known.get() {
+            Some(known) => known.posts_per_hour[author as usize],
+            None => bump(&Self::cells(&self.post_rates, ctx)[author as usize], now_ms),
+        };
         let seen = ctx.signals.user(author);
         let word = seen.class;
         let post = settle(word >> 8, rate_class(rate));
@@ -338,7 +348,10 @@ impl FanoutStrategy for Selective {
         // rate has already averaged out (as the floor, a burst of reads by a reader
         // who then left pushed to it: 1.019x pull's cost cold at 0.1 reads a post,
         // 1.013x without).
-        let estimate = measured.unwrap_or(own);
+        let estimate = match self.known.get() {
+            Some(known) => known.reads_per_hour[reader as usize],
+            None => measured.unwrap_or(own),
+        };
         let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
         // Whether the reader's feed (its own and its followed authors' posts) fills
@@ -378,6 +391,10 @@ impl FanoutStrategy for Selective {
         repair.push_from_now(&turned, keep);
         ctx.signals.end_class(Some(reader), class, old.since);
         ctx.signals.invalidate_plan(reader);
+    }
+
+    fn know_rates(&self, rates: KnownRates) -> Result<(), KnownRates> {
+        self.known.set(rates)
     }
 
     fn on_costs(&self, ctx: &Ctx<'_>, costs: MeasuredCosts) {
