@@ -17,5 +17,5 @@ pub use graph_ops::{RelationOp, random_relation_ops};
 pub use lab::{EngineRun, LATENCY_QUANTILES, LabConfig, Observer, latency_quantiles, run_engine};
 pub use memory::{estimate_bytes, mem_total_bytes, resident_anon_bytes, trim_heap};
 pub use synthetic::{SYNTHETIC_BODY_BYTES, synthetic_notice};
-pub use workload::{Op, PostKind, PostOp, Workload, WorkloadSummary};
+pub use workload::{Op, PostKind, PostOp, RatesPerOp, Workload, WorkloadSummary};
 pub use zipf_graph::ZipfGraph;
