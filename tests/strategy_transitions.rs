@@ -361,6 +361,39 @@ fn selective_decides_by_known_rates_from_a_readers_first_read() {
 }
 
 #[test]
+fn selective_pulls_an_author_known_to_post_much_from_its_first_posts() {
+    // The same reader (10 reads an hour) and author in two engines: known to post once
+    // an hour, the author's second notice is pushed; known to post 10,000 an hour, it
+    // is pulled, from the author's first posts on (a counter would still call it quiet).
+    let (_dirs, clock, pull, selective) = pull_and_selective();
+    let mut rates = known(16, 1.0, 10.0);
+    rates.posts_per_hour[0] = 10_000.0;
+    selective.set_known_rates(rates).unwrap();
+    let (_dirs2, _clock2, _pull2, quiet) = pull_and_selective();
+    quiet.set_known_rates(known(16, 1.0, 10.0)).unwrap();
+    let engines = [&pull, &selective, &quiet];
+    for e in engines {
+        e.follow(UserId(1), UserId(0)).unwrap();
+    }
+    post(&engines, 0);
+    for e in [&selective, &quiet] {
+        assert_eq!(home(e, 1), home(&pull, 1));
+    }
+    clock.advance(Duration::from_secs(60));
+    post(&engines, 0);
+    for e in [&selective, &quiet] {
+        e.flush().unwrap();
+        assert_eq!(home(e, 1), home(&pull, 1));
+    }
+    assert_eq!(selective.stats().deliveries, 0, "pulled by the known rate");
+    assert_eq!(
+        quiet.stats().deliveries,
+        1,
+        "a quiet author's notice is pushed"
+    );
+}
+
+#[test]
 fn known_rates_are_checked() {
     let (_dirs, _clock, pull, selective) = pull_and_selective();
     let invalid = |r: feedcore::Result<()>| match r {

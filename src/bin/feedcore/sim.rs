@@ -221,6 +221,16 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
     if !(1..=64).contains(&args.workers) {
         return Err(format!("--workers is {}; it must be 1 to 64", args.workers));
     }
+    if args.selective_known_rates
+        && args
+            .strategy
+            .is_some_and(|s| !matches!(s, StrategyArg::Selective))
+    {
+        return Err(
+            "--selective-known-rates applies to the selective strategy; --strategy names another"
+                .into(),
+        );
+    }
     if !(args.selective_threshold.is_finite() && args.selective_threshold > 0.0) {
         return Err(format!(
             "--selective-threshold {} must be a positive number",
