@@ -334,60 +334,57 @@ fn known(users: usize, posts: f64, reads: f64) -> KnownRates {
     }
 }
 
+/// A selective engine (given `rates`, or estimating) beside a pull one: reader 1
+/// follows author 0, reads after the author's first notice and again a minute after
+/// its second, each page equal to pull's. Returns what the selective engine pushed.
+fn deliveries_of_two_notices(rates: Option<KnownRates>) -> u64 {
+    let (_dirs, clock, pull, selective) = pull_and_selective();
+    if let Some(rates) = rates {
+        selective.set_known_rates(rates).unwrap();
+    }
+    let both = [&pull, &selective];
+    for e in both {
+        e.follow(UserId(1), UserId(0)).unwrap();
+    }
+    post(&both, 0);
+    assert_eq!(home(&selective, 1), home(&pull, 1));
+    clock.advance(Duration::from_secs(60));
+    post(&both, 0);
+    assert_eq!(home(&selective, 1), home(&pull, 1));
+    selective.stats().deliveries
+}
+
 #[test]
 fn selective_decides_by_known_rates_from_a_readers_first_read() {
     // Estimating, a reader counts as reading only after a few reads: its pairs pull
     // at first. Given the true rates (it reads 10 times an hour, its author posts
     // once), its first read turns the pair to push, and pages stay pull's.
-    let (_dirs, clock, pull, selective) = pull_and_selective();
-    selective.set_known_rates(known(16, 1.0, 10.0)).unwrap();
-    let (_dirs2, _clock2, _pull2, estimating) = pull_and_selective();
-    let engines = [&pull, &selective, &estimating];
-    for e in engines {
-        e.follow(UserId(1), UserId(0)).unwrap();
-    }
-    post(&engines, 0);
-    for e in [&selective, &estimating] {
-        assert_eq!(home(e, 1), home(&pull, 1));
-    }
-    clock.advance(Duration::from_secs(60));
-    post(&engines, 0);
-    for e in [&selective, &estimating] {
-        e.flush().unwrap();
-        assert_eq!(home(e, 1), home(&pull, 1));
-    }
-    assert_eq!(selective.stats().deliveries, 1, "pushed by the known rates");
-    assert_eq!(estimating.stats().deliveries, 0, "pulled while estimating");
+    assert_eq!(
+        deliveries_of_two_notices(Some(known(16, 1.0, 10.0))),
+        1,
+        "pushed by the known rates"
+    );
+    assert_eq!(
+        deliveries_of_two_notices(None),
+        0,
+        "pulled while estimating"
+    );
 }
 
 #[test]
 fn selective_pulls_an_author_known_to_post_much_from_its_first_posts() {
-    // The same reader (10 reads an hour) and author in two engines: known to post once
-    // an hour, the author's second notice is pushed; known to post 10,000 an hour, it
-    // is pulled, from the author's first posts on (a counter would still call it quiet).
-    let (_dirs, clock, pull, selective) = pull_and_selective();
-    let mut rates = known(16, 1.0, 10.0);
-    rates.posts_per_hour[0] = 10_000.0;
-    selective.set_known_rates(rates).unwrap();
-    let (_dirs2, _clock2, _pull2, quiet) = pull_and_selective();
-    quiet.set_known_rates(known(16, 1.0, 10.0)).unwrap();
-    let engines = [&pull, &selective, &quiet];
-    for e in engines {
-        e.follow(UserId(1), UserId(0)).unwrap();
-    }
-    post(&engines, 0);
-    for e in [&selective, &quiet] {
-        assert_eq!(home(e, 1), home(&pull, 1));
-    }
-    clock.advance(Duration::from_secs(60));
-    post(&engines, 0);
-    for e in [&selective, &quiet] {
-        e.flush().unwrap();
-        assert_eq!(home(e, 1), home(&pull, 1));
-    }
-    assert_eq!(selective.stats().deliveries, 0, "pulled by the known rate");
+    // The same reader (10 reads an hour) and author: known to post 10,000 an hour, the
+    // author's second notice is pulled, from its first posts on (a counter would
+    // still call it quiet); known to post once an hour, it is pushed.
+    let mut loud = known(16, 1.0, 10.0);
+    loud.posts_per_hour[0] = 10_000.0;
     assert_eq!(
-        quiet.stats().deliveries,
+        deliveries_of_two_notices(Some(loud)),
+        0,
+        "pulled by the known rate"
+    );
+    assert_eq!(
+        deliveries_of_two_notices(Some(known(16, 1.0, 10.0))),
         1,
         "a quiet author's notice is pushed"
     );

@@ -235,6 +235,30 @@ impl Selective {
         feed
     }
 
+    /// A reader's read rate, estimated at its read at `now_ms` (see `on_read`).
+    fn estimate_read_rate(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64) -> f64 {
+        let cell = &Self::cells(&self.read_rates, ctx)[reader as usize];
+        let previous = cell.load(Ordering::Relaxed);
+        let rate = bump(cell, now_ms);
+        // The population's measure for readers with this evidence, once its bucket
+        // holds enough exposure (discounted while the table is young; see
+        // `ReturnRates::read`); until then the reader's own counter, which counts it
+        // as reading only after a few reads. (Two reads of one reader at once may both
+        // count the return: the counter update is racy, see `bump`. Its new bucket
+        // then keeps one reader too many for good, adding a reader-hour of exposure an
+        // hour: a bias to lower rates, as rare as such races.)
+        let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
+        let measured =
+            self.returns
+                .lock()
+                .read(now_ms, came_before, evidence(f64::from(rate as f32)));
+        // Not the larger of the two: a reader's own few reads are noise the bucket's
+        // rate has already averaged out (as the floor, a burst of reads by a reader
+        // who then left pushed to it: 1.019x pull's cost cold at 0.1 reads a post,
+        // 1.013x without).
+        measured.unwrap_or_else(|| read_rate_after_a_read(rate))
+    }
+
     /// The reader itself and the authors it follows whose pair with `reader` pulls
     /// under the reader's class `before` and pushes under the read class `after`.
     fn turned(&self, ctx: &Ctx<'_>, reader: u32, before: Class, after: u16) -> Vec<u32> {
@@ -326,31 +350,11 @@ impl FanoutStrategy for Selective {
     }
 
     fn on_read(&self, ctx: &Ctx<'_>, reader: u32, now_ms: u64, repair: &mut dyn Repair) {
-        let cell = &Self::cells(&self.read_rates, ctx)[reader as usize];
-        let previous = cell.load(Ordering::Relaxed);
-        let rate = bump(cell, now_ms);
         let seen = ctx.signals.user(reader);
         let word = seen.class;
-        // The population's measure for readers with this evidence, once its bucket
-        // holds enough exposure (discounted while the table is young; see
-        // `ReturnRates::read`); until then the reader's own counter, which counts it
-        // as reading only after a few reads. (Two reads of one reader at once may both
-        // count the return: the counter update is racy, see `bump`. Its new bucket
-        // then keeps one reader too many for good, adding a reader-hour of exposure an
-        // hour: a bias to lower rates, as rare as such races.)
-        let came_before = (previous != 0).then(|| evidence(stored_rate(previous)));
-        let measured =
-            self.returns
-                .lock()
-                .read(now_ms, came_before, evidence(f64::from(rate as f32)));
-        let own = read_rate_after_a_read(rate);
-        // Not the larger of the two: a reader's own few reads are noise the bucket's
-        // rate has already averaged out (as the floor, a burst of reads by a reader
-        // who then left pushed to it: 1.019x pull's cost cold at 0.1 reads a post,
-        // 1.013x without).
         let estimate = match self.known.get() {
             Some(known) => known.reads_per_hour[reader as usize],
-            None => measured.unwrap_or(own),
+            None => self.estimate_read_rate(ctx, reader, now_ms),
         };
         let read = settle(word & READ_CLASS, rate_class(estimate));
         let was_seeing_all = word & SEES_ALL != 0;
