@@ -200,6 +200,70 @@ def sweep_section():
     return lines
 
 
+# The README's headline figures: (bench, start of the figure's name).
+HEADLINES = [
+    ("log", "buffered append, 280-byte bodies"),
+    ("log", "group commit"),
+    ("graph", "follow edge memory"),
+    ("graph", "follower walk, followers_in chunks"),
+    ("fanout", "push fan-out, 1000000 users, Twitter-like graph, 20000 posts, timelines holding"),
+    ("fanout", "timeline memory"),
+    ("fanout", "home page of 20 with bodies while both workers fan out, p99"),
+    ("fanout", "one post to"),
+    ("strategies", "home page of 20 with bodies, reader following 2000 authors, pull, p99"),
+]
+
+
+def headline_rows():
+    rows = [
+        "| figure | feedcore | baseline, same run | ratio | budget | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for bench, prefix in HEADLINES:
+        doc = load(bench)
+        f = doc and next((f for f in doc["figures"] if f["figure"].startswith(prefix)), None)
+        if not f:
+            continue
+        unit = f["unit"]
+        base = f"{f['baseline']}: {num(f['baseline_value'])} {unit}" if "baseline" in f else "-"
+        ratio = num(f["ratio"]) if "ratio" in f else "-"
+        rows.append(f"| {f['figure']} | {num(f['value'])} {unit} | {base} | {ratio} | {f.get('budget') or ''} | `{doc['command']}` |")
+    sim = load("sim")
+    if sim:
+        runs = {r["strategy"]: r for r in sim["measured"]["runs"] if r.get("system", "feedcore") == "feedcore"}
+        if "push" in runs and "selective" in runs and "pull" in runs:
+            sel, push, pull = (runs[k]["cost"]["per_op"] for k in ("selective", "push", "pull"))
+            rows.append(
+                f"| selective's cost, `feedcore sim` defaults | {num(sel)} B/op | the cheaper of push ({num(push)}) "
+                f"and pull ({num(pull)}) | {sel / min(push, pull):.3f} | <= 1 | `cargo run --release -- sim` |"
+            )
+    redis = load("sim-redis")
+    if redis:
+        runs = redis["measured"]["runs"]
+        push = next((r for r in runs if r.get("system", "feedcore") == "feedcore" and r["strategy"] == "push"), None)
+        lst = next((r for r in runs if r.get("layout") == "redis-list"), None)
+        if push and lst:
+            rows.append(
+                f"| home page of 20 with bodies, p99, `feedcore sim` workload | {num(push['read_latency_us']['p99'])} us "
+                f"| Redis lists (LRANGE + MGET): {num(lst['read_latency_us']['p99'])} us "
+                f"| {push['read_latency_us']['p99'] / lst['read_latency_us']['p99']:.2f} | | `cargo run --release -- sim --baseline redis` |"
+            )
+    return rows
+
+
+def write_readme_block():
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- figures:begin -->", "<!-- figures:end -->"
+    if begin not in text or end not in text:
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    block = "\n".join([begin, *headline_rows(), end])
+    readme.write_text(head + block + tail)
+    print("wrote the README's figures table")
+
+
 def main():
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -222,6 +286,7 @@ def main():
     out += sweep_section()
     OUT.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")
+    write_readme_block()
 
 
 if __name__ == "__main__":

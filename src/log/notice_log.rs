@@ -88,14 +88,42 @@ struct Scrubs {
     dirty_slots: Mutex<Vec<usize>>,
 }
 
-/// The append-only, memory-mapped notice log.
+/// The append-only, memory-mapped notice log, for those who only store notices (an
+/// [`Engine`](crate::Engine) owns one in `DIR/notices`).
 ///
 /// ```
-/// use feedcore::{LogConfig, NewNotice, NoticeLog, UserId};
+/// use feedcore::{Durability, Error, LogConfig, NewNotice, NoticeLog, UserId};
+///
 /// let dir = tempfile::tempdir()?;
-/// let log = NoticeLog::open(dir.path(), LogConfig::default())?;
-/// let id = log.append(&NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
-/// assert_eq!(log.get(id).unwrap().body(), "hello");
+/// let config = LogConfig { durability: Durability::Always, ..Default::default() };
+/// let log = NoticeLog::open(dir.path(), config)?;
+///
+/// let id = log.append(&NewNotice {
+///     author: UserId(1),
+///     body: "hello, fediverse #intro".into(),
+///     tags: vec!["#Intro".into()],
+///     ..Default::default()
+/// })?;
+///
+/// // Read in place: no copy, no deserialisation.
+/// let notice = log.get(id).expect("just appended");
+/// assert_eq!(notice.body(), "hello, fediverse #intro");
+/// assert_eq!(notice.tags().collect::<Vec<_>>(), ["intro"]);
+/// drop(notice);
+///
+/// // Remote notices are stored once per uri.
+/// let remote = NewNotice {
+///     author: UserId(2),
+///     body: "from elsewhere".into(),
+///     uri: Some("https://social.example/notice/42".into()),
+///     ..Default::default()
+/// };
+/// let first = log.append(&remote)?;
+/// assert!(matches!(log.append(&remote), Err(Error::DuplicateUri { existing }) if existing == first));
+///
+/// // Deleting scrubs the bytes from the file and hides the notice, also after reopen.
+/// log.delete(id)?;
+/// assert!(log.get(id).is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct NoticeLog {
