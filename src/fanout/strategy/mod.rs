@@ -32,7 +32,20 @@ pub(crate) use pull::Pull;
 pub(crate) use push::Push;
 pub(crate) use selective::Selective;
 
-/// Which timeline strategy an engine runs (`Config::strategy`).
+/// Which timeline strategy an engine runs (`Config::strategy`). Every strategy but
+/// `Lossy` pages exactly the same ids; they differ in what a post and a read cost.
+///
+/// ```
+/// use feedcore::{Config, Engine, Strategy};
+/// let dir = tempfile::tempdir()?;
+/// let config = Config {
+///     strategy: Strategy::Hybrid { followers_min: 10_000 },
+///     ..Default::default()
+/// };
+/// let engine = Engine::open(dir.path(), config)?;
+/// assert_eq!(engine.config().strategy.name(), "hybrid");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Strategy {
     /// Push every notice to every active follower; a read reads the stored timeline
