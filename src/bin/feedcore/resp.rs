@@ -74,6 +74,11 @@ impl Conn {
         self.queued += 1;
     }
 
+    /// Commands queued and not sent yet.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
     /// Sends the queued commands and reads their replies; an error reply is an error.
     pub(crate) fn send(&mut self) -> Result<Vec<Reply>, String> {
         self.writer.write_all(&self.out).map_err(io)?;

@@ -401,7 +401,7 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
             followers[b.0 as usize].push(a.0);
         }
         drop(edges);
-        if let Err(e) = run_redis(&plan, &followers, &mut report) {
+        if let Err(e) = run_redis(&plan, args, &followers, &mut report) {
             failure = Some(e);
         }
     }
@@ -432,7 +432,12 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
 }
 
 /// Both Redis layouts at each ratio, on one server that is stopped whatever happens.
-fn run_redis(plan: &Plan, followers: &[Vec<u32>], report: &mut SimReport) -> Result<(), String> {
+fn run_redis(
+    plan: &Plan,
+    args: &SimArgs,
+    followers: &[Vec<u32>],
+    report: &mut SimReport,
+) -> Result<(), String> {
     let server = RedisServer::start()?;
     for workload in &plan.workloads {
         for layout in [Layout::List, Layout::SortedSet] {
@@ -444,10 +449,19 @@ fn run_redis(plan: &Plan, followers: &[Vec<u32>], report: &mut SimReport) -> Res
                 layout.name(),
                 workload.read_write_ratio
             ));
-            let run = redis_baseline::run(&server, layout, followers, workload, &phases)?;
+            let run = redis_baseline::run(
+                &server,
+                layout,
+                followers,
+                workload,
+                args.workers as usize,
+                &phases,
+            )?;
             report.add(Row::from_redis(&run, workload.read_write_ratio));
         }
     }
+    // The server's own figure, same server, same run.
+    report.set_redis_benchmark(redis_baseline::benchmark(&server));
     drop(server);
     Ok(())
 }

@@ -14,7 +14,7 @@ use feedcore::sim::{EngineRun, GraphModel, GraphSummary, Workload, WorkloadSumma
 use serde_json::{Value, json};
 
 use crate::graph_cmd::{finite, summary_json};
-use crate::redis_baseline::RedisRun;
+use crate::redis_baseline::{BenchmarkRun, RedisRun};
 use crate::sim::SimArgs;
 
 /// One line of the table.
@@ -131,9 +131,9 @@ impl Row {
             name: r.layout,
             read_write,
             complete: r.complete,
-            posts_per_s: per_s(r.posts, r.post_time),
-            deliveries_per_s: per_s(r.deliveries, r.run),
-            reads_per_s: per_s(r.reads, r.read_time),
+            posts_per_s: per_s(r.posts, r.run),
+            deliveries_per_s: per_s(r.deliveries, r.run + r.drain),
+            reads_per_s: per_s(r.reads, r.run),
             read_us: [us(0.5), us(0.99), us(0.999)],
             lag_ms: [r.lag_ms_p50, r.lag_ms_p99],
             memory_mb: r.used_memory_delta_bytes as f64 / 1e6,
@@ -150,7 +150,15 @@ impl Row {
             "ops_done": r.ops_done,
             "posts": r.posts,
             "reads": r.reads,
-            "seconds": { "run": r.run.as_secs_f64(), "in_posts": r.post_time.as_secs_f64(), "in_reads": r.read_time.as_secs_f64() },
+            "connections": { "clients": r.connections, "fan_out": r.fanout_connections },
+            "seconds": { "run": r.run.as_secs_f64(), "fan_out_drain": r.drain.as_secs_f64() },
+            "rates_meaning": "posts_per_s and reads_per_s per second of run wall time over every client connection; deliveries_per_s over run plus drain",
+            "post_latency_us": { "p50": r.post_us_p50, "p99": r.post_us_p99 },
+            "fan_out": {
+                "commands": r.commands, "pipelines": r.pipelines,
+                "commands_per_s": per_s(r.commands, r.run + r.drain),
+                "commands_per_pipeline": r.commands as f64 / r.pipelines.max(1) as f64,
+            },
             "posts_per_s": row.posts_per_s,
             "deliveries": r.deliveries,
             "deliveries_per_s": row.deliveries_per_s,
@@ -160,7 +168,7 @@ impl Row {
                 "quantiles": quantiles_json(&r.read_ns_quantiles),
             },
             "delivery_lag_ms": { "p50": r.lag_ms_p50, "p99": r.lag_ms_p99,
-                "meaning": "a post's SET plus its pipelined fan-out, synchronous" },
+                "meaning": "from a post's SET acknowledged to its last pipelined delivery acknowledged" },
             "memory": {
                 "used_memory_delta_bytes": r.used_memory_delta_bytes,
                 "source": "INFO memory used_memory after the run minus before (bodies included)",
@@ -181,6 +189,8 @@ pub(crate) struct SimReport {
     graph_s: f64,
     wall_s: f64,
     interrupted: bool,
+    /// `redis-benchmark` against the baseline's server, or why there is none.
+    redis_benchmark: Option<Result<BenchmarkRun, String>>,
 }
 
 fn strategy_json(s: &Strategy, known_rates: bool) -> Value {
@@ -291,6 +301,36 @@ impl SimReport {
             graph_s,
             wall_s: 0.0,
             interrupted: false,
+            redis_benchmark: None,
+        }
+    }
+
+    /// Records what `redis-benchmark` measured on the baseline's server.
+    pub(crate) fn set_redis_benchmark(&mut self, run: Result<BenchmarkRun, String>) {
+        self.redis_benchmark = Some(run);
+    }
+
+    /// The Redis rows' fan-out commands per second beside `redis-benchmark`'s LPUSH/s.
+    fn redis_benchmark_json(&self) -> Value {
+        match &self.redis_benchmark {
+            None => Value::Null,
+            Some(Err(reason)) => json!({ "error": reason }),
+            Some(Ok(b)) => {
+                let fan_out: Vec<Value> = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.detail["system"] == "redis")
+                    .map(|r| {
+                        let per_s = r.detail["fan_out"]["commands_per_s"].as_f64().unwrap_or(0.0);
+                        json!({
+                            "layout": r.name, "read_write": r.read_write,
+                            "fan_out_commands_per_s": per_s,
+                            "ratio_to_benchmark": finite(per_s / b.lpush_per_s),
+                        })
+                    })
+                    .collect();
+                json!({ "command": b.command, "lpush_per_s": b.lpush_per_s, "fan_out": fan_out })
+            }
         }
     }
 
@@ -361,6 +401,7 @@ impl SimReport {
                 "interrupted": self.interrupted,
                 "runs": runs,
                 "cost_by_ratio": sweep,
+                "redis_benchmark": self.redis_benchmark_json(),
             },
         })
     }
@@ -446,6 +487,31 @@ impl SimReport {
         println!(
             "cost B/op: id bytes touched per operation (EngineStats::cost_bytes_touched); '/ push' rows: that value / push's value"
         );
+        if self.rows.iter().any(|r| r.detail["system"] == "redis") {
+            println!(
+                "Redis rows: {} client connections (batches of {} operations: SET + page reads in one pipeline, then the MGETs), \
+                 --workers fan-out connections pipelining about 4000 commands; posts/s and reads/s per second of run wall time",
+                crate::redis_baseline::CLIENT_CONNECTIONS,
+                crate::redis_baseline::OPS_PER_BATCH
+            );
+        }
+        match &self.redis_benchmark {
+            Some(Ok(b)) => {
+                println!("{}: {:.0} LPUSH/s", b.command, b.lpush_per_s);
+                for r in self.rows.iter().filter(|r| r.detail["system"] == "redis") {
+                    let per_s = r.detail["fan_out"]["commands_per_s"].as_f64().unwrap_or(0.0);
+                    println!(
+                        "  {} r:w {}: fan-out {:.0} commands/s = {:.2}x redis-benchmark's LPUSH/s",
+                        r.name,
+                        r.read_write,
+                        per_s,
+                        per_s / b.lpush_per_s
+                    );
+                }
+            }
+            Some(Err(reason)) => println!("redis-benchmark: not measured: {reason}"),
+            None => {}
+        }
         if self.rows.iter().any(|r| !r.complete) {
             println!(
                 "*: interrupted; the row covers the operations measured before Ctrl-C (none if during the warm-up)"
