@@ -559,7 +559,18 @@ pub(crate) fn benchmark(server: &RedisServer) -> Result<BenchmarkRun, String> {
         .ok_or("redis-benchmark is not installed beside redis-server")?;
     let port = server.port.to_string();
     let args = [
-        "-h", "127.0.0.1", "-p", &port, "-P", "4000", "-t", "lpush", "-n", "2000000", "-c", "4",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-P",
+        "4000",
+        "-t",
+        "lpush",
+        "-n",
+        "2000000",
+        "-c",
+        "4",
         "--csv",
     ];
     let output = Command::new(&binary)
