@@ -197,3 +197,49 @@ fn selective_can_decide_by_the_workloads_true_rates() {
         deliveries(&estimating)
     );
 }
+
+#[test]
+fn drivers_share_the_sequence_and_the_capacity_phase_delivers_to_followers() {
+    let run = |drivers: &str| {
+        let v = sim_json(&[
+            "--strategy",
+            "push",
+            "--drivers",
+            drivers,
+            "--capacity-posts",
+            "500",
+        ]);
+        v["measured"]["runs"][0].clone()
+    };
+    let one = run("1");
+    let two = run("2");
+    for r in [&one, &two] {
+        assert_eq!(r["complete"], true);
+        assert_eq!(
+            r["posts"].as_u64().unwrap() + r["reads"].as_u64().unwrap(),
+            4000,
+            "every operation of the sequence is done once"
+        );
+    }
+    assert_eq!(one["drivers"], 1);
+    assert_eq!(two["drivers"], 2);
+    assert_eq!(one["posts"], two["posts"], "the same sequence, shared");
+    assert_eq!(one["retargeted"], 0, "one driver posts the sequence in order");
+    for r in [&one, &two] {
+        let cap = &r["capacity"];
+        assert_eq!(cap["posts"], 500);
+        assert_eq!(cap["drivers"], r["drivers"]);
+        assert!(cap["deliveries_per_s"].as_f64().unwrap() > 0.0);
+    }
+    // The authors are drawn from the seed, not by the drivers: the same posts reach
+    // the same timelines whichever thread made them.
+    assert_eq!(one["capacity"]["deliveries"], two["capacity"]["deliveries"]);
+    assert!(
+        one["capacity"]["deliveries"].as_u64().unwrap() > 500,
+        "authors drawn by follower count reach more than one timeline a post"
+    );
+    // Pull delivers nothing: no capacity phase.
+    let pull = sim_json(&["--strategy", "pull", "--capacity-posts", "500"]);
+    assert!(pull["measured"]["runs"][0]["capacity"].is_null());
+    fails_with(&["sim", "--drivers", "0"], "--drivers is 0");
+}

@@ -1,29 +1,42 @@
 //! The strategy laboratory's engine harness: loads a generated graph into a fresh
 //! store, opens an [`Engine`] with one strategy, makes every timeline active (every
-//! user reads once), drives a [`Workload`] through it on one thread, and measures.
+//! user reads once), drives a [`Workload`] through it on one or more driver threads,
+//! measures, and then, if asked, measures the fan-out's capacity (posts as fast as the
+//! drivers can make them, deliveries per second until the flush).
 //!
 //! Time is simulated for the engine (a manual clock that moves from 0 to
 //! `simulated_ms` over the run, so the selective strategy's hourly rates see the same
 //! time on every machine) and real for the measurements.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand_distr::Distribution;
+use rand_distr::weighted::WeightedAliasIndex;
 
 use super::memory::{resident_anon_bytes, trim_heap};
+use super::synthetic::synthetic_notice;
 use super::workload::{Op, Workload};
 use crate::engine::{Clock, Config, Engine, EngineStats};
 use crate::error::Result;
 use crate::fanout::{KnownRates, Strategy};
 use crate::graph::{FollowGraph, GraphConfig};
-use crate::ids::UserId;
+use crate::ids::{NoticeId, UserId};
 use crate::log::Durability;
 use crate::timeline::Page;
 
+/// XORed into the seed for the capacity phase's authors, apart from the workload's.
+const CAPACITY_SEED_MIX: u64 = 0x5851_f42d_4c95_7f2d;
+
 /// Where a run is, for progress bars and Ctrl-C. Every method has a default that does
-/// nothing, so `&()` is an observer that sees nothing and never stops.
-pub trait Observer {
+/// nothing, so `&()` is an observer that sees nothing and never stops. With more than
+/// one driver, the drivers call it (one at a time) from their threads.
+pub trait Observer: Sync {
     /// A phase starts: `name` is short ("load", "warm-up", "run"), `len` its units.
     fn phase(&self, _name: &'static str, _len: u64) {}
     /// `done` units of the current phase are done.
@@ -54,6 +67,14 @@ pub struct LabConfig {
     /// Give the selective strategy the workload's true rates in place of its
     /// estimates ([`crate::Engine::set_known_rates`]); other strategies ignore it.
     pub known_rates: bool,
+    /// Driver threads posting and reading (1: the sequence in order on the calling
+    /// thread). With more, they take the sequence a chunk at a time; a reply or
+    /// repeat whose target another driver has not stored yet is posted as an original
+    /// (counted in [`EngineRun::retargeted`]).
+    pub drivers: u32,
+    /// Posts of the capacity phase after the run (0: none; never for pull, which
+    /// delivers nothing).
+    pub capacity_posts: u64,
 }
 
 impl Default for LabConfig {
@@ -65,6 +86,8 @@ impl Default for LabConfig {
             simulated_ms: 3_600_000,
             warm_up_ops: 0,
             known_rates: false,
+            drivers: 1,
+            capacity_posts: 0,
         }
     }
 }
@@ -100,6 +123,8 @@ pub struct EngineRun {
     /// False when stopped early: the figures cover `ops_done` operations (none when
     /// stopped during the warm-up operations).
     pub complete: bool,
+    /// Driver threads of the run.
+    pub drivers: u32,
     /// Operations done.
     pub ops_done: u64,
     /// Posts made.
@@ -140,6 +165,33 @@ pub struct EngineRun {
     pub cost_ring_reads: u64,
     /// See `cost_timeline_writes`; the cost unit of the tables and plots.
     pub cost_bytes_touched: u64,
+    /// Replies and repeats posted as originals because their target was not stored
+    /// yet (only with more than one driver).
+    pub retargeted: u64,
+    /// The capacity phase, when it ran.
+    pub capacity: Option<CapacityRun>,
+}
+
+/// What the capacity phase measured.
+#[derive(Clone, Debug, Default)]
+pub struct CapacityRun {
+    /// Driver threads posting.
+    pub drivers: u32,
+    /// Posts made.
+    pub posts: u64,
+    /// Deliveries they made.
+    pub deliveries: u64,
+    /// From the first post to the last `post` returning.
+    pub posting: Duration,
+    /// From the first post to the end of the flush.
+    pub elapsed: Duration,
+}
+
+impl CapacityRun {
+    /// Deliveries per second from the first post to the end of the flush.
+    pub fn deliveries_per_s(&self) -> f64 {
+        self.deliveries as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 impl EngineRun {
@@ -227,78 +279,61 @@ pub fn run_engine(
     let mut before = engine.stats();
 
     let warm_up_ops = config.warm_up_ops.min(workload.ops);
-    if warm_up_ops > 0 {
-        observer.phase("warm-up ops", warm_up_ops);
-    } else {
-        observer.phase("run", workload.ops);
-    }
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
+    let drivers = config.drivers.max(1);
+    let shared = Driven {
+        engine: &engine,
+        clock: &clock,
+        workload,
+        simulated_ms: config.simulated_ms,
+        drivers,
+        source: Mutex::new(Source {
+            ops: Box::new(workload.ops()),
+            next: 0,
+        }),
+        stop: AtomicBool::new(false),
+        observer,
+    };
     // A run measuring from now on (the warm-up so far is not measured).
     let fresh_run = |warm_up| EngineRun {
         strategy: config.strategy.name(),
         complete: true,
+        drivers,
         load,
         warm_up,
         ..EngineRun::default()
     };
     let mut run = fresh_run(warm_up);
-    let mut started = Instant::now();
-    let mut offset = 0;
-    for (i, op) in workload.ops().enumerate() {
-        if i as u64 == warm_up_ops && warm_up_ops > 0 {
-            // Warm: measure from here, after the fan-out of the warm-up settled.
-            engine.flush()?;
-            warm_up += started.elapsed();
-            before = engine.stats();
-            latency.reset();
-            run = fresh_run(warm_up);
-            offset = warm_up_ops;
-            observer.phase("run", workload.ops - warm_up_ops);
-            started = Instant::now();
+    if warm_up_ops > 0 {
+        observer.phase("warm-up ops", warm_up_ops);
+        let started = Instant::now();
+        let warm = shared.drive(0, warm_up_ops)?;
+        // Warm: measure from here, after the fan-out of the warm-up settled.
+        engine.flush()?;
+        warm_up += started.elapsed();
+        before = engine.stats();
+        run = fresh_run(warm_up);
+        if warm.stopped {
+            // Stopped while warming up: nothing was measured.
+            run.complete = false;
         }
-        if i % 256 == 0 {
-            if observer.stopped() {
-                if (i as u64) < warm_up_ops {
-                    // Stopped while warming up: nothing was measured.
-                    engine.flush()?;
-                    before = engine.stats();
-                    run = fresh_run(warm_up + started.elapsed());
-                    started = Instant::now();
-                }
-                run.complete = false;
-                break;
-            }
-            observer.advance(i as u64 - offset);
-            clock.set_ms(config.simulated_ms * i as u64 / workload.ops.max(1));
-        }
-        match op {
-            Op::Post(post) => {
-                let notice = post.notice();
-                let t = Instant::now();
-                engine.post(notice)?;
-                run.post_time += t.elapsed();
-                run.posts += 1;
-            }
-            Op::Read(user) => {
-                let t = Instant::now();
-                let page = engine.home_timeline(user, Page::latest(workload.page_size))?;
-                let mut bytes = 0;
-                for id in &page.ids {
-                    if let Some(notice) = engine.notice(*id) {
-                        bytes += notice.body().len() as u64 + 1;
-                    }
-                }
-                let ns = t.elapsed();
-                run.read_time += ns;
-                run.body_bytes_read += bytes;
-                let _ = latency.record((ns.as_nanos() as u64).max(1));
-                run.reads += 1;
-            }
-        }
-        run.ops_done += 1;
     }
-    run.run = started.elapsed();
+    if run.complete {
+        observer.phase("run", workload.ops - warm_up_ops);
+        let started = Instant::now();
+        let part = shared.drive(warm_up_ops, workload.ops)?;
+        run.run = started.elapsed();
+        run.complete = !part.stopped;
+        run.ops_done = part.posts + part.reads;
+        run.posts = part.posts;
+        run.reads = part.reads;
+        run.post_time = part.post_time;
+        run.read_time = part.read_time;
+        run.body_bytes_read = part.body_bytes_read;
+        run.retargeted = part.retargeted;
+        run.read_ns_quantiles = latency_quantiles(&part.latency);
+    } else {
+        run.read_ns_quantiles = latency_quantiles(&new_latency_histogram());
+    }
     let started = Instant::now();
     engine.flush()?;
     run.flush = started.elapsed();
@@ -310,12 +345,250 @@ pub fn run_engine(
     run.cost_merge_steps = after.cost_merge_steps - before.cost_merge_steps;
     run.cost_ring_reads = after.cost_ring_reads - before.cost_ring_reads;
     run.cost_bytes_touched = after.cost_bytes_touched - before.cost_bytes_touched;
-    run.read_ns_quantiles = latency_quantiles(&latency);
     run.resident_anon_delta_bytes = resident_anon_bytes().unwrap_or(0) as i64 - rss_before as i64;
     run.stats = after;
+    if config.capacity_posts > 0
+        && !matches!(config.strategy, Strategy::Pull)
+        && run.complete
+        && !observer.stopped()
+    {
+        run.capacity = Some(capacity(&engine, edges, workload, config, observer)?);
+    }
     drop(engine);
     trim_heap();
     Ok(run)
+}
+
+fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Operations a driver takes from the sequence at once; the Ctrl-C check, the
+/// progress and the engine's clock move at each take.
+const CHUNK_OPS: u64 = 256;
+
+/// The workload's sequence, taken a chunk at a time by the driver threads.
+struct Source {
+    ops: Box<dyn Iterator<Item = Op> + Send>,
+    /// Index in the sequence of the next operation `ops` yields.
+    next: u64,
+}
+
+/// What the driver threads share.
+struct Driven<'a> {
+    engine: &'a Engine,
+    clock: &'a Clock,
+    workload: &'a Workload,
+    simulated_ms: u64,
+    drivers: u32,
+    source: Mutex<Source>,
+    /// Set by the first driver that sees the observer stop: the others stop at
+    /// their next chunk.
+    stop: AtomicBool,
+    observer: &'a dyn Observer,
+}
+
+/// What drivers measured over a span of the sequence.
+struct Part {
+    stopped: bool,
+    posts: u64,
+    reads: u64,
+    post_time: Duration,
+    read_time: Duration,
+    body_bytes_read: u64,
+    retargeted: u64,
+    latency: Histogram<u64>,
+}
+
+impl Part {
+    fn new() -> Part {
+        Part {
+            stopped: false,
+            posts: 0,
+            reads: 0,
+            post_time: Duration::ZERO,
+            read_time: Duration::ZERO,
+            body_bytes_read: 0,
+            retargeted: 0,
+            latency: new_latency_histogram(),
+        }
+    }
+
+    fn add(&mut self, other: Part) {
+        self.stopped |= other.stopped;
+        self.posts += other.posts;
+        self.reads += other.reads;
+        self.post_time += other.post_time;
+        self.read_time += other.read_time;
+        self.body_bytes_read += other.body_bytes_read;
+        self.retargeted += other.retargeted;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms of the same bounds");
+    }
+}
+
+impl Driven<'_> {
+    /// Runs operations `from..to` of the sequence on `drivers` threads (the calling
+    /// thread when there is one).
+    fn drive(&self, from: u64, to: u64) -> Result<Part> {
+        if self.drivers == 1 {
+            return self.driver(from, to);
+        }
+        let parts: Vec<Result<Part>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.drivers)
+                .map(|_| scope.spawn(|| self.driver(from, to)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a driver thread does not panic"))
+                .collect()
+        });
+        let mut total = Part::new();
+        for part in parts {
+            total.add(part?);
+        }
+        Ok(total)
+    }
+
+    /// One driver: takes chunks of the sequence until `to` or a stop.
+    fn driver(&self, from: u64, to: u64) -> Result<Part> {
+        let mut part = Part::new();
+        let mut chunk = Vec::with_capacity(CHUNK_OPS as usize);
+        loop {
+            chunk.clear();
+            {
+                let mut source = self.source.lock();
+                if source.next >= to || self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if self.observer.stopped() {
+                    self.stop.store(true, Ordering::Relaxed);
+                    part.stopped = true;
+                    break;
+                }
+                self.observer.advance(source.next - from);
+                self.clock
+                    .set_ms(self.simulated_ms * source.next / self.workload.ops.max(1));
+                let take = CHUNK_OPS.min(to - source.next);
+                chunk.extend(source.ops.by_ref().take(take as usize));
+                source.next += take;
+            }
+            for op in &chunk {
+                self.one(op, &mut part)?;
+            }
+        }
+        part.stopped |= self.stop.load(Ordering::Relaxed);
+        Ok(part)
+    }
+
+    fn one(&self, op: &Op, part: &mut Part) -> Result<()> {
+        let engine = self.engine;
+        match op {
+            Op::Post(post) => {
+                let mut notice = post.notice();
+                if self.drivers > 1 {
+                    // Another driver may not have stored the target yet (and ids follow
+                    // the order posts arrive in): post such a one as an original.
+                    let target = notice.reply_to.or(notice.repeat_of);
+                    if target.is_some_and(|t| engine.notice(t).is_none()) {
+                        part.retargeted += 1;
+                        let body = synthetic_notice(NoticeId(post.ordinal + 1)).body;
+                        notice.reply_to = None;
+                        notice.repeat_of = None;
+                        notice.body = body;
+                    }
+                }
+                let t = Instant::now();
+                engine.post(notice)?;
+                part.post_time += t.elapsed();
+                part.posts += 1;
+            }
+            Op::Read(user) => {
+                let t = Instant::now();
+                let page = engine.home_timeline(*user, Page::latest(self.workload.page_size))?;
+                let mut bytes = 0;
+                for id in &page.ids {
+                    if let Some(notice) = engine.notice(*id) {
+                        bytes += notice.body().len() as u64 + 1;
+                    }
+                }
+                let ns = t.elapsed();
+                part.read_time += ns;
+                part.body_bytes_read += bytes;
+                let _ = part.latency.record((ns.as_nanos() as u64).max(1));
+                part.reads += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fan-out's capacity: `config.drivers` threads post `config.capacity_posts`
+/// original notices as fast as they can, by authors drawn in proportion to their
+/// followers (popular accounts post more, as in `benches/fanout.rs`), into timelines
+/// the run made active; the figure is deliveries per second from the first post to
+/// the end of the flush, with the fan-out workers saturated.
+fn capacity(
+    engine: &Engine,
+    edges: &[(UserId, UserId)],
+    workload: &Workload,
+    config: &LabConfig,
+    observer: &dyn Observer,
+) -> Result<CapacityRun> {
+    let mut followers = vec![1.0f64; workload.users as usize];
+    for &(_, followee) in edges {
+        followers[followee.0 as usize] += 1.0;
+    }
+    let pick = WeightedAliasIndex::new(followers).expect("weights are positive and finite");
+    let mut rng = SmallRng::seed_from_u64(workload.seed ^ CAPACITY_SEED_MIX);
+    let authors: Vec<u32> = (0..config.capacity_posts)
+        .map(|_| pick.sample(&mut rng) as u32)
+        .collect();
+    let drivers = config.drivers.max(1) as usize;
+    observer.phase("capacity", config.capacity_posts);
+    let before = engine.stats();
+    let started = Instant::now();
+    let posted = AtomicU64::new(0);
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..drivers)
+            .map(|d| {
+                let authors = &authors;
+                let posted = &posted;
+                scope.spawn(move || {
+                    for &author in authors.iter().skip(d).step_by(drivers) {
+                        let n = posted.fetch_add(1, Ordering::Relaxed);
+                        let mut notice = synthetic_notice(NoticeId(n + 1));
+                        notice.author = UserId(author);
+                        // The synthetic mention is of a user of 100 k; the fan-out
+                        // alone is measured here.
+                        notice.mentions.clear();
+                        engine.post(notice)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a capacity driver does not panic"))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let posting = started.elapsed();
+    engine.flush()?;
+    let elapsed = started.elapsed();
+    observer.advance(config.capacity_posts);
+    let after = engine.stats();
+    Ok(CapacityRun {
+        drivers: drivers as u32,
+        posts: config.capacity_posts,
+        deliveries: after.deliveries - before.deliveries,
+        posting,
+        elapsed,
+    })
 }
 
 #[cfg(test)]
@@ -325,18 +598,17 @@ mod tests {
 
     /// Stops at its `after`-th check.
     struct StopAfter {
-        checks: std::cell::Cell<u32>,
-        after: u32,
+        checks: AtomicU64,
+        after: u64,
     }
 
     impl Observer for StopAfter {
         fn stopped(&self) -> bool {
-            self.checks.set(self.checks.get() + 1);
-            self.checks.get() > self.after
+            self.checks.fetch_add(1, Ordering::Relaxed) + 1 > self.after
         }
     }
 
-    fn run_stopped(warm_up_ops: u64, after: u32) -> EngineRun {
+    fn run_stopped(warm_up_ops: u64, after: u64) -> EngineRun {
         let workload = Workload {
             users: 200,
             ops: 4_000,
@@ -353,7 +625,7 @@ mod tests {
             ..LabConfig::default()
         };
         let observer = StopAfter {
-            checks: std::cell::Cell::new(0),
+            checks: AtomicU64::new(0),
             after,
         };
         run_engine(dir.path(), &edges, &workload, &config, &observer).unwrap()

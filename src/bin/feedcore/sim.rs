@@ -7,7 +7,6 @@
 //! against the machine's) before anything is generated; then graph, then for each
 //! read:write ratio each strategy on a fresh store, then the baselines.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +93,14 @@ pub(crate) struct SimArgs {
     /// Fan-out worker threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: u32,
+    /// Driver threads posting and reading (the mixed run and the capacity phase).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) drivers: u32,
+    /// Posts of the capacity phase after each pushing strategy's run: the drivers post
+    /// as fast as they can, authors drawn by follower count, and the figure is
+    /// deliveries per second until the fan-out is done (0: no capacity phase).
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) capacity_posts: u64,
     /// Keep the stores in this directory (missing or empty) instead of a temporary one.
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
@@ -114,19 +121,19 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Progress bars for the phases of one run, and the Ctrl-C flag.
 pub(crate) struct Phases {
     label: String,
-    bar: RefCell<Option<ProgressBar>>,
+    bar: parking_lot::Mutex<Option<ProgressBar>>,
 }
 
 impl Phases {
     fn new(label: String) -> Phases {
         Phases {
             label,
-            bar: RefCell::new(None),
+            bar: parking_lot::Mutex::new(None),
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.borrow_mut().take() {
+        if let Some(bar) = self.bar.lock().take() {
             bar.finish_and_clear();
         }
     }
@@ -136,11 +143,11 @@ impl Observer for Phases {
     fn phase(&self, name: &'static str, len: u64) {
         self.finish();
         let bar = crate::progress::bar(len, format!("{} {name}", self.label), 28, 30);
-        *self.bar.borrow_mut() = Some(bar);
+        *self.bar.lock() = Some(bar);
     }
 
     fn advance(&self, done: u64) {
-        if let Some(bar) = &*self.bar.borrow() {
+        if let Some(bar) = &*self.bar.lock() {
             bar.set_position(done);
         }
     }
@@ -220,6 +227,9 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
     }
     if !(1..=64).contains(&args.workers) {
         return Err(format!("--workers is {}; it must be 1 to 64", args.workers));
+    }
+    if !(1..=64).contains(&args.drivers) {
+        return Err(format!("--drivers is {}; it must be 1 to 64", args.drivers));
     }
     if args.selective_known_rates
         && args
@@ -384,6 +394,8 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 simulated_ms: hours * LabConfig::default().simulated_ms,
                 warm_up_ops: args.ops * u64::from(args.warm_up_hours),
                 known_rates: args.selective_known_rates,
+                drivers: args.drivers,
+                capacity_posts: args.capacity_posts,
                 ..LabConfig::default()
             };
             let run = run_engine(&dir, &edges, workload, &config, &phases)?;

@@ -39,6 +39,8 @@ pub(crate) struct Row {
     pub(crate) bytes_per_entry: f64,
     /// Id bytes touched per operation (feedcore only).
     pub(crate) cost_per_op: Option<f64>,
+    /// Deliveries per second of the capacity phase (feedcore strategies that push).
+    pub(crate) capacity_per_s: Option<f64>,
     pub(crate) quantiles: Vec<(f64, u64)>,
     /// Everything measured, for the JSON report.
     pub(crate) detail: Value,
@@ -76,6 +78,7 @@ impl Row {
             memory_mb: r.resident_anon_delta_bytes as f64 / 1e6,
             bytes_per_entry: s.timeline_bytes_per_entry,
             cost_per_op: Some(r.cost_per_op()),
+            capacity_per_s: r.capacity.as_ref().map(|c| c.deliveries_per_s()),
             quantiles: r.read_ns_quantiles.clone(),
             detail: Value::Null,
         };
@@ -121,6 +124,17 @@ impl Row {
             },
             "rebuilds": s.rebuilds,
             "body_bytes_read": r.body_bytes_read,
+            "drivers": r.drivers,
+            "retargeted": r.retargeted,
+            "capacity": r.capacity.as_ref().map(|c| json!({
+                "meaning": "drivers post as fast as they can (authors drawn by follower count) into active timelines; deliveries per second from the first post to the end of the flush",
+                "drivers": c.drivers,
+                "posts": c.posts,
+                "deliveries": c.deliveries,
+                "seconds": { "posting": c.posting.as_secs_f64(), "until_flushed": c.elapsed.as_secs_f64() },
+                "deliveries_per_s": c.deliveries_per_s(),
+                "posts_per_s": c.posts as f64 / c.elapsed.as_secs_f64().max(1e-9),
+            })),
         });
         Row { detail, ..row }
     }
@@ -139,6 +153,7 @@ impl Row {
             memory_mb: r.used_memory_delta_bytes as f64 / 1e6,
             bytes_per_entry: r.bytes_per_entry,
             cost_per_op: None,
+            capacity_per_s: None,
             quantiles: r.read_ns_quantiles.clone(),
             detail: Value::Null,
         };
@@ -321,7 +336,9 @@ impl SimReport {
                     .iter()
                     .filter(|r| r.detail["system"] == "redis")
                     .map(|r| {
-                        let per_s = r.detail["fan_out"]["commands_per_s"].as_f64().unwrap_or(0.0);
+                        let per_s = r.detail["fan_out"]["commands_per_s"]
+                            .as_f64()
+                            .unwrap_or(0.0);
                         json!({
                             "layout": r.name, "read_write": r.read_write,
                             "fan_out_commands_per_s": per_s,
@@ -410,7 +427,7 @@ impl SimReport {
         println!("{}", self.header);
         println!();
         println!(
-            "{:<11} {:>5} {:>10} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9}",
+            "{:<11} {:>5} {:>10} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>11}",
             "strategy",
             "r:w",
             "posts/s",
@@ -423,11 +440,12 @@ impl SimReport {
             "lag p99",
             "mem MB",
             "B/entry",
-            "cost B/op"
+            "cost B/op",
+            "cap deliv/s"
         );
         let print = |name: String, r: &Row| {
             println!(
-                "{:<11} {:>5} {:>10.0} {:>11.0} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>9}",
+                "{:<11} {:>5} {:>10.0} {:>11.0} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>9.1} {:>7.2} {:>9} {:>11}",
                 name,
                 r.read_write,
                 r.posts_per_s,
@@ -441,6 +459,7 @@ impl SimReport {
                 r.memory_mb,
                 r.bytes_per_entry,
                 r.cost_per_op.map_or("-".into(), |c| format!("{c:.1}")),
+                r.capacity_per_s.map_or("-".into(), |c| format!("{c:.0}")),
             );
         };
         for r in &self.rows {
@@ -487,6 +506,19 @@ impl SimReport {
         println!(
             "cost B/op: id bytes touched per operation (EngineStats::cost_bytes_touched); '/ push' rows: that value / push's value"
         );
+        if let Some(d) = self
+            .rows
+            .iter()
+            .find_map(|r| r.detail["capacity"]["drivers"].as_u64())
+        {
+            println!(
+                "cap deliv/s: fan-out capacity: after the run, {d} driver(s) post {} notices as fast as they can (authors drawn by follower count) into active timelines; deliveries per second until flushed",
+                self.rows
+                    .iter()
+                    .find_map(|r| r.detail["capacity"]["posts"].as_u64())
+                    .unwrap_or(0)
+            );
+        }
         if self.rows.iter().any(|r| r.detail["system"] == "redis") {
             println!(
                 "Redis rows: {} client connections (batches of {} operations: SET + page reads in one pipeline, then the MGETs), \
@@ -499,7 +531,9 @@ impl SimReport {
             Some(Ok(b)) => {
                 println!("{}: {:.0} LPUSH/s", b.command, b.lpush_per_s);
                 for r in self.rows.iter().filter(|r| r.detail["system"] == "redis") {
-                    let per_s = r.detail["fan_out"]["commands_per_s"].as_f64().unwrap_or(0.0);
+                    let per_s = r.detail["fan_out"]["commands_per_s"]
+                        .as_f64()
+                        .unwrap_or(0.0);
                     println!(
                         "  {} r:w {}: fan-out {:.0} commands/s = {:.2}x redis-benchmark's LPUSH/s",
                         r.name,
