@@ -57,8 +57,8 @@ fn p50_p99(lat: &mut [u64]) -> String {
     lat.sort_unstable();
     format!(
         "{:>7.1} / {:>7.1}",
-        percentile(&lat, 0.5) / 1e3,
-        percentile(&lat, 0.99) / 1e3
+        percentile(lat, 0.5) / 1e3,
+        percentile(lat, 0.99) / 1e3
     )
 }
 
