@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     posts: AtomicU64,
     pub(crate) strategy: Box<dyn FanoutStrategy>,
     pub(crate) signals: Signals,
-    /// Each reader's last read plan (see `read.rs`); empty for strategies that plan
+    /// Each reader's last read plan (see `read/plan.rs`); empty for strategies that plan
     /// nothing.
     pub(crate) plans: Box<[ArcSwapOption<CachedPlan>]>,
     /// Per reader: followed authors whose pair turned to push at one of its reads,
