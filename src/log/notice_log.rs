@@ -15,6 +15,7 @@ use super::durable::{self, Durable, Lsn};
 use super::frame::{self, HEADER_BYTES, TAG_OFFSET, Tag};
 use super::recover::{self, Problem};
 use super::segment::{SEGMENT_HEADER_BYTES, Segment, SegmentHeader};
+use crate::fileio;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
 use crate::ids::NoticeId;
@@ -197,11 +198,9 @@ impl NoticeLog {
                     // And the synced mark back to the new end: it may claim records that
                     // never reached the disk.
                     let zeros = vec![0u8; bytes as usize];
-                    segment
-                        .file
-                        .write_all_at(&zeros, s.end)
+                    fileio::write_all_at(&segment.file, &segment.path, &zeros, s.end)
                         .and_then(|()| segment.mark_synced(s.end))
-                        .and_then(|()| segment.file.sync_data())
+                        .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
                         .context(|| {
                             format!("cutting off the torn tail of {}", segment.path.display())
                         })?;
@@ -212,7 +211,7 @@ impl NoticeLog {
                     // count later unsynced records as synced.
                     segment
                         .mark_synced(s.end)
-                        .and_then(|()| segment.file.sync_data())
+                        .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
                         .context(|| {
                             format!("resetting the synced mark of {}", segment.path.display())
                         })?;
@@ -460,7 +459,7 @@ impl NoticeLog {
             offset as usize + total <= segment.len(),
             "the record fits the segment"
         );
-        if let Err(e) = segment.file.write_all_at(&w.buf, offset) {
+        if let Err(e) = fileio::write_all_at(&segment.file, &segment.path, &w.buf, offset) {
             return Err(self.durable.poison(
                 format!(
                     "writing {} bytes at {offset} of {}",
@@ -482,7 +481,7 @@ impl NoticeLog {
         // cannot be created, and its records are acknowledged by this sync.
         if let Err(e) = old
             .mark_synced(w.offset)
-            .and_then(|()| self.durable.sync_file(&old.file))
+            .and_then(|()| self.durable.sync_file(&old.file, &old.path))
         {
             return Err(self
                 .durable
@@ -521,7 +520,7 @@ impl NoticeLog {
                 .mark_synced(target & u64::from(u32::MAX))
                 .map_err(|e| (format!("{} (writing its synced mark first)", name()), e))?;
             self.durable
-                .sync_file(&segment.file)
+                .sync_file(&segment.file, &segment.path)
                 .map(|()| target)
                 .map_err(|e| (name(), e))
         })
@@ -540,7 +539,7 @@ impl NoticeLog {
         slots.dedup();
         for slot in slots {
             let segment = &self.segments[slot];
-            if let Err(e) = self.durable.sync_file(&segment.file) {
+            if let Err(e) = self.durable.sync_file(&segment.file, &segment.path) {
                 return Err(self
                     .durable
                     .poison(format!("fdatasync of {}", segment.path.display()), e));
@@ -719,13 +718,12 @@ impl NoticeLog {
             .read_exact_at(&mut header, offset)
             .and_then(|()| {
                 let len = frame::decode_header(&header).len as usize;
-                segment
-                    .file
-                    .write_all_at(&[Tag::Scrubbed as u8], offset + TAG_OFFSET as u64)?;
-                self.durable.sync_file(&segment.file)?;
-                segment
-                    .file
-                    .write_all_at(&vec![0u8; len], offset + HEADER_BYTES as u64)
+                let path = &segment.path;
+                let tag_at = offset + TAG_OFFSET as u64;
+                fileio::write_all_at(&segment.file, path, &[Tag::Scrubbed as u8], tag_at)?;
+                self.durable.sync_file(&segment.file, path)?;
+                let zeros = vec![0u8; len];
+                fileio::write_all_at(&segment.file, path, &zeros, offset + HEADER_BYTES as u64)
             });
         if let Err(e) = io {
             return Err(self.durable.poison(
