@@ -129,7 +129,9 @@ impl Plan {
         let plan = Arc::new(self);
         let mut plans = PLANS.lock().expect("the plan list is never left poisoned");
         assert!(
-            plans.iter().all(|p| !p.root.starts_with(&plan.root) && !plan.root.starts_with(&p.root)),
+            plans
+                .iter()
+                .all(|p| !p.root.starts_with(&plan.root) && !plan.root.starts_with(&p.root)),
             "one plan per directory tree"
         );
         plans.push(Arc::clone(&plan));

@@ -126,12 +126,19 @@ fn log_scenario(dir: &Path) -> Outcome {
 /// Checks the reopened log against what the scenario was told.
 fn check_log(dir: &Path, out: &Outcome, what: &str) {
     let report = NoticeLog::check(dir).unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
-    assert!(report.is_sound(), "{what}: check found {:?}", report.problems);
+    assert!(
+        report.is_sound(),
+        "{what}: check found {:?}",
+        report.problems
+    );
     let log = NoticeLog::open(dir, LogConfig::default())
         .unwrap_or_else(|e| panic!("{what}: the log does not reopen: {e}"));
     for (&id, body) in &out.acked {
         if out.deleted.contains(&id) {
-            assert!(log.get(NoticeId(id)).is_none(), "{what}: deleted {id} is back");
+            assert!(
+                log.get(NoticeId(id)).is_none(),
+                "{what}: deleted {id} is back"
+            );
             continue;
         }
         if out.maybe_deleted.contains(&id) && log.get(NoticeId(id)).is_none() {
@@ -163,7 +170,10 @@ fn check_log(dir: &Path, out: &Outcome, what: &str) {
 
 /// The rules for what the scenario itself saw when `fault` hit `op`.
 fn check_errors(out: &Outcome, op: IoOp, fault: Fault, what: &str) {
-    let Some(first) = out.errors.iter().position(|(_, e)| !matches!(e, Error::Poisoned { .. }))
+    let Some(first) = out
+        .errors
+        .iter()
+        .position(|(_, e)| !matches!(e, Error::Poisoned { .. }))
     else {
         // The fault hit an operation whose failure the log tolerates (e.g. removing a
         // temporary file after a failed creation), or a scrub finished by the reopen.
@@ -205,7 +215,11 @@ fn sweep<O>(
     scenario(dir.path());
     let seen = counting.seen();
     drop(counting);
-    assert!(seen.len() > 10, "{name}: the scenario does file I/O ({})", seen.len());
+    assert!(
+        seen.len() > 10,
+        "{name}: the scenario does file I/O ({})",
+        seen.len()
+    );
     let mut runs = 0;
     let mut by_kind: HashMap<IoOp, usize> = HashMap::new();
     for (n, (op, path)) in seen.iter().enumerate() {
@@ -227,7 +241,10 @@ fn sweep<O>(
             runs += 1;
         }
     }
-    println!("{name}: {} operations {by_kind:?}, {runs} faulted runs", seen.len());
+    println!(
+        "{name}: {} operations {by_kind:?}, {runs} faulted runs",
+        seen.len()
+    );
     runs
 }
 
@@ -247,14 +264,22 @@ fn a_full_disk_at_segment_creation_is_a_clear_error_and_the_log_goes_on() {
         .only(&[IoOp::Allocate])
         .install();
     let out = log_scenario(dir.path());
-    assert!(plan.injected().is_some(), "the scenario creates a second segment");
+    assert!(
+        plan.injected().is_some(),
+        "the scenario creates a second segment"
+    );
     drop(plan);
     let (at, e) = out.errors.first().expect("the roll failed");
     assert!(
         matches!(e, Error::Io { source, .. } if source.kind() == ErrorKind::StorageFull),
         "{at}: {e}"
     );
-    assert_eq!(out.errors.len(), 1, "one append refused, the next ones roll: {:?}", out.errors);
+    assert_eq!(
+        out.errors.len(),
+        1,
+        "one append refused, the next ones roll: {:?}",
+        out.errors
+    );
     assert_eq!(out.acked.len(), out.attempted.len() - 1);
     check_log(dir.path(), &out, "ENOSPC at the second segment");
 }
@@ -279,7 +304,11 @@ fn graph_scenario(dir: &Path) -> BTreeMap<(u32, u32), Option<bool>> {
         note((a, a + 10), graph.follow(UserId(a), UserId(a + 10)), true);
     }
     for a in [2u32, 5] {
-        note((a, a + 10), graph.unfollow(UserId(a), UserId(a + 10)), false);
+        note(
+            (a, a + 10),
+            graph.unfollow(UserId(a), UserId(a + 10)),
+            false,
+        );
     }
     let _ = graph.block(UserId(30), UserId(31));
     let _ = graph.compact();
@@ -292,8 +321,8 @@ fn graph_scenario(dir: &Path) -> BTreeMap<(u32, u32), Option<bool>> {
 #[test]
 fn every_file_operation_of_the_graph_can_fail_and_nothing_acknowledged_is_lost() {
     sweep("graph", graph_scenario, |dir, want, _, _, what| {
-        let report = FollowGraph::check(dir)
-            .unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
+        let report =
+            FollowGraph::check(dir).unwrap_or_else(|e| panic!("{what}: check failed: {e}"));
         assert!(report.is_sound(), "{what}: {:?}", report.problems);
         let config = GraphConfig {
             users_max: 64,
@@ -352,39 +381,43 @@ fn engine_scenario(dir: &Path) -> (bool, Vec<(NoticeId, Option<bool>)>) {
 
 #[test]
 fn every_file_operation_of_the_engine_can_fail_and_nothing_acknowledged_is_lost() {
-    sweep("engine", engine_scenario, |dir, (followed, acked), _, _, what| {
-        let config = Config {
-            users_max: 16,
-            ..Default::default()
-        };
-        let engine = Engine::open(dir, config)
-            .unwrap_or_else(|e| panic!("{what}: the engine does not reopen: {e}"));
-        if *followed {
-            let mut home = Vec::new();
-            let mut page = Some(Page::latest(200));
-            while let Some(p) = page {
-                let got = engine.home_timeline(UserId(2), p).expect("a valid page");
-                home.extend(got.ids);
-                page = got.next;
+    sweep(
+        "engine",
+        engine_scenario,
+        |dir, (followed, acked), _, _, what| {
+            let config = Config {
+                users_max: 16,
+                ..Default::default()
+            };
+            let engine = Engine::open(dir, config)
+                .unwrap_or_else(|e| panic!("{what}: the engine does not reopen: {e}"));
+            if *followed {
+                let mut home = Vec::new();
+                let mut page = Some(Page::latest(200));
+                while let Some(p) = page {
+                    let got = engine.home_timeline(UserId(2), p).expect("a valid page");
+                    home.extend(got.ids);
+                    page = got.next;
+                }
+                for &(id, deleted) in acked {
+                    let present = engine.notice(id).is_some();
+                    if let Some(deleted) = deleted {
+                        assert_eq!(present, !deleted, "{what}: post {id} (deleted: {deleted})");
+                    }
+                    assert_eq!(
+                        home.contains(&id),
+                        present,
+                        "{what}: post {id} (stored: {present}) in the follower's home"
+                    );
+                }
             }
             for &(id, deleted) in acked {
-                let present = engine.notice(id).is_some();
                 if let Some(deleted) = deleted {
-                    assert_eq!(present, !deleted, "{what}: post {id} (deleted: {deleted})");
+                    assert_eq!(engine.notice(id).is_some(), !deleted, "{what}: post {id}");
                 }
-                assert_eq!(
-                    home.contains(&id),
-                    present,
-                    "{what}: post {id} (stored: {present}) in the follower's home"
-                );
             }
-        }
-        for &(id, deleted) in acked {
-            if let Some(deleted) = deleted {
-                assert_eq!(engine.notice(id).is_some(), !deleted, "{what}: post {id}");
-            }
-        }
-    });
+        },
+    );
 }
 
 #[test]
@@ -394,7 +427,11 @@ fn debug_print_log_ops() {
     let counting = Plan::new(dir.path(), Fault::Eio, 0).install();
     log_scenario(dir.path());
     for (i, (op, p)) in counting.seen().iter().enumerate() {
-        println!("{} {op:?} {}", i + 1, p.file_name().unwrap().to_string_lossy());
+        println!(
+            "{} {op:?} {}",
+            i + 1,
+            p.file_name().unwrap().to_string_lossy()
+        );
     }
     let dir = scratch();
     let plan = Plan::new(dir.path(), Fault::Eio, 76).install();

@@ -11,8 +11,8 @@ use super::follow_graph::{FollowGraph, Inner, Writer};
 use super::oplog::{self, OpFile};
 use super::snapshot_files::{list_snapshots, snapshot_name};
 use super::version::{Version, apply, load_relations};
-use crate::fileio;
 use crate::error::{IoContext, Result};
+use crate::fileio;
 
 impl FollowGraph {
     /// Folds every change so far into a new snapshot and waits for it. Readers and

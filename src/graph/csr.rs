@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapOptions};
 
-use crate::fileio::{self, SeqWriter};
 use crate::error::{Error, IoContext, Result};
+use crate::fileio::{self, SeqWriter};
 use crate::log::segment::sync_dir;
 
 #[cfg(not(target_endian = "little"))]

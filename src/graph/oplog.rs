@@ -12,8 +12,8 @@ use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::fileio;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::log::frame::{self, HEADER_BYTES, Tag};
 use crate::log::segment::sync_dir;
 
@@ -129,8 +129,11 @@ impl OpFile {
     /// Creates an empty op log starting at `first_seq` (the directory entry is synced).
     pub(crate) fn create(dir: &Path, first_seq: u64) -> Result<OpFile> {
         let path = dir.join(file_name(first_seq));
-        let file = fileio::open(OpenOptions::new().read(true).write(true).create_new(true), &path)
-            .context(|| format!("creating graph op log {}", path.display()))?;
+        let file = fileio::open(
+            OpenOptions::new().read(true).write(true).create_new(true),
+            &path,
+        )
+        .context(|| format!("creating graph op log {}", path.display()))?;
         sync_dir(dir)?;
         Ok(OpFile {
             path,

@@ -95,6 +95,11 @@ impl Durable {
         crate::fileio::sync_data(file, path)
     }
 
+    /// The position before which everything is known to be on disk.
+    pub(crate) fn synced(&self) -> Lsn {
+        self.state.lock().synced
+    }
+
     /// Records that everything before `upto` is on disk (after a segment was sealed).
     pub(crate) fn mark_synced(&self, upto: Lsn) {
         let mut state = self.state.lock();

@@ -15,9 +15,9 @@ use super::durable::{self, Durable, Lsn};
 use super::frame::{self, HEADER_BYTES, TAG_OFFSET, Tag};
 use super::recover::{self, Problem};
 use super::segment::{SEGMENT_HEADER_BYTES, Segment, SegmentHeader};
-use crate::fileio;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::ids::NoticeId;
 use crate::notice::{self, Limits, NewNotice, NoticeRef};
 
@@ -195,27 +195,19 @@ impl NoticeLog {
             if slot + 1 == count {
                 if let super::scan::Tail::Torn { bytes, .. } = s.tail {
                     // Zero the torn bytes so the next append starts on a clean tail.
-                    // And the synced mark back to the new end: it may claim records that
-                    // never reached the disk.
                     let zeros = vec![0u8; bytes as usize];
-                    fileio::write_all_at(&segment.file, &segment.path, &zeros, s.end)
-                        .and_then(|()| segment.mark_synced(s.end))
-                        .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
-                        .context(|| {
-                            format!("cutting off the torn tail of {}", segment.path.display())
-                        })?;
-                } else if super::segment::synced_mark(segment.bytes_quiescent())
-                    .is_some_and(|mark| mark > s.end)
-                {
-                    // A mark that reached the disk before its records did: it would
-                    // count later unsynced records as synced.
-                    segment
-                        .mark_synced(s.end)
-                        .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
-                        .context(|| {
-                            format!("resetting the synced mark of {}", segment.path.display())
-                        })?;
+                    fileio::write_all_at(&segment.file, &segment.path, &zeros, s.end).context(
+                        || format!("cutting off the torn tail of {}", segment.path.display()),
+                    )?;
                 }
+                // The records the scan read may be in the page cache only (after a
+                // process crash): synced first, then the mark set to their end (down,
+                // where it claimed records that never reached the disk), synced, so
+                // appends start from a mark that claims exactly what is on disk.
+                fileio::sync_data(&segment.file, &segment.path)
+                    .and_then(|()| segment.mark_synced(s.end))
+                    .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
+                    .context(|| format!("syncing the tail of {}", segment.path.display()))?;
                 writer.slot = slot;
                 writer.offset = s.end;
             }
@@ -266,6 +258,11 @@ impl NoticeLog {
             recovery,
             _lock: lock,
         };
+        // Everything scanned was synced above.
+        {
+            let w = log.writer.lock();
+            log.durable.mark_synced(w.lsn());
+        }
         // No reader exists yet, so unfinished scrubs can run right away.
         for entry in &to_scrub {
             log.scrub(*entry)?;
@@ -477,10 +474,13 @@ impl NoticeLog {
     /// sealed segment never has a torn tail) and starts the next one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let old = &self.segments[w.slot];
-        // Its mark at its end, synced with it: the last segment it stays if the next
-        // cannot be created, and its records are acknowledged by this sync.
-        if let Err(e) = old
-            .mark_synced(w.offset)
+        // Its records synced, then its mark at its end, synced: the last segment it
+        // stays if the next cannot be created, and its records are acknowledged by
+        // this seal. The mark goes down only after what it claims (see `wait_durable`).
+        if let Err(e) = self
+            .durable
+            .sync_file(&old.file, &old.path)
+            .and_then(|()| old.mark_synced(w.offset))
             .and_then(|()| self.durable.sync_file(&old.file, &old.path))
         {
             return Err(self
@@ -510,14 +510,24 @@ impl NoticeLog {
             Durability::GroupCommit { max_delay } => Some(max_delay),
         };
         self.durable.wait(upto, delay, || {
-            let (target, segment) = {
+            let (target, slot, segment) = {
                 let w = self.writer.lock();
-                (w.lsn(), &self.segments[w.slot])
+                (w.lsn(), w.slot, &self.segments[w.slot])
             };
-            // The mark first: this sync makes it durable with the records it covers.
+            // The mark claims what an earlier sync of this segment completed, never
+            // what this one covers: its page can reach the disk before the records'
+            // pages do, so a mark written for this sync could claim records a power
+            // loss then lost. This sync makes it durable; the records of this sync
+            // are claimed by the next one.
+            let confirmed = self.durable.synced();
+            let mark = if (confirmed >> 32) as usize == slot {
+                confirmed & u64::from(u32::MAX)
+            } else {
+                SEGMENT_HEADER_BYTES as u64
+            };
             let name = || segment.path.display().to_string();
             segment
-                .mark_synced(target & u64::from(u32::MAX))
+                .mark_synced(mark)
                 .map_err(|e| (format!("{} (writing its synced mark first)", name()), e))?;
             self.durable
                 .sync_file(&segment.file, &segment.path)
@@ -533,6 +543,25 @@ impl NoticeLog {
         self.drive_scrubs(None)?;
         let end = self.writer.lock().lsn();
         self.wait_durable(end, true)?;
+        // The mark lags one sync behind (see `wait_durable`): bring it up to what is
+        // on disk now, so that damage to these records later is reported, not cut.
+        let (slot, segment) = {
+            let w = self.writer.lock();
+            (w.slot, &self.segments[w.slot])
+        };
+        let confirmed = self.durable.synced();
+        if (confirmed >> 32) as usize == slot {
+            let mark = confirmed & u64::from(u32::MAX);
+            if segment.marked() != mark
+                && let Err(e) = segment
+                    .mark_synced(mark)
+                    .and_then(|()| self.durable.sync_file(&segment.file, &segment.path))
+            {
+                return Err(self
+                    .durable
+                    .poison(format!("syncing the mark of {}", segment.path.display()), e));
+            }
+        }
         // Scrubs are not waited for by appends; sync the files they touched.
         let mut slots: Vec<usize> = std::mem::take(&mut *self.scrubs.dirty_slots.lock());
         slots.sort_unstable();

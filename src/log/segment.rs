@@ -28,6 +28,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fileio;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes before the first record.
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 64;
@@ -160,6 +161,10 @@ pub(crate) struct Segment {
     pub(crate) file: File,
     /// The format of its header: a format 1 segment has no room for a synced mark.
     format: u32,
+    /// The synced mark this process last wrote (0: none), so an unchanged mark is not
+    /// written again. Written by whoever writes the mark (the sync leader, `sync`, a
+    /// seal, open); a stale value only costs a rewrite of the same bytes.
+    marked: AtomicU64,
     map: Mmap,
 }
 
@@ -177,6 +182,7 @@ impl Segment {
             path: path.to_path_buf(),
             file,
             format,
+            marked: AtomicU64::new(0),
             map,
         })
     }
@@ -208,7 +214,8 @@ impl Segment {
                 .context(|| format!("writing segment header of {}", tmp.display()))?;
             fileio::sync_all(&file, &tmp)
                 .context(|| format!("syncing new segment {}", tmp.display()))?;
-            fileio::rename(&tmp, &path).context(|| format!("renaming {} into place", tmp.display()))?;
+            fileio::rename(&tmp, &path)
+                .context(|| format!("renaming {} into place", tmp.display()))?;
             sync_dir(dir)?;
             Ok(file)
         };
@@ -226,19 +233,28 @@ impl Segment {
             path,
             file,
             format: FORMAT,
+            marked: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
             map,
         })
     }
 
     /// Records in the header that the records before byte `end` are about to be synced
-    /// (call it just before the `fdatasync` that covers them; the sync makes the mark
-    /// durable with them). Nothing for a format 1 segment: its header has no mark, and
-    /// those bytes are under its checksum.
+    /// Records in the header that the records before byte `end` are on disk (call it
+    /// only once a completed sync covered them; the next sync makes the mark durable).
+    /// Nothing for a format 1 segment: its header has no mark, and those bytes are
+    /// under its checksum; nothing either when the mark already says `end`.
     pub(crate) fn mark_synced(&self, end: u64) -> io::Result<()> {
-        if self.format != FORMAT {
+        if self.format != FORMAT || self.marked.load(Ordering::Relaxed) == end {
             return Ok(());
         }
-        fileio::write_all_at(&self.file, &self.path, &encode_mark(end), MARK_AT as u64)
+        fileio::write_all_at(&self.file, &self.path, &encode_mark(end), MARK_AT as u64)?;
+        self.marked.store(end, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The mark last written by this process (0: none yet).
+    pub(crate) fn marked(&self) -> u64 {
+        self.marked.load(Ordering::Relaxed)
     }
 
     /// The segment's size in bytes.
