@@ -25,6 +25,11 @@ use crate::notice::{self, Limits, NewNotice, NoticeRef};
 /// once the notice is deleted. Offsets are 16-byte aligned, so bit 0 is free; a record
 /// never starts at offset 0 (the segment header is there), so 0 means "no entry".
 const DELETED: u64 = 1;
+/// Bit 1: a delete wrote the notice's tombstone (set under the writer lock, with the
+/// tombstone's write) and may not have returned yet. Reads ignore it; appends check it
+/// under the writer lock, so a reply or repeat never lands after its target's
+/// tombstone (a check before the lock alone could pass, then lose the race).
+const DELETING: u64 = 2;
 
 fn loc(slot: usize, offset: u64) -> u64 {
     debug_assert!(
@@ -39,7 +44,7 @@ fn loc_slot(loc: u64) -> usize {
 }
 
 fn loc_offset(loc: u64) -> u64 {
-    loc & 0xffff_ffff & !DELETED
+    loc & 0xffff_ffff & !(DELETED | DELETING)
 }
 
 /// What `open` found and repaired.
@@ -391,6 +396,24 @@ impl NoticeLog {
                 }
             }
         }
+        // Targets checked again under the lock: a delete that wrote its tombstone since
+        // the check above (it takes this lock to write it) refuses the batch here.
+        for notice in notices {
+            for (what, target) in [
+                ("reply_to", notice.reply_to),
+                ("repeat_of", notice.repeat_of),
+            ] {
+                if let Some(target) = target
+                    && self
+                        .entry(target)
+                        .is_none_or(|e| e & (DELETED | DELETING) != 0)
+                {
+                    return Err(Error::invalid(format!(
+                        "{what} names {target}, which was deleted"
+                    )));
+                }
+            }
+        }
         let first = writer.next_id;
         // A batch that does not fit the rest of the segment but fits a new one starts in
         // the new one, so that a failed roll (disk full) comes before any record of the
@@ -680,6 +703,7 @@ impl NoticeLog {
         let end = {
             let mut writer = self.writer.lock();
             self.write_record(&mut writer, Tag::Tombstone, id.0, &id.0.to_le_bytes())?;
+            self.index[(id.0 - 1) as usize].fetch_or(DELETING, Ordering::Release);
             writer.lsn()
         };
         // The tombstone is on disk before anything is scrubbed, whatever the mode: a
