@@ -30,6 +30,9 @@ mod engine;
 mod error;
 mod fanout;
 #[doc(hidden)]
+pub mod faults;
+mod fileio;
+#[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod graph;
 mod ids;

@@ -19,6 +19,7 @@ use super::snapshot_files::{list_snapshots, snapshot_name};
 use super::version::{Version, apply, following_count_in, is_blocked_in, load_relations};
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::ids::UserId;
 use crate::log::Durability;
 use crate::log::durable::{self, Durable};
@@ -112,12 +113,10 @@ impl FollowGraph {
             users_seen = users_seen.max(op.a.max(op.b) + 1);
         }
         if let Some((path, offset, _)) = &replay.torn {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(path)
+            let file = fileio::open(fs::OpenOptions::new().write(true), path)
                 .context(|| format!("opening {}", path.display()))?;
-            file.set_len(*offset)
-                .and_then(|()| file.sync_all())
+            fileio::set_len(&file, path, *offset)
+                .and_then(|()| fileio::sync_all(&file, path))
                 .context(|| format!("cutting off the torn tail of {}", path.display()))?;
         }
         let ops = match &replay.last_file {
@@ -125,11 +124,11 @@ impl FollowGraph {
             None => OpFile::create(&dir, replay.last_seq + 1)?,
         };
         for path in &replay.covered {
-            fs::remove_file(path)
+            fileio::remove_file(path)
                 .context(|| format!("removing covered op log {}", path.display()))?;
         }
         for (_, path) in snapshots.iter().rev().skip(1) {
-            fs::remove_file(path)
+            fileio::remove_file(path)
                 .context(|| format!("removing old snapshot {}", path.display()))?;
         }
         let since_snapshot = replay.ops.len() as u64;
@@ -394,7 +393,7 @@ impl FollowGraph {
             };
             inner
                 .durable
-                .sync_file(&file)
+                .sync_file(&file, &path)
                 .map(|()| target)
                 .map_err(|e| (path.display().to_string(), e))
         })
@@ -403,11 +402,11 @@ impl FollowGraph {
     /// Makes every change so far durable.
     pub fn sync(&self) -> Result<()> {
         self.inner.durable.check()?;
-        let (target, file) = {
+        let (target, file, path) = {
             let w = self.inner.writer.lock();
-            (w.lsn(), Arc::clone(&w.ops.file))
+            (w.lsn(), Arc::clone(&w.ops.file), w.ops.path.clone())
         };
-        match self.inner.durable.sync_file(&file) {
+        match self.inner.durable.sync_file(&file, &path) {
             Ok(()) => {
                 self.inner.durable.mark_synced(target);
                 Ok(())

@@ -17,6 +17,7 @@ use super::recover::{self, Problem};
 use super::segment::{SEGMENT_HEADER_BYTES, Segment, SegmentHeader};
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::ids::NoticeId;
 use crate::notice::{self, Limits, NewNotice, NoticeRef};
 
@@ -24,6 +25,11 @@ use crate::notice::{self, Limits, NewNotice, NoticeRef};
 /// once the notice is deleted. Offsets are 16-byte aligned, so bit 0 is free; a record
 /// never starts at offset 0 (the segment header is there), so 0 means "no entry".
 const DELETED: u64 = 1;
+/// Bit 1: a delete wrote the notice's tombstone (set under the writer lock, with the
+/// tombstone's write) and may not have returned yet. Reads ignore it; appends check it
+/// under the writer lock, so a reply or repeat never lands after its target's
+/// tombstone (a check before the lock alone could pass, then lose the race).
+const DELETING: u64 = 2;
 
 fn loc(slot: usize, offset: u64) -> u64 {
     debug_assert!(
@@ -38,7 +44,7 @@ fn loc_slot(loc: u64) -> usize {
 }
 
 fn loc_offset(loc: u64) -> u64 {
-    loc & 0xffff_ffff & !DELETED
+    loc & 0xffff_ffff & !(DELETED | DELETING)
 }
 
 /// What `open` found and repaired.
@@ -194,29 +200,19 @@ impl NoticeLog {
             if slot + 1 == count {
                 if let super::scan::Tail::Torn { bytes, .. } = s.tail {
                     // Zero the torn bytes so the next append starts on a clean tail.
-                    // And the synced mark back to the new end: it may claim records that
-                    // never reached the disk.
                     let zeros = vec![0u8; bytes as usize];
-                    segment
-                        .file
-                        .write_all_at(&zeros, s.end)
-                        .and_then(|()| segment.mark_synced(s.end))
-                        .and_then(|()| segment.file.sync_data())
-                        .context(|| {
-                            format!("cutting off the torn tail of {}", segment.path.display())
-                        })?;
-                } else if super::segment::synced_mark(segment.bytes_quiescent())
-                    .is_some_and(|mark| mark > s.end)
-                {
-                    // A mark that reached the disk before its records did: it would
-                    // count later unsynced records as synced.
-                    segment
-                        .mark_synced(s.end)
-                        .and_then(|()| segment.file.sync_data())
-                        .context(|| {
-                            format!("resetting the synced mark of {}", segment.path.display())
-                        })?;
+                    fileio::write_all_at(&segment.file, &segment.path, &zeros, s.end).context(
+                        || format!("cutting off the torn tail of {}", segment.path.display()),
+                    )?;
                 }
+                // The records the scan read may be in the page cache only (after a
+                // process crash): synced first, then the mark set to their end (down,
+                // where it claimed records that never reached the disk), synced, so
+                // appends start from a mark that claims exactly what is on disk.
+                fileio::sync_data(&segment.file, &segment.path)
+                    .and_then(|()| segment.mark_synced(s.end))
+                    .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
+                    .context(|| format!("syncing the tail of {}", segment.path.display()))?;
                 writer.slot = slot;
                 writer.offset = s.end;
             }
@@ -267,6 +263,11 @@ impl NoticeLog {
             recovery,
             _lock: lock,
         };
+        // Everything scanned was synced above.
+        {
+            let w = log.writer.lock();
+            log.durable.mark_synced(w.lsn());
+        }
         // No reader exists yet, so unfinished scrubs can run right away.
         for entry in &to_scrub {
             log.scrub(*entry)?;
@@ -395,6 +396,24 @@ impl NoticeLog {
                 }
             }
         }
+        // Targets checked again under the lock: a delete that wrote its tombstone since
+        // the check above (it takes this lock to write it) refuses the batch here.
+        for notice in notices {
+            for (what, target) in [
+                ("reply_to", notice.reply_to),
+                ("repeat_of", notice.repeat_of),
+            ] {
+                if let Some(target) = target
+                    && self
+                        .entry(target)
+                        .is_none_or(|e| e & (DELETED | DELETING) != 0)
+                {
+                    return Err(Error::invalid(format!(
+                        "{what} names {target}, which was deleted"
+                    )));
+                }
+            }
+        }
         let first = writer.next_id;
         // A batch that does not fit the rest of the segment but fits a new one starts in
         // the new one, so that a failed roll (disk full) comes before any record of the
@@ -460,7 +479,7 @@ impl NoticeLog {
             offset as usize + total <= segment.len(),
             "the record fits the segment"
         );
-        if let Err(e) = segment.file.write_all_at(&w.buf, offset) {
+        if let Err(e) = fileio::write_all_at(&segment.file, &segment.path, &w.buf, offset) {
             return Err(self.durable.poison(
                 format!(
                     "writing {} bytes at {offset} of {}",
@@ -478,11 +497,14 @@ impl NoticeLog {
     /// sealed segment never has a torn tail) and starts the next one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let old = &self.segments[w.slot];
-        // Its mark at its end, synced with it: the last segment it stays if the next
-        // cannot be created, and its records are acknowledged by this sync.
-        if let Err(e) = old
-            .mark_synced(w.offset)
-            .and_then(|()| self.durable.sync_file(&old.file))
+        // Its records synced, then its mark at its end, synced: the last segment it
+        // stays if the next cannot be created, and its records are acknowledged by
+        // this seal. The mark goes down only after what it claims (see `wait_durable`).
+        if let Err(e) = self
+            .durable
+            .sync_file(&old.file, &old.path)
+            .and_then(|()| old.mark_synced(w.offset))
+            .and_then(|()| self.durable.sync_file(&old.file, &old.path))
         {
             return Err(self
                 .durable
@@ -511,17 +533,27 @@ impl NoticeLog {
             Durability::GroupCommit { max_delay } => Some(max_delay),
         };
         self.durable.wait(upto, delay, || {
-            let (target, segment) = {
+            let (target, slot, segment) = {
                 let w = self.writer.lock();
-                (w.lsn(), &self.segments[w.slot])
+                (w.lsn(), w.slot, &self.segments[w.slot])
             };
-            // The mark first: this sync makes it durable with the records it covers.
+            // The mark claims what an earlier sync of this segment completed, never
+            // what this one covers: its page can reach the disk before the records'
+            // pages do, so a mark written for this sync could claim records a power
+            // loss then lost. This sync makes it durable; the records of this sync
+            // are claimed by the next one.
+            let confirmed = self.durable.synced();
+            let mark = if (confirmed >> 32) as usize == slot {
+                confirmed & u64::from(u32::MAX)
+            } else {
+                SEGMENT_HEADER_BYTES as u64
+            };
             let name = || segment.path.display().to_string();
             segment
-                .mark_synced(target & u64::from(u32::MAX))
+                .mark_synced(mark)
                 .map_err(|e| (format!("{} (writing its synced mark first)", name()), e))?;
             self.durable
-                .sync_file(&segment.file)
+                .sync_file(&segment.file, &segment.path)
                 .map(|()| target)
                 .map_err(|e| (name(), e))
         })
@@ -534,13 +566,32 @@ impl NoticeLog {
         self.drive_scrubs(None)?;
         let end = self.writer.lock().lsn();
         self.wait_durable(end, true)?;
+        // The mark lags one sync behind (see `wait_durable`): bring it up to what is
+        // on disk now, so that damage to these records later is reported, not cut.
+        let (slot, segment) = {
+            let w = self.writer.lock();
+            (w.slot, &self.segments[w.slot])
+        };
+        let confirmed = self.durable.synced();
+        if (confirmed >> 32) as usize == slot {
+            let mark = confirmed & u64::from(u32::MAX);
+            if segment.marked() != mark
+                && let Err(e) = segment
+                    .mark_synced(mark)
+                    .and_then(|()| self.durable.sync_file(&segment.file, &segment.path))
+            {
+                return Err(self
+                    .durable
+                    .poison(format!("syncing the mark of {}", segment.path.display()), e));
+            }
+        }
         // Scrubs are not waited for by appends; sync the files they touched.
         let mut slots: Vec<usize> = std::mem::take(&mut *self.scrubs.dirty_slots.lock());
         slots.sort_unstable();
         slots.dedup();
         for slot in slots {
             let segment = &self.segments[slot];
-            if let Err(e) = self.durable.sync_file(&segment.file) {
+            if let Err(e) = self.durable.sync_file(&segment.file, &segment.path) {
                 return Err(self
                     .durable
                     .poison(format!("fdatasync of {}", segment.path.display()), e));
@@ -652,6 +703,7 @@ impl NoticeLog {
         let end = {
             let mut writer = self.writer.lock();
             self.write_record(&mut writer, Tag::Tombstone, id.0, &id.0.to_le_bytes())?;
+            self.index[(id.0 - 1) as usize].fetch_or(DELETING, Ordering::Release);
             writer.lsn()
         };
         // The tombstone is on disk before anything is scrubbed, whatever the mode: a
@@ -719,13 +771,12 @@ impl NoticeLog {
             .read_exact_at(&mut header, offset)
             .and_then(|()| {
                 let len = frame::decode_header(&header).len as usize;
-                segment
-                    .file
-                    .write_all_at(&[Tag::Scrubbed as u8], offset + TAG_OFFSET as u64)?;
-                self.durable.sync_file(&segment.file)?;
-                segment
-                    .file
-                    .write_all_at(&vec![0u8; len], offset + HEADER_BYTES as u64)
+                let path = &segment.path;
+                let tag_at = offset + TAG_OFFSET as u64;
+                fileio::write_all_at(&segment.file, path, &[Tag::Scrubbed as u8], tag_at)?;
+                self.durable.sync_file(&segment.file, path)?;
+                let zeros = vec![0u8; len];
+                fileio::write_all_at(&segment.file, path, &zeros, offset + HEADER_BYTES as u64)
             });
         if let Err(e) = io {
             return Err(self.durable.poison(

@@ -14,6 +14,7 @@ mod resp;
 mod sim;
 mod sim_plots;
 mod sim_report;
+mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,6 +96,12 @@ enum Command {
     Graph(graph_cmd::GraphCmdArgs),
     /// The notice log alone: append, random reads, reopen, each beside a baseline.
     BenchLog(bench_log::BenchLogArgs),
+    /// A crash loop: child processes on one store killed with SIGKILL at random
+    /// moments, every acknowledged operation checked after each reopen.
+    Torture(torture::TortureArgs),
+    /// One child of `torture` (not for direct use).
+    #[command(hide = true)]
+    TortureChild(torture::ChildArgs),
 }
 
 /// Durability modes as command-line values.
@@ -174,6 +181,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Graph(args) => graph_cmd::run(&args),
         Command::BenchLog(args) => bench_log::run(&args),
+        Command::Torture(args) => torture::run(&args),
+        Command::TortureChild(args) => torture::child(&args),
     };
     match outcome {
         Ok(code) => code,
