@@ -177,6 +177,9 @@ struct Model {
     relations: BTreeMap<(&'static str, u32, u32), Option<bool>>,
     /// Posts numbered so far (acknowledged or not).
     next_post: u64,
+    /// Whether the store has been opened once to the end: before that, a kill may have
+    /// cut the first open while it laid the directory out, and only a reopen is checked.
+    opened: bool,
 }
 
 impl Model {
@@ -191,7 +194,7 @@ impl Model {
                     .ok_or_else(|| format!("bad line from the child: {line:?}"))
             };
             match words.as_slice() {
-                ["ready"] => {}
+                ["ready"] => self.opened = true,
                 ["try", "post", _] => {
                     self.next_post = self.next_post.max(num(2)? + 1);
                 }
@@ -235,6 +238,13 @@ fn relation(verb: &str) -> Result<(&'static str, bool), String> {
 
 /// What a round found wrong, if anything.
 fn verify(dir: &Path, model: &mut Model) -> Result<bool, String> {
+    if !model.opened {
+        // The first open was cut before it finished: the layout may be half made (one
+        // folder of two), which `check` rightly reports; the next open must finish it.
+        Engine::open(dir, config()).map_err(|e| format!("reopen after a cut first open: {e}"))?;
+        model.opened = true;
+        return Ok(false);
+    }
     let log = NoticeLog::check(dir.join("notices")).map_err(|e| format!("check: {e}"))?;
     let graph = FollowGraph::check(dir.join("graph")).map_err(|e| format!("check: {e}"))?;
     let torn = log
