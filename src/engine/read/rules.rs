@@ -1,5 +1,6 @@
-//! The visibility rules of a home timeline, applied at read time: follows, blocks,
-//! mutes, scope, the reply rule, and the repeat fall-off.
+//! The visibility rules of a home timeline, applied at read time: follows, group
+//! memberships and tag follows, blocks, mutes, scope, the reply rule, and the repeat
+//! fall-off.
 
 use super::pull_merge::PullMerge;
 use crate::engine::facade::Shared;
@@ -27,14 +28,20 @@ impl Shared {
             return Some(repeat_of);
         }
         let (r, a) = (UserId(reader), UserId(author));
-        if !self.graph.is_following(r, a)
-            || self.graph.is_muted(r, a)
-            || self.graph.is_blocked(r, a)
-        {
+        if self.graph.is_muted(r, a) || self.graph.is_blocked(r, a) {
+            return None;
+        }
+        let follows = self.graph.is_following(r, a);
+        if !follows && !self.reaches_by_stream(reader, &n) {
             return None;
         }
         let mentioned = n.mentions().any(|m| m.0 == reader);
         if n.scope() == Scope::Addressees && !mentioned {
+            return None;
+        }
+        // Followers-only reaches the author's followers, whatever groups or tags it
+        // names.
+        if n.scope() == Scope::Followers && !follows {
             return None;
         }
         if let Some(x) = n.reply_to_author()
