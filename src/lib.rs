@@ -49,7 +49,7 @@ pub use log::{
     SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use notice::{
-    BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX, TAGS_MAX,
-    URI_BYTES_MAX,
+    BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX,
+    TAGS_MAX, URI_BYTES_MAX,
 };
 pub use timeline::{Page, TimelinePage};

@@ -281,7 +281,10 @@ impl Engine {
                 mentions.add(m.0, notice.id().0);
             }
             let id = notice.id().0;
-            for g in notice.groups().filter(|g| g.0 < relations.registry.groups()) {
+            for g in notice
+                .groups()
+                .filter(|g| g.0 < relations.registry.groups())
+            {
                 by_group.add(g.0, id);
             }
             for tag in notice.tags() {
@@ -505,7 +508,6 @@ impl Engine {
         let limit = check_page(&page, self.shared.config.page_limit_max)?;
         Ok(self.shared.home_page(user, &page, limit))
     }
-
 
     /// A page of the notices that mention `user`, whoever wrote them (unless blocked
     /// either way or muted), whatever their scope, newest first.

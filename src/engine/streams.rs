@@ -164,11 +164,7 @@ impl Engine {
     pub fn create_group(&self, owner: UserId, name: impl AsRef<[u8]>) -> Result<GroupId> {
         self.user(owner)?;
         let name = registry::group_name(name.as_ref())?;
-        let id = self
-            .shared
-            .relations
-            .registry
-            .create_group(owner, &name)?;
+        let id = self.shared.relations.registry.create_group(owner, &name)?;
         Ok(GroupId(id))
     }
 
@@ -214,7 +210,10 @@ impl Engine {
 
     /// Whether `user` is a member of `group`.
     pub fn is_member(&self, user: UserId, group: GroupId) -> bool {
-        self.shared.relations.members.is_following(user, UserId(group.0))
+        self.shared
+            .relations
+            .members
+            .is_following(user, UserId(group.0))
     }
 
     /// A page of `group`'s members, highest user id first; `page`'s `since_id` and
@@ -229,7 +228,12 @@ impl Engine {
     /// A page of `group`'s stream (every notice addressed to it) as `reader` sees it,
     /// newest first: deleted notices, notices by users the reader blocks, is blocked
     /// by or mutes, and notices whose scope leaves the reader out are not in it.
-    pub fn group_timeline(&self, reader: UserId, group: GroupId, page: Page) -> Result<TimelinePage> {
+    pub fn group_timeline(
+        &self,
+        reader: UserId,
+        group: GroupId,
+        page: Page,
+    ) -> Result<TimelinePage> {
         let r = self.user(reader)?;
         let g = self.group_id(group)?;
         let limit = check_page(&page, self.shared.config.page_limit_max)?;
@@ -244,7 +248,11 @@ impl Engine {
         let u = self.user(user)?;
         let name = registry::tag_name(tag.as_ref())?;
         // Durable before the follow that names it.
-        let t = self.shared.relations.registry.tag_or_register(&name, true)?;
+        let t = self
+            .shared
+            .relations
+            .registry
+            .tag_or_register(&name, true)?;
         let new = self.shared.relations.tags.follow(user, UserId(t))?;
         if new {
             self.shared.merge_stream(u, Source::Tag, t);
@@ -314,7 +322,12 @@ impl Engine {
     /// The members of `list`, ascending.
     pub fn list_members(&self, list: ListId) -> Result<Vec<UserId>> {
         self.list_of(list)?;
-        Ok(self.shared.relations.lists.following(UserId(list.0)).collect())
+        Ok(self
+            .shared
+            .relations
+            .lists
+            .following(UserId(list.0))
+            .collect())
     }
 
     /// A page of `list`: the notices of its members, newest first, under the rules of

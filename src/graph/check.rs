@@ -134,17 +134,17 @@ impl FollowGraph {
                 .max(base.iter().copied().max())
                 .max(added.iter().copied().max());
         }
-        for (side, max, limit) in [("source", from_max, from_limit), ("target", to_max, to_limit)]
-        {
+        for (side, max, limit) in [
+            ("source", from_max, from_limit),
+            ("target", to_max, to_limit),
+        ] {
             if let (Some(max), Some(limit)) = (max, limit)
                 && max >= limit
             {
                 report.problems.push(crate::Problem {
                     file: dir.to_path_buf(),
                     offset: 0,
-                    reason: format!(
-                        "an edge's {side} is id {max}; only {limit} are registered"
-                    ),
+                    reason: format!("an edge's {side} is id {max}; only {limit} are registered"),
                     recoverable: false,
                 });
             }

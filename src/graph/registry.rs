@@ -307,7 +307,9 @@ impl Registry {
                     out.problems.push(crate::Problem {
                         file: path,
                         offset,
-                        reason: format!("torn tail of the registry ({reason}); opening cuts it off"),
+                        reason: format!(
+                            "torn tail of the registry ({reason}); opening cuts it off"
+                        ),
                         recoverable: true,
                     });
                 }
@@ -606,12 +608,17 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         let mut bytes = fs::read(&path).unwrap();
         let full = bytes.len();
-        bytes.extend_from_slice(&encode(5, &Record {
-            kind: Kind::Tag,
-            id: 1,
-            owner: 0,
-            name: "y".into(),
-        })[..20]);
+        bytes.extend_from_slice(
+            &encode(
+                5,
+                &Record {
+                    kind: Kind::Tag,
+                    id: 1,
+                    owner: 0,
+                    name: "y".into(),
+                },
+            )[..20],
+        );
         fs::write(&path, &bytes).unwrap();
         assert!(Registry::check(dir.path()).unwrap().problems[0].recoverable);
         let reg = Registry::open(dir.path(), 10).unwrap();
@@ -636,13 +643,23 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert_eq!(group_name(b"!Rust_Lang").unwrap(), "rust_lang");
-        for bad in [&b""[..], b"!", b"two words", b"a-b", &[0xff, 0xfe], &[b'g'; 65]] {
+        for bad in [
+            &b""[..],
+            b"!",
+            b"two words",
+            b"a-b",
+            &[0xff, 0xfe],
+            &[b'g'; 65],
+        ] {
             assert!(
                 matches!(group_name(bad), Err(Error::InvalidName { .. })),
                 "{bad:?}"
             );
         }
-        assert_eq!(list_name("Close friends".as_bytes()).unwrap(), "Close friends");
+        assert_eq!(
+            list_name("Close friends".as_bytes()).unwrap(),
+            "Close friends"
+        );
         assert!(list_name(b"").is_err() && list_name(b"a\nb").is_err());
         assert!(list_name(&[0xc3]).is_err());
         assert_eq!(tag_name(b"#Rust").unwrap(), "rust");
@@ -656,7 +673,10 @@ mod tests {
         reg.create_list(UserId(0), "one").unwrap();
         assert!(matches!(
             reg.create_list(UserId(0), "two"),
-            Err(Error::TooMany { what: "list", max: 1 })
+            Err(Error::TooMany {
+                what: "list",
+                max: 1
+            })
         ));
     }
 }

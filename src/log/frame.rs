@@ -104,7 +104,10 @@ pub(crate) fn encode_header_version(
     id: u64,
     payload: &[u8],
 ) -> [u8; HEADER_BYTES] {
-    debug_assert!(version_known(version, tag as u8), "a version this build reads");
+    debug_assert!(
+        version_known(version, tag as u8),
+        "a version this build reads"
+    );
     assert!(!payload.is_empty(), "a record payload is never empty");
     assert!(id <= ID_MAX, "ids fit in 48 bits");
     let len = u32::try_from(payload.len()).expect("payloads are bounded by the segment size");

@@ -163,8 +163,16 @@ impl<'s> PullMerge<'s> {
             std::iter::once(reader).chain(shared.graph.following(UserId(reader)).map(|u| u.0));
         let mut merge = PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0);
         let r = UserId(reader);
-        let groups = shared.relations.members.following(r).map(|g| (Source::Group, g.0));
-        let tags = shared.relations.tags.following(r).map(|t| (Source::Tag, t.0));
+        let groups = shared
+            .relations
+            .members
+            .following(r)
+            .map(|g| (Source::Group, g.0));
+        let tags = shared
+            .relations
+            .tags
+            .following(r)
+            .map(|t| (Source::Tag, t.0));
         for (source, key) in groups.chain(tags) {
             merge.add_stream(source, key, below);
         }

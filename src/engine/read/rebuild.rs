@@ -95,11 +95,9 @@ impl Shared {
         let capacity = self.timelines.capacity() as usize;
         let ctx = self.strategy_ctx();
         let mut merge = PullMerge::everything(self, user, None);
-        let mut kept = merge
-            .by_ref()
-            .filter(|&(id, author)| {
-                author == NOT_AUTHOR || self.strategy.push_to(&ctx, id, author, user)
-            });
+        let mut kept = merge.by_ref().filter(|&(id, author)| {
+            author == NOT_AUTHOR || self.strategy.push_to(&ctx, id, author, user)
+        });
         let mut ids: Vec<u64> = kept.by_ref().take(capacity).map(|(id, _)| id).collect();
         let more = kept.next().is_some();
         ids.reverse();

@@ -83,7 +83,13 @@ impl Shared {
     }
 
     /// A page of tag `tag`'s stream as `reader` sees it.
-    pub(crate) fn tag_page(&self, reader: u32, tag: u32, page: &Page, limit: usize) -> TimelinePage {
+    pub(crate) fn tag_page(
+        &self,
+        reader: u32,
+        tag: u32,
+        page: &Page,
+        limit: usize,
+    ) -> TimelinePage {
         self.list_page(&self.by_tag, tag, page, limit, |n| {
             self.visible_in_stream(reader, n)
         })
