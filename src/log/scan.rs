@@ -319,8 +319,8 @@ mod tests {
                 body: body.into(),
                 ..Default::default()
             };
-            let bytes = encode(
-                &validate(
+            let (bytes, _) = encode(
+                validate(
                     &n,
                     Limits {
                         body_bytes_max: 5000,
