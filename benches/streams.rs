@@ -8,7 +8,7 @@
 //!    depth (budget p99 <= 50 us), beside the same pages read from a plain
 //!    `Vec<u64>` of the ids and the log (the cost of the notices alone).
 //! C. Bytes per group membership beside bytes per follow edge, each store bulk-loaded
-//!    with the same shape (1 M users, 10 edges each), snapshot plus overlay.
+//!    with the same shape (1 M users, 10 and then 20 edges each), snapshot plus overlay.
 //!
 //! Not a criterion bench: whole workloads with their own clocks. FEEDCORE_BENCH_ONLY
 //! picks scenarios (`a`, `b`, `c`; default all); FEEDCORE_BENCH_TAGGED sets B's notices
@@ -164,7 +164,10 @@ fn scenario_b() {
                 h.record((t.elapsed().as_nanos() as u64).max(1)).unwrap();
             }
             let depth = if deep { "random depth" } else { "newest" };
-            println!("   {name}, {depth} page of 20 with bodies: {}", quantiles(&h));
+            println!(
+                "   {name}, {depth} page of 20 with bodies: {}",
+                quantiles(&h)
+            );
         }
     };
     measure("tag stream", &|p| {
@@ -187,15 +190,23 @@ fn scenario_b() {
 }
 
 fn scenario_c() {
+    for per_user in [10, 20] {
+        scenario_c_with(per_user);
+    }
+}
+
+fn scenario_c_with(per_user: u32) {
     let users = 1_000_000u32;
-    let per_user = 10u32;
     let groups = 100_000u32;
     let mut rng = SmallRng::seed_from_u64(5);
     let mut edges = Vec::with_capacity((users * per_user) as usize);
     for u in 0..users {
         for k in 0..per_user {
             // Distinct targets per user: a stride through the id space.
-            edges.push((u, (u.wrapping_mul(7919) + k * 9973 + rng.random_range(0..9973)) % users));
+            edges.push((
+                u,
+                (u.wrapping_mul(7919) + k * 9973 + rng.random_range(0..9973)) % users,
+            ));
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -214,9 +225,7 @@ fn scenario_c() {
     drop(FollowGraph::bulk_load(dir.path().join("graph"), graph_config, follows).unwrap());
     let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
     let group_list: Vec<(UserId, &str)> = names.iter().map(|n| (UserId(0), n.as_str())).collect();
-    let memberships = edges
-        .iter()
-        .map(|&(u, t)| (UserId(u), GroupId(t % groups)));
+    let memberships = edges.iter().map(|&(u, t)| (UserId(u), GroupId(t % groups)));
     Engine::bulk_load_groups(dir.path(), &cfg, &group_list, memberships).unwrap();
     let engine = Engine::open(dir.path(), cfg).unwrap();
     let g = engine.graph().stats();

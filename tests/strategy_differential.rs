@@ -210,7 +210,7 @@ impl Lab {
 
     /// Every page of the group, tag and public streams as `user` sees them.
     fn streams(e: &Engine, user: u32, size: usize) -> Vec<Vec<u64>> {
-        let mut read = |f: &dyn Fn(Page) -> feedcore::Result<feedcore::TimelinePage>| {
+        let read = |f: &dyn Fn(Page) -> feedcore::Result<feedcore::TimelinePage>| {
             let mut all = Vec::new();
             let mut page = Some(Page::latest(size));
             while let Some(p) = page {
