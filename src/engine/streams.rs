@@ -161,6 +161,28 @@ impl Engine {
     /// [`NAME_BYTES_MAX`](crate::NAME_BYTES_MAX) bytes of letters, digits and `_`,
     /// stored lower-case, unique (a body names it as `!name`). Durable when it returns.
     /// The owner is not made a member.
+    ///
+    /// ```
+    /// use feedcore::{Config, Engine, NewNotice, Page, UserId};
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = Engine::open(dir.path(), Config { users_max: 1000, ..Default::default() })?;
+    /// let rust = engine.create_group(UserId(1), "rustaceans")?;
+    /// engine.join_group(UserId(2), rust)?;
+    /// engine.follow_tag(UserId(3), "#Rust")?;
+    /// // Reaches user 2 (a member) and user 3 (follows the tag), who follow nobody.
+    /// let id = engine.post(NewNotice {
+    ///     author: UserId(1),
+    ///     body: "hello !rustaceans #rust".into(),
+    ///     tags: vec!["rust".into()],
+    ///     ..Default::default()
+    /// })?;
+    /// engine.flush()?;
+    /// assert_eq!(engine.home_timeline(UserId(2), Page::latest(20))?.ids, vec![id]);
+    /// assert_eq!(engine.home_timeline(UserId(3), Page::latest(20))?.ids, vec![id]);
+    /// assert_eq!(engine.group_timeline(UserId(9), rust, Page::latest(20))?.ids, vec![id]);
+    /// assert_eq!(engine.tag_timeline(UserId(9), "RUST", Page::latest(20))?.ids, vec![id]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create_group(&self, owner: UserId, name: impl AsRef<[u8]>) -> Result<GroupId> {
         self.user(owner)?;
         let name = registry::group_name(name.as_ref())?;

@@ -3,12 +3,22 @@
 //! members of a group. Each pages its whole history from its list (or, for a list, a
 //! merge of its members' lists), under the stream rules.
 
+use std::cell::OnceCell;
+
 use super::paging::finish;
 use super::pull_merge::PullMerge;
 use crate::engine::facade::{LOCAL, PUBLIC, Shared};
 use crate::ids::{NoticeId, UserId};
 use crate::notice::{NoticeRef, Scope};
 use crate::timeline::{Page, TimelinePage};
+
+/// What one home read learns once about its reader and uses for every candidate:
+/// the names of the tags the reader follows (loaded at the first candidate that needs
+/// them; a follow during the read takes effect at the next).
+#[derive(Default)]
+pub(super) struct Reach<'s> {
+    followed_tags: OnceCell<Vec<&'s str>>,
+}
 
 impl Shared {
     /// The stream rules: whether `reader` sees `n` in a group's, a tag's, the public
@@ -50,7 +60,12 @@ impl Shared {
     /// Whether `reader` has `n` in the home timeline by a stream: a member of one of
     /// its groups, or a follower of one of its tags (the rest of the home rules apply
     /// on top, see `visible_home`).
-    pub(super) fn reaches_by_stream(&self, reader: u32, n: &NoticeRef<'_>) -> bool {
+    pub(super) fn reaches_by_stream<'s>(
+        &'s self,
+        reader: u32,
+        n: &NoticeRef<'_>,
+        reach: &Reach<'s>,
+    ) -> bool {
         let r = UserId(reader);
         let members = &self.relations.members;
         if n.groups().any(|g| members.is_following(r, UserId(g.0))) {
@@ -60,13 +75,16 @@ impl Shared {
             return false;
         }
         // The reader's followed tags (a few) by name, from the registry's lock-free
-        // table: no lock on the read path.
-        let registry = &self.relations.registry;
-        self.relations
-            .tags
-            .following(r)
-            .filter_map(|t| registry.tag(t.0))
-            .any(|followed| n.tags().any(|tag| tag == followed))
+        // table (no lock on the read path), once per read.
+        let followed = reach.followed_tags.get_or_init(|| {
+            let registry = &self.relations.registry;
+            self.relations
+                .tags
+                .following(r)
+                .filter_map(|t| registry.tag(t.0))
+                .collect()
+        });
+        !followed.is_empty() && n.tags().any(|tag| followed.contains(&tag))
     }
 
     /// A page of group `group`'s stream as `reader` sees it.
