@@ -65,20 +65,27 @@ pub fn notice(data: &[u8]) {
         mentions,
         tags,
         group: (flags & 16 != 0).then_some(GroupId(author)),
+        // Bits 6 and 7 pick the scope too; their sum as a count of groups makes some
+        // inputs version-2 records.
+        groups: (0..u32::from(flags >> 6)).map(GroupId).collect(),
         scope: [Scope::Public, Scope::Followers, Scope::Addressees][usize::from(flags >> 6) % 3],
         uri: (flags & 32 != 0).then(|| text.chars().rev().collect()),
     };
     let limits = Limits {
         body_bytes_max: 5000,
     };
-    if let Ok(stored) = notice::validate(&input, limits) {
-        let encoded = notice::encode(&stored);
-        let archived = notice::check_archived(&encoded).expect("what we encode validates");
+    if let Ok(validated) = notice::validate(&input, limits) {
+        let mentions = validated.stored.mentions.len();
+        let (encoded, version) = notice::encode(validated);
+        notice::check_archived(&encoded, version).expect("what we encode validates");
+        // SAFETY: validated just above; `encoded` outlives the borrow.
+        let (archived, _) = unsafe { notice::access_trusted(&encoded, version) };
         assert_eq!(archived.body.as_str(), input.body);
-        assert_eq!(archived.mentions.len(), stored.mentions.len());
+        assert_eq!(archived.mentions.len(), mentions);
     }
-    // The raw bytes as an archive: refused or accepted, never a panic.
+    // The raw bytes as an archive of either version: refused or accepted, never a panic.
     let mut aligned = rkyv::util::AlignedVec::<16>::new();
     aligned.extend_from_slice(data);
-    let _ = notice::check_archived(&aligned);
+    let _ = notice::check_archived(&aligned, 1);
+    let _ = notice::check_archived(&aligned, 2);
 }

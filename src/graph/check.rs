@@ -18,8 +18,12 @@ pub struct GraphCheckReport {
     pub stats: GraphStats,
     /// Ops in the op logs after the snapshot.
     pub ops_replayed: u64,
-    /// Everything wrong, recoverable (a torn op-log tail) or not.
+    /// Everything wrong, recoverable (a torn op-log tail) or not, in the follow graph
+    /// and in the relations beside it.
     pub problems: Vec<crate::Problem>,
+    /// The groups, lists and tags and their relations, when the directory has them
+    /// (a store opened by an [`crate::Engine`]).
+    pub relations: Option<super::relations::RelationsCheck>,
 }
 
 impl GraphCheckReport {
@@ -31,9 +35,23 @@ impl GraphCheckReport {
 
 impl FollowGraph {
     /// Verifies the graph in `dir` without changing anything (it may be open
-    /// elsewhere): the snapshot's checksums and structure, every op record, the seqs.
+    /// elsewhere): the snapshot's checksums and structure, every op record, the seqs;
+    /// and, when present, the registry of groups, lists and tags and their relation
+    /// stores (the same checks, and that every edge names a registered id).
     pub fn check(dir: impl AsRef<Path>) -> Result<GraphCheckReport> {
         let dir = dir.as_ref();
+        let mut report = Self::check_dir(dir, None, None)?;
+        super::relations::check(dir, &mut report)?;
+        Ok(report)
+    }
+
+    /// Checks the graph or relation store in `dir` alone; with limits, also that every
+    /// edge's source is below `from_limit` and its target below `to_limit`.
+    pub(crate) fn check_dir(
+        dir: &Path,
+        from_limit: Option<u32>,
+        to_limit: Option<u32>,
+    ) -> Result<GraphCheckReport> {
         let mut report = GraphCheckReport::default();
         let as_problem = |e: Error| match e {
             Error::Corrupt {
@@ -102,6 +120,33 @@ impl FollowGraph {
                 stats.blocks += e.blocks.len() as u64;
                 stats.mutes += e.mutes.len() as u64;
                 stats.overlay_bytes += e.heap_bytes() as u64;
+            }
+        }
+        let (mut from_max, mut to_max) = (None::<u32>, None::<u32>);
+        for u in 0..version.csr.users.max(users) {
+            let base = &version.csr.out_targets()[version.csr.out_range(u)];
+            let extra = version.extras.get(u as usize).and_then(|e| e.load_full());
+            let added = extra.as_deref().map_or(&[][..], |e| &e.out_add[..]);
+            if !base.is_empty() || !added.is_empty() {
+                from_max = from_max.max(Some(u));
+            }
+            to_max = to_max
+                .max(base.iter().copied().max())
+                .max(added.iter().copied().max());
+        }
+        for (side, max, limit) in [
+            ("source", from_max, from_limit),
+            ("target", to_max, to_limit),
+        ] {
+            if let (Some(max), Some(limit)) = (max, limit)
+                && max >= limit
+            {
+                report.problems.push(crate::Problem {
+                    file: dir.to_path_buf(),
+                    offset: 0,
+                    reason: format!("an edge's {side} is id {max}; only {limit} are registered"),
+                    recoverable: false,
+                });
             }
         }
         report.ops_replayed = replay.ops.len() as u64;

@@ -66,6 +66,10 @@ pub(super) struct Inner {
     /// newer snapshot, leaving a snapshot older than the op logs that remain. Taken
     /// before the writer lock, never while joining the compactor thread.
     pub(super) compaction_running: Mutex<()>,
+    /// A relation store (group memberships, list members, tag follows): the two ends
+    /// of an edge are in different id spaces (a user and a group, say), so an edge
+    /// from an id to the same id is allowed. Blocks and mutes are never written.
+    pub(super) relation: bool,
     _lock: DirLock,
 }
 
@@ -91,8 +95,18 @@ impl FollowGraph {
     /// replays the op log after it. A torn tail of the op log is cut off; damage
     /// anywhere else is [`Error::Corrupt`].
     pub fn open(dir: impl AsRef<Path>, config: GraphConfig) -> Result<FollowGraph> {
+        Self::open_kind(dir.as_ref(), config, false)
+    }
+
+    /// Opens a relation store (see `Inner::relation`) in `dir`: the same snapshot, op
+    /// log and overlay as a follow graph, for edges between two id spaces.
+    pub(crate) fn open_relation(dir: &Path, config: GraphConfig) -> Result<FollowGraph> {
+        Self::open_kind(dir, config, true)
+    }
+
+    fn open_kind(dir: &Path, config: GraphConfig, relation: bool) -> Result<FollowGraph> {
         config.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
         let lock = DirLock::acquire(&dir)?;
         let snapshots = list_snapshots(&dir)?;
@@ -106,7 +120,7 @@ impl FollowGraph {
         let mut users_seen = version.csr.users;
         load_relations(&version, &mut dirty, &mut users_seen);
         for &(seq, op) in &replay.ops {
-            check_users(&config, op).map_err(|reason| {
+            check_users(&config, op, relation).map_err(|reason| {
                 Error::corrupt(&dir, 0, format!("op {seq} of the op log: {reason}"))
             })?;
             apply(&version, &mut dirty, op);
@@ -150,6 +164,7 @@ impl FollowGraph {
             users_seen: AtomicU32::new(users_seen),
             compaction_error: Mutex::new(None),
             compaction_running: Mutex::new(()),
+            relation,
             _lock: lock,
         });
         Ok(FollowGraph {
@@ -167,8 +182,25 @@ impl FollowGraph {
         config: GraphConfig,
         edges: impl IntoIterator<Item = (UserId, UserId)>,
     ) -> Result<FollowGraph> {
+        Self::bulk_load_kind(dir.as_ref(), config, edges, false)
+    }
+
+    /// [`FollowGraph::bulk_load`] of a relation store (see `Inner::relation`).
+    pub(crate) fn bulk_load_relation(
+        dir: &Path,
+        config: GraphConfig,
+        edges: impl IntoIterator<Item = (UserId, UserId)>,
+    ) -> Result<FollowGraph> {
+        Self::bulk_load_kind(dir, config, edges, true)
+    }
+
+    fn bulk_load_kind(
+        dir: &Path,
+        config: GraphConfig,
+        edges: impl IntoIterator<Item = (UserId, UserId)>,
+        relation: bool,
+    ) -> Result<FollowGraph> {
         config.validate()?;
-        let dir = dir.as_ref();
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         let occupied = fs::read_dir(dir)
             .context(|| format!("listing {}", dir.display()))?
@@ -191,7 +223,7 @@ impl FollowGraph {
                     users_max: config.users_max,
                 });
             }
-            if a == b {
+            if a == b && !relation {
                 return Err(Error::InvalidRelation {
                     reason: format!("user {a} follows itself in the edge list"),
                 });
@@ -236,7 +268,7 @@ impl FollowGraph {
         let arrays = CsrArrays::with_followers(users, config.partitions, new_offsets, targets);
         arrays.write(dir, &snapshot_name(0))?;
         drop(arrays);
-        FollowGraph::open(dir, config)
+        Self::open_kind(dir, config, relation)
     }
 
     /// The directory of this graph.
@@ -309,7 +341,7 @@ impl FollowGraph {
     pub(super) fn change(&self, op: Op) -> Result<bool> {
         let inner = &*self.inner;
         inner.durable.check()?;
-        check_users(&inner.config, op).map_err(|reason| match reason {
+        check_users(&inner.config, op, inner.relation).map_err(|reason| match reason {
             UserCheck::Unknown(user) => Error::UnknownUser {
                 user: UserId(user),
                 users_max: inner.config.users_max,
@@ -440,13 +472,13 @@ impl std::fmt::Display for UserCheck {
     }
 }
 
-fn check_users(config: &GraphConfig, op: Op) -> Result<(), UserCheck> {
+fn check_users(config: &GraphConfig, op: Op, relation: bool) -> Result<(), UserCheck> {
     for u in [op.a, op.b] {
         if u >= config.users_max {
             return Err(UserCheck::Unknown(u));
         }
     }
-    if op.a == op.b {
+    if op.a == op.b && !relation {
         return Err(UserCheck::Same);
     }
     Ok(())

@@ -231,7 +231,7 @@ impl NoticeLog {
                         let at = index.push(AtomicU64::new(entry));
                         assert_eq!(at as u64 + 1, record.id, "scan checked ids are contiguous");
                     }
-                    Tag::Tombstone | Tag::GraphOp => {}
+                    Tag::Tombstone | Tag::GraphOp | Tag::Registry => {}
                 }
             }
             segments.push(segment);
@@ -347,7 +347,8 @@ impl NoticeLog {
         let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
         let mut encoded = Vec::with_capacity(notices.len());
         for (i, notice) in notices.iter().enumerate() {
-            let mut stored = notice::validate(notice, limits)?;
+            let mut validated = notice::validate(notice, limits)?;
+            let stored = &mut validated.stored;
             // The authors of the notices answered and repeated are stored with the
             // notice, so the reply and repeat rules still hold once those are deleted.
             for (what, target, author) in [
@@ -370,14 +371,14 @@ impl NoticeLog {
                     "uri {uri:?} appears twice in the batch"
                 )));
             }
-            let bytes = notice::encode(&stored);
+            let (bytes, version) = notice::encode(validated);
             if frame::record_bytes(bytes.len()) > capacity {
                 return Err(Error::invalid(format!(
                     "the notice takes {} bytes, more than a segment holds",
                     bytes.len()
                 )));
             }
-            encoded.push(bytes);
+            encoded.push((bytes, version));
         }
         if encoded.is_empty() {
             return Ok(Vec::new());
@@ -420,16 +421,16 @@ impl NoticeLog {
         // batch is written: the log stays as it was and usable, as for a single notice.
         let batch_bytes: u64 = encoded
             .iter()
-            .map(|bytes| frame::record_bytes(bytes.len()) as u64)
+            .map(|(bytes, _)| frame::record_bytes(bytes.len()) as u64)
             .sum();
         if writer.offset + batch_bytes > self.segments[writer.slot].len() as u64
             && batch_bytes <= capacity as u64
         {
             self.roll(&mut writer)?;
         }
-        for bytes in &encoded {
+        for (bytes, version) in &encoded {
             let id = writer.next_id;
-            let offset = match self.write_record(&mut writer, Tag::Notice, id, bytes) {
+            let offset = match self.write_record(&mut writer, Tag::Notice, *version, id, bytes) {
                 Ok(offset) => offset,
                 // Part of the batch is written and indexed but not published, and the
                 // next append would publish it: refuse writes until a reopen instead
@@ -462,7 +463,14 @@ impl NoticeLog {
 
     /// Writes one record at the writer's position (rolling to a new segment when it
     /// does not fit) and returns its offset. A failed write poisons the log.
-    fn write_record(&self, w: &mut Writer, tag: Tag, id: u64, payload: &[u8]) -> Result<u64> {
+    fn write_record(
+        &self,
+        w: &mut Writer,
+        tag: Tag,
+        version: u8,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<u64> {
         let total = frame::record_bytes(payload.len());
         if w.offset + total as u64 > self.segments[w.slot].len() as u64 {
             self.roll(w)?;
@@ -471,7 +479,7 @@ impl NoticeLog {
         // [len: u32 LE][crc32c: u32 LE][version: u8][tag: u8][id: u48 LE][payload][zero pad]
         w.buf.clear();
         w.buf
-            .extend_from_slice(&frame::encode_header(tag, id, payload));
+            .extend_from_slice(&frame::encode_header_version(tag, version, id, payload));
         w.buf.extend_from_slice(payload);
         w.buf.resize(total, 0);
         let offset = w.offset;
@@ -655,9 +663,12 @@ impl NoticeLog {
         // (Release/Acquire), its header's length bytes never change afterwards (a
         // scrub rewrites the tag byte and the payload only), and the header lies
         // inside the map (the writer checked the record fits the segment).
-        let len = unsafe {
+        let (len, version) = unsafe {
             let header = std::slice::from_raw_parts(segment.ptr_at(offset), HEADER_BYTES);
-            u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize
+            (
+                u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize,
+                header[8],
+            )
         };
         debug_assert!(offset + HEADER_BYTES + len <= segment.len());
         // SAFETY: the payload is a complete archive that was encoded by this process
@@ -667,7 +678,7 @@ impl NoticeLog {
         // the deleted bit was set, and this pin saw the bit clear.
         let archived = unsafe {
             let payload = std::slice::from_raw_parts(segment.ptr_at(offset + HEADER_BYTES), len);
-            notice::access_trusted(payload)
+            notice::access_trusted(payload, version)
         };
         Some(NoticeRef::new(id, archived, pin))
     }
@@ -702,7 +713,13 @@ impl NoticeLog {
         let uri = self.get(id).and_then(|n| n.uri().map(str::to_owned));
         let end = {
             let mut writer = self.writer.lock();
-            self.write_record(&mut writer, Tag::Tombstone, id.0, &id.0.to_le_bytes())?;
+            self.write_record(
+                &mut writer,
+                Tag::Tombstone,
+                frame::VERSION,
+                id.0,
+                &id.0.to_le_bytes(),
+            )?;
             self.index[(id.0 - 1) as usize].fetch_or(DELETING, Ordering::Release);
             writer.lsn()
         };

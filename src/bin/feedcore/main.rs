@@ -14,6 +14,7 @@ mod resp;
 mod sim;
 mod sim_plots;
 mod sim_report;
+mod stream_load;
 mod torture;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,12 @@ enum Command {
         /// and `ack mute A B` lines (see `engine_load.rs`). For the engine crash test.
         #[arg(long, hide = true, default_value_t = 0)]
         engine_ops: u64,
+        /// Runs this many seeded group and tag operations (group posts, joins, leaves,
+        /// tag follows, reads) through an `Engine` on the store instead; with
+        /// `--print-acks`, prints `ack gpost ...`, `ack member U G 0|1` and `ack tag U
+        /// T` lines (see `stream_load.rs`). For the streams crash test.
+        #[arg(long, hide = true, default_value_t = 0)]
+        stream_ops: u64,
     },
     /// Verify every record of a store; exit 0 when sound, 1 with the file and byte
     /// offset of each problem.
@@ -156,6 +163,22 @@ fn main() -> ExitCode {
         }),
         Command::Load {
             dir,
+            users,
+            seed,
+            durability,
+            print_acks,
+            stream_ops,
+            ..
+        } if stream_ops > 0 => stream_load::run(&stream_load::StreamLoadArgs {
+            dir,
+            ops: stream_ops,
+            users,
+            seed,
+            durability: durability.to_durability(),
+            print_acks,
+        }),
+        Command::Load {
+            dir,
             notices,
             graph_ops,
             users,
@@ -165,6 +188,7 @@ fn main() -> ExitCode {
             batch,
             compact_after,
             engine_ops: _,
+            stream_ops: _,
         } => load::run(&load::LoadArgs {
             dir,
             notices,
