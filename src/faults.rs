@@ -6,7 +6,7 @@
 //! other directories are not touched): it counts the operations there, fails the N-th
 //! with the chosen [`Fault`], and can record every positional write with the bytes it
 //! overwrote, so that a test can rebuild the files as a power loss could leave them
-//! ([`Plan::power_loss_image`]).
+//! ([`PlanGuard::power_loss_image`]).
 //!
 //! Not part of the public API: hidden from the docs, for the crate's own tests.
 
