@@ -14,6 +14,9 @@
 //! picks scenarios (`a`, `b`, `c`; default all); FEEDCORE_BENCH_TAGGED sets B's notices
 //! (default 1,000,000). Run: `cargo bench --bench streams`.
 
+#[path = "support/figures.rs"]
+mod figures;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -21,6 +24,7 @@ use feedcore::{
     Config, Durability, Engine, FollowGraph, GraphConfig, GroupId, NewNotice, NoticeId, Page,
     Strategy, UserId,
 };
+use figures::Figures;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
@@ -39,7 +43,7 @@ fn config(users: u32, strategy: Strategy) -> Config {
     }
 }
 
-fn scenario_a() {
+fn scenario_a(fig: &mut Figures) {
     const AUDIENCE: u32 = 100_000;
     const POSTS: u32 = 40;
     const ROUNDS: u32 = 4;
@@ -108,6 +112,14 @@ fn scenario_a() {
         group / 1e6,
         group / followers
     );
+    fig.add(
+        &format!("post to a group of {AUDIENCE} members"),
+        group / 1e6,
+        "M deliveries/s",
+        &format!("post to {AUDIENCE} followers"),
+        followers / 1e6,
+        ">= 0.8x",
+    );
 }
 
 fn quantiles(h: &Histogram<u64>) -> String {
@@ -119,7 +131,7 @@ fn quantiles(h: &Histogram<u64>) -> String {
     )
 }
 
-fn scenario_b() {
+fn scenario_b(fig: &mut Figures) {
     let tagged: u64 = std::env::var("FEEDCORE_BENCH_TAGGED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -148,7 +160,10 @@ fn scenario_b() {
     let reader = UserId(1);
     let reads = 20_000;
     let mut bytes = 0usize;
+    // p99 in microseconds per stream name and depth (newest, random).
+    let mut p99s: Vec<(String, [f64; 2])> = Vec::new();
     let mut measure = |name: &str, read: &dyn Fn(Page) -> Vec<NoticeId>| {
+        let mut p99 = [0.0; 2];
         for deep in [false, true] {
             let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
             let mut rng = SmallRng::seed_from_u64(9);
@@ -163,12 +178,14 @@ fn scenario_b() {
                 }
                 h.record((t.elapsed().as_nanos() as u64).max(1)).unwrap();
             }
+            p99[usize::from(deep)] = h.value_at_quantile(0.99) as f64 / 1000.0;
             let depth = if deep { "random depth" } else { "newest" };
             println!(
                 "   {name}, {depth} page of 20 with bodies: {}",
                 quantiles(&h)
             );
         }
+        p99s.push((name.to_string(), p99));
     };
     measure("tag stream", &|p| {
         engine.tag_timeline(reader, "rust", p).unwrap().ids
@@ -187,15 +204,28 @@ fn scenario_b() {
             .collect()
     });
     black_box(bytes);
-}
-
-fn scenario_c() {
-    for per_user in [10, 20] {
-        scenario_c_with(per_user);
+    let base = p99s[2].1;
+    for (name, p99) in &p99s[..2] {
+        for (d, depth) in ["newest", "random depth"].iter().enumerate() {
+            fig.add(
+                &format!("{name}, {depth} page of 20 with bodies, p99 ({tagged} tagged)"),
+                p99[d],
+                "us",
+                "the ids from a plain Vec, same log reads",
+                base[d],
+                "<= 50 us",
+            );
+        }
     }
 }
 
-fn scenario_c_with(per_user: u32) {
+fn scenario_c(fig: &mut Figures) {
+    for per_user in [10, 20] {
+        scenario_c_with(per_user, fig);
+    }
+}
+
+fn scenario_c_with(per_user: u32, fig: &mut Figures) {
     let users = 1_000_000u32;
     let groups = 100_000u32;
     let mut rng = SmallRng::seed_from_u64(5);
@@ -238,16 +268,26 @@ fn scenario_c_with(per_user: u32) {
          budget <= 10 B; snapshot plus overlay, both directions",
         g.follows, s.memberships
     );
+    fig.add(
+        &format!("bytes per group membership, {per_user} a user, 1 M users"),
+        member_bytes,
+        "B",
+        "bytes per follow edge, same shape",
+        follow_bytes,
+        "<= 10 B",
+    );
 }
 
 fn main() {
+    let mut fig = Figures::new("streams", "cargo bench --bench streams");
     if only("a") {
-        scenario_a();
+        scenario_a(&mut fig);
     }
     if only("b") {
-        scenario_b();
+        scenario_b(&mut fig);
     }
     if only("c") {
-        scenario_c();
+        scenario_c(&mut fig);
     }
+    fig.write();
 }

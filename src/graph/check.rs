@@ -10,6 +10,31 @@ use super::snapshot_files::list_snapshots_read_only;
 use super::version::{Version, apply, load_relations};
 use crate::error::{Error, Result};
 
+/// How many times [`FollowGraph::check`] reads a directory whose files keep changing
+/// under it (a compaction in another process) before it reports what it found.
+const CHECK_ATTEMPTS: u32 = 20;
+
+/// The names of the files under `dir` (its subdirectories too), sorted; empty where
+/// it cannot be listed (the check itself then reports why).
+fn file_names(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut names = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path.clone());
+            }
+            names.push(path);
+        }
+    }
+    names.sort_unstable();
+    names
+}
+
 /// What [`FollowGraph::check`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,11 +63,28 @@ impl FollowGraph {
     /// elsewhere): the snapshot's checksums and structure, every op record, the seqs;
     /// and, when present, the registry of groups, lists and tags and their relation
     /// stores (the same checks, and that every edge names a registered id).
+    ///
+    /// A graph open elsewhere may compact while the check reads: a new snapshot is
+    /// renamed in and the old snapshot and op logs are removed. A check whose files
+    /// changed under it (the directory's file names differ after it from before it)
+    /// is run again, up to 20 times; names carry increasing seqs, so
+    /// equal names before and after mean no compaction swapped files in between.
     pub fn check(dir: impl AsRef<Path>) -> Result<GraphCheckReport> {
         let dir = dir.as_ref();
-        let mut report = Self::check_dir(dir, None, None)?;
-        super::relations::check(dir, &mut report)?;
-        Ok(report)
+        let once = || -> Result<GraphCheckReport> {
+            let mut report = Self::check_dir(dir, None, None)?;
+            super::relations::check(dir, &mut report)?;
+            Ok(report)
+        };
+        let mut attempt = 1;
+        loop {
+            let before = file_names(dir);
+            let result = once();
+            if attempt == CHECK_ATTEMPTS || file_names(dir) == before {
+                return result;
+            }
+            attempt += 1;
+        }
     }
 
     /// Checks the graph or relation store in `dir` alone; with limits, also that every

@@ -1,16 +1,19 @@
 //! `feedcore torture`: a crash loop. Each round starts a child process on the same
 //! store (`feedcore torture-child`, hidden) that runs seeded engine operations with
 //! `Durability::Always` (posts, replies, deletes, follows, unfollows, blocks,
-//! unblocks) and reports each one on stdout before (`try ...`) and after (`ack ...`);
+//! unblocks, group creations, joins, leaves and group posts) and reports each one on stdout before (`try ...`) and after (`ack ...`);
 //! the parent kills it with SIGKILL at a random moment, reopens the store, and checks
 //! every operation acknowledged in any round so far against a model: an acknowledged
-//! post is there with its body (unless deleted), an acknowledged delete holds, each
-//! pair's relation is what its last acknowledged change made it (either way when a
+//! post is there with its body and group (unless deleted), an acknowledged delete
+//! holds, an acknowledged group keeps its name and id, each pair's relation (follow,
+//! block, membership) is what its last acknowledged change made it (either way when a
 //! later change was tried and not acknowledged), and `check` finds the store sound.
 //!
 //! The child's protocol, one line each, flushed at once:
 //! `try post K`, `ack post K ID`; `try delete ID`, `ack delete ID`;
-//! `try follow A B` / `ack follow A B` and the same for `unfollow`, `block`, `unblock`.
+//! `try follow A B` / `ack follow A B` and the same for `unfollow`, `block`, `unblock`,
+//! `join` and `leave` (B a group id); `try group G`, `ack group G ID` (group number G,
+//! named `tgG`); a post to a group is acknowledged as `ack gpost K ID GROUP`.
 //! The body of post `K` (numbered across rounds) is [`body`]`(K)`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use feedcore::{Config, Durability, Engine, FollowGraph, NewNotice, NoticeId, NoticeLog, UserId};
+use feedcore::{
+    Config, Durability, Engine, Error, FollowGraph, GroupId, NewNotice, NoticeId, NoticeLog, UserId,
+};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -27,6 +32,13 @@ use rand::{RngExt, SeedableRng};
 /// FOLLOWERS..USERS only, so a block never ends a follow the model tracks.
 const FOLLOWERS: u32 = 16;
 const USERS: u32 = 24;
+/// Groups of the loop, named `tg0`, `tg1`, ...: created by the first child that needs
+/// one, joined and left by every user, posted to.
+const GROUPS: u64 = 3;
+
+fn group_name(g: u64) -> String {
+    format!("tg{g}")
+}
 
 /// Options of `feedcore torture`.
 #[derive(clap::Args)]
@@ -95,7 +107,7 @@ pub(crate) fn child(args: &ChildArgs) -> feedcore::Result<ExitCode> {
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut post = args.first_post;
     for _ in 0..args.ops {
-        let roll = rng.random_range(0..100u32);
+        let roll = rng.random_range(0..120u32);
         let pair = |rng: &mut SmallRng, lo: u32, hi: u32| {
             let a = rng.random_range(lo..hi);
             let b = (a + rng.random_range(1..hi - lo)) % (hi - lo) + lo;
@@ -145,6 +157,41 @@ pub(crate) fn child(args: &ChildArgs) -> feedcore::Result<ExitCode> {
                     say(format_args!("ack {verb} {a} {b}"));
                 }
             }
+            100..120 => {
+                let g = rng.random_range(0..GROUPS);
+                let Some(group) = group(&engine, g) else {
+                    continue;
+                };
+                let user = rng.random_range(0..USERS);
+                if roll < 106 {
+                    let k = post;
+                    post += 1;
+                    say(format_args!("try post {k}"));
+                    let notice = NewNotice {
+                        author: UserId(user),
+                        body: body(k),
+                        group: Some(group),
+                        ..Default::default()
+                    };
+                    if let Ok(id) = engine.post(notice) {
+                        say(format_args!("ack gpost {k} {} {}", id.0, group.0));
+                    }
+                } else if roll < 114 {
+                    say(format_args!("try join {user} {}", group.0));
+                    if let Ok(()) | Err(Error::AlreadyMember { .. }) =
+                        engine.join_group(UserId(user), group)
+                    {
+                        say(format_args!("ack join {user} {}", group.0));
+                    }
+                } else {
+                    say(format_args!("try leave {user} {}", group.0));
+                    if let Ok(()) | Err(Error::NotMember { .. }) =
+                        engine.leave_group(UserId(user), group)
+                    {
+                        say(format_args!("ack leave {user} {}", group.0));
+                    }
+                }
+            }
             _ => {
                 let (a, b) = pair(&mut rng, FOLLOWERS, USERS);
                 let (verb, done) = if roll < 96 {
@@ -163,11 +210,27 @@ pub(crate) fn child(args: &ChildArgs) -> feedcore::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Group `g`, created (and reported) where it is missing; `None` when the creation
+/// failed.
+fn group(engine: &Engine, g: u64) -> Option<GroupId> {
+    if let Some(id) = engine.group_by_name(group_name(g)) {
+        return Some(id);
+    }
+    say(format_args!("try group {g}"));
+    let id = engine.create_group(UserId(0), group_name(g)).ok()?;
+    say(format_args!("ack group {g} {}", id.0));
+    Some(id)
+}
+
 /// What the parent knows must (or may) hold.
 #[derive(Default)]
 struct Model {
     /// Acknowledged posts: id -> post number.
     posts: BTreeMap<u64, u64>,
+    /// Acknowledged posts to a group: id -> group.
+    group_posts: BTreeMap<u64, u32>,
+    /// Acknowledged group creations: group number -> id.
+    groups: BTreeMap<u64, u32>,
     /// Acknowledged deletes.
     deleted: HashSet<u64>,
     /// Deletes tried and not acknowledged: either outcome.
@@ -201,6 +264,14 @@ impl Model {
                 ["ack", "post", _, _] => {
                     self.posts.insert(num(3)?, num(2)?);
                 }
+                ["ack", "gpost", _, _, _] => {
+                    self.posts.insert(num(3)?, num(2)?);
+                    self.group_posts.insert(num(3)?, num(4)? as u32);
+                }
+                ["try", "group", _] => {}
+                ["ack", "group", _, _] => {
+                    self.groups.insert(num(2)?, num(3)? as u32);
+                }
                 ["try", "delete", _] => {
                     self.maybe_deleted.insert(num(2)?);
                 }
@@ -231,6 +302,8 @@ fn relation(verb: &str) -> Result<(&'static str, bool), String> {
         "follow" => Ok(("follow", true)),
         "unfollow" => Ok(("follow", false)),
         "block" => Ok(("block", true)),
+        "join" => Ok(("member", true)),
+        "leave" => Ok(("member", false)),
         "unblock" => Ok(("block", false)),
         other => Err(format!("unknown operation {other:?}")),
     }
@@ -270,7 +343,13 @@ fn verify(dir: &Path, model: &mut Model) -> Result<bool, String> {
             continue;
         }
         match got {
-            Some(n) if n.body() == body(k) => {}
+            Some(n) if n.body() == body(k) => {
+                if let Some(&g) = model.group_posts.get(&id) {
+                    if n.group() != Some(GroupId(g)) {
+                        return Err(format!("notice {id} lost its group {g}"));
+                    }
+                }
+            }
             Some(n) => return Err(format!("notice {id} holds {:?}, not post {k}", n.body())),
             None if model.maybe_deleted.contains(&id) => {
                 // Its delete was tried and went through before the kill.
@@ -280,15 +359,24 @@ fn verify(dir: &Path, model: &mut Model) -> Result<bool, String> {
             None => return Err(format!("acknowledged post {k} (notice {id}) is lost")),
         }
     }
+    for (&g, &id) in &model.groups {
+        if engine.group_by_name(group_name(g)) != Some(GroupId(id)) {
+            return Err(format!(
+                "acknowledged group {} (id {id}) is lost",
+                group_name(g)
+            ));
+        }
+    }
     let graph = engine.graph();
     for (&(rel, a, b), state) in &mut model.relations {
-        if rel != "follow" {
-            continue;
-        }
-        let now = graph.is_following(UserId(a), UserId(b));
+        let now = match rel {
+            "follow" => graph.is_following(UserId(a), UserId(b)),
+            "member" => engine.is_member(UserId(a), GroupId(b)),
+            _ => continue,
+        };
         match state {
             Some(want) if *want != now => {
-                return Err(format!("acknowledged follow {a} -> {b} = {want} is {now}"));
+                return Err(format!("acknowledged {rel} {a} -> {b} = {want} is {now}"));
             }
             Some(_) => {}
             // The change tried last may or may not have been made; from now on the
@@ -438,6 +526,8 @@ pub(crate) fn run(args: &TortureArgs) -> feedcore::Result<ExitCode> {
                 "acknowledged": acks,
                 "posts_acknowledged": model.posts.len(),
                 "deletes_acknowledged": model.deleted.len(),
+                "group_posts_acknowledged": model.group_posts.len(),
+                "groups_acknowledged": model.groups.len(),
                 "relations_tracked": model.relations.len(),
                 "rounds_with_a_torn_tail": torn_rounds,
                 "failures": failures,
