@@ -1,13 +1,12 @@
 //! The notice log: appends, zero-copy reads, deletion that scrubs, recovery.
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::check::{CheckReport, LogStats};
 use super::config::{Durability, LogConfig};
@@ -151,7 +150,7 @@ pub struct NoticeLog {
     /// Serialises deletes (rare), so two deletes of one id cannot both succeed.
     delete_lock: Mutex<()>,
     /// uri -> id of live remote notices. Written under `writer` only.
-    uris: RwLock<HashMap<Box<str>, NoticeId>>,
+    uris: papaya::HashMap<Box<str>, NoticeId>,
     durable: Durable,
     scrubs: Scrubs,
     recovery: RecoveryReport,
@@ -258,7 +257,7 @@ impl NoticeLog {
             durable: Durable::new(),
             writer: Mutex::new(writer),
             delete_lock: Mutex::new(()),
-            uris: RwLock::new(HashMap::new()),
+            uris: papaya::HashMap::new(),
             scrubs: Scrubs::default(),
             recovery,
             _lock: lock,
@@ -280,7 +279,7 @@ impl NoticeLog {
     }
 
     fn rebuild_uris(&self) {
-        let mut uris = self.uris.write();
+        let uris = self.uris.pin();
         for notice in self.iter_from(NoticeId(1)) {
             if let Some(uri) = notice.uri() {
                 uris.insert(uri.into(), notice.id());
@@ -388,7 +387,7 @@ impl NoticeLog {
         let mut writer = self.writer.lock();
         // uris are inserted under `writer` only, so this check cannot race an insert.
         {
-            let uris = self.uris.read();
+            let uris = self.uris.pin();
             for notice in notices {
                 if let Some(existing) = notice.uri.as_deref().and_then(|u| uris.get(u)) {
                     return Err(Error::DuplicateUri {
@@ -446,7 +445,7 @@ impl NoticeLog {
         }
         let last = writer.next_id - 1;
         {
-            let mut uris = self.uris.write();
+            let uris = self.uris.pin();
             for (i, notice) in notices.iter().enumerate() {
                 if let Some(uri) = &notice.uri {
                     uris.insert(uri.as_str().into(), NoticeId(first + i as u64));
@@ -685,7 +684,7 @@ impl NoticeLog {
 
     /// The id of the stored remote notice with this uri.
     pub fn find_uri(&self, uri: &str) -> Option<NoticeId> {
-        self.uris.read().get(uri).copied()
+        self.uris.pin().get(uri).copied()
     }
 
     /// Iterates over the live notices from `from` on, in id order, up to the last notice
@@ -731,7 +730,7 @@ impl NoticeLog {
         self.deleted.fetch_add(1, Ordering::Relaxed);
         if let Some(uri) = uri {
             let _writer = self.writer.lock();
-            self.uris.write().remove(uri.as_str());
+            self.uris.pin().remove(uri.as_str());
         }
         self.scrubs.pending.lock().push(entry);
         let ready = Arc::clone(&self.scrubs.ready);
