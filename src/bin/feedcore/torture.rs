@@ -344,10 +344,10 @@ fn verify(dir: &Path, model: &mut Model) -> Result<bool, String> {
         }
         match got {
             Some(n) if n.body() == body(k) => {
-                if let Some(&g) = model.group_posts.get(&id) {
-                    if n.group() != Some(GroupId(g)) {
-                        return Err(format!("notice {id} lost its group {g}"));
-                    }
+                if let Some(&g) = model.group_posts.get(&id)
+                    && n.group() != Some(GroupId(g))
+                {
+                    return Err(format!("notice {id} lost its group {g}"));
                 }
             }
             Some(n) => return Err(format!("notice {id} holds {:?}, not post {k}", n.body())),
