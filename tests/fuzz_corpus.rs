@@ -458,10 +458,16 @@ fn regenerate_graph_seeds() {
         )
         .expect("a fresh store");
         for (owner, name) in [(1, "rustaceans"), (2, "fediverse"), (3, "ünïcödé")] {
-            let group = engine.create_group(UserId(owner), name).expect("a new group");
-            engine.join_group(UserId(owner + 10), group).expect("a member");
+            let group = engine
+                .create_group(UserId(owner), name)
+                .expect("a new group");
+            engine
+                .join_group(UserId(owner + 10), group)
+                .expect("a member");
         }
-        engine.create_list(UserId(4), "close friends").expect("a list");
+        engine
+            .create_list(UserId(4), "close friends")
+            .expect("a list");
         engine.follow_tag(UserId(5), "#Rust").expect("a tag");
         engine.sync().expect("synced");
     }
@@ -479,7 +485,9 @@ fn regenerate_graph_seeds() {
     {
         let graph = FollowGraph::open(dir.path(), config.clone()).expect("a fresh graph");
         for a in 0..20 {
-            graph.follow(UserId(a), UserId((a * 7 + 3) % 40)).expect("a follow");
+            graph
+                .follow(UserId(a), UserId((a * 7 + 3) % 40))
+                .expect("a follow");
         }
         graph.block(UserId(30), UserId(31)).expect("a block");
         graph.mute(UserId(32), UserId(33)).expect("a mute");
@@ -503,6 +511,10 @@ fn regenerate_graph_seeds() {
         let name = GRAPH_FILES[usize::from(data[0]) % GRAPH_FILES.len()];
         fs::write(dir.path().join(name), &data[1..]).expect("writing");
         let report = FollowGraph::check(dir.path()).expect("check reports");
-        assert!(report.is_sound(), "{seed} checks sound: {:?}", report.problems);
+        assert!(
+            report.is_sound(),
+            "{seed} checks sound: {:?}",
+            report.problems
+        );
     }
 }
