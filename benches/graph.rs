@@ -441,7 +441,19 @@ fn print_ratios(since: SystemTime, follows: u64, fig: &mut Figures) {
             } else {
                 "a Mutex around a Vec<HashSet<u32>> pair"
             };
-            fig.add(what, g, &format!("{unit}/s"), baseline, b, budget);
+            let (scale, prefix) = if unit == "ids" {
+                (1e9, "G ")
+            } else {
+                (1e3, "k ")
+            };
+            fig.add(
+                what,
+                g / scale,
+                &format!("{prefix}{unit}/s"),
+                baseline,
+                b / scale,
+                budget,
+            );
         }
         let (scale, prefix) = if unit == "ids" {
             (1e9, "G")

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use rand_distr::Distribution;
 use rand_distr::weighted::WeightedAliasIndex;
 
@@ -26,12 +26,14 @@ use crate::engine::{Clock, Config, Engine, EngineStats};
 use crate::error::Result;
 use crate::fanout::{KnownRates, Strategy};
 use crate::graph::{FollowGraph, GraphConfig};
-use crate::ids::{NoticeId, UserId};
+use crate::ids::{GroupId, NoticeId, UserId};
 use crate::log::Durability;
-use crate::timeline::Page;
+use crate::timeline::{Page, TimelinePage};
 
 /// XORed into the seed for the capacity phase's authors, apart from the workload's.
 const CAPACITY_SEED_MIX: u64 = 0x5851_f42d_4c95_7f2d;
+/// XORed into the seed for the groups, tags and stream reads of a [`StreamMix`].
+const STREAM_SEED_MIX: u64 = 0x5eed_57e4;
 
 /// Where a run is, for progress bars and Ctrl-C. Every method has a default that does
 /// nothing, so `&()` is an observer that sees nothing and never stops. With more than
@@ -89,6 +91,56 @@ impl Default for LabConfig {
             drivers: 1,
             capacity_posts: 0,
         }
+    }
+}
+
+/// The groups and followed tags of a run (`feedcore sim --groups N --tag-follows F`):
+/// with `groups`, every user joins [`GROUPS_PER_USER`] of them at random and
+/// [`GROUP_POST_FRACTION`] of the posts go to a random group; with `tag_follows`,
+/// every user follows that many of [`SIM_TAGS`] tags and [`TAGGED_FRACTION`] of the
+/// posts carry a random one. Either adds reads of the new streams (a group's, a
+/// tag's, the public timeline) beside every eighth home read, timed apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamMix {
+    /// Groups (0: none).
+    pub groups: u32,
+    /// Tags each user follows (0: none).
+    pub tag_follows: u32,
+}
+
+/// Groups each user joins in a [`StreamMix`] with groups.
+pub const GROUPS_PER_USER: u32 = 2;
+/// Posts addressed to a group in a [`StreamMix`] with groups.
+pub const GROUP_POST_FRACTION: f64 = 0.1;
+/// Tags of a [`StreamMix`] with tag follows.
+pub const SIM_TAGS: u32 = 64;
+/// Posts carrying a tag in a [`StreamMix`] with tag follows.
+pub const TAGGED_FRACTION: f64 = 0.2;
+
+impl StreamMix {
+    fn active(&self) -> bool {
+        self.groups > 0 || self.tag_follows > 0
+    }
+}
+
+/// Read latency of one of the new streams in a run with a [`StreamMix`].
+#[derive(Clone, Debug, Default)]
+pub struct StreamReads {
+    /// `"group"`, `"tag"` or `"public"`.
+    pub stream: &'static str,
+    /// Pages read (of the workload's page size, with bodies).
+    pub reads: u64,
+    /// Latency, nanoseconds, at [`LATENCY_QUANTILES`].
+    pub read_ns_quantiles: Vec<(f64, u64)>,
+}
+
+impl StreamReads {
+    /// Latency at quantile `q` (one of [`LATENCY_QUANTILES`]), nanoseconds.
+    pub fn read_ns(&self, q: f64) -> u64 {
+        self.read_ns_quantiles
+            .iter()
+            .find(|(at, _)| (*at - q).abs() < 1e-12)
+            .map_or(0, |&(_, ns)| ns)
     }
 }
 
@@ -170,6 +222,8 @@ pub struct EngineRun {
     pub retargeted: u64,
     /// The capacity phase, when it ran.
     pub capacity: Option<CapacityRun>,
+    /// With a [`StreamMix`]: the new streams' read latency (empty otherwise).
+    pub stream_reads: Vec<StreamReads>,
 }
 
 /// What the capacity phase measured.
@@ -219,7 +273,27 @@ pub fn run_engine(
     config: &LabConfig,
     observer: &dyn Observer,
 ) -> Result<EngineRun> {
+    run_engine_with_streams(
+        dir,
+        edges,
+        workload,
+        config,
+        &StreamMix::default(),
+        observer,
+    )
+}
+
+/// [`run_engine`] with groups and followed tags in the workload (see [`StreamMix`]).
+pub fn run_engine_with_streams(
+    dir: &Path,
+    edges: &[(UserId, UserId)],
+    workload: &Workload,
+    config: &LabConfig,
+    mix: &StreamMix,
+    observer: &dyn Observer,
+) -> Result<EngineRun> {
     let users = workload.users;
+    let mut rng = SmallRng::seed_from_u64(workload.seed ^ STREAM_SEED_MIX);
     trim_heap();
     let rss_before = resident_anon_bytes().unwrap_or(0);
 
@@ -237,18 +311,34 @@ pub fn run_engine(
         edges.iter().copied(),
     )?);
     let clock = Clock::manual(0);
-    let engine = Engine::open(
-        dir,
-        Config {
-            users_max: users,
-            timeline_capacity: config.timeline_capacity,
-            durability: Durability::Buffered,
-            workers: config.workers,
-            clock: clock.clone(),
-            strategy: config.strategy,
-            ..Config::default()
-        },
-    )?;
+    let engine_config = Config {
+        users_max: users,
+        timeline_capacity: config.timeline_capacity,
+        durability: Durability::Buffered,
+        workers: config.workers,
+        clock: clock.clone(),
+        strategy: config.strategy,
+        ..Config::default()
+    };
+    let groups = mix.groups.min(users);
+    if groups > 0 {
+        let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
+        let list: Vec<(UserId, &str)> = names.iter().map(|n| (UserId(0), n.as_str())).collect();
+        let memberships: Vec<(UserId, GroupId)> = (0..users)
+            .flat_map(|u| (0..GROUPS_PER_USER).map(move |_| u))
+            .map(|u| (UserId(u), GroupId(rng.random_range(0..groups))))
+            .collect();
+        Engine::bulk_load_groups(dir, &engine_config, &list, memberships)?;
+    }
+    let engine = Engine::open(dir, engine_config)?;
+    if mix.tag_follows > 0 {
+        for u in 0..users {
+            for _ in 0..mix.tag_follows.min(SIM_TAGS) {
+                let tag = format!("tag{}", rng.random_range(0..SIM_TAGS));
+                engine.follow_tag(UserId(u), tag)?;
+            }
+        }
+    }
     observer.advance(edges.len() as u64);
     let load = started.elapsed();
 
@@ -286,6 +376,9 @@ pub fn run_engine(
         workload,
         simulated_ms: config.simulated_ms,
         drivers,
+        mix,
+        groups,
+        seed: workload.seed,
         source: Mutex::new(Source {
             ops: Box::new(workload.ops()),
             next: 0,
@@ -331,6 +424,18 @@ pub fn run_engine(
         run.body_bytes_read = part.body_bytes_read;
         run.retargeted = part.retargeted;
         run.read_ns_quantiles = latency_quantiles(&part.latency);
+        if mix.active() {
+            run.stream_reads = ["group", "tag", "public"]
+                .into_iter()
+                .zip(&part.stream_latency)
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(stream, h)| StreamReads {
+                    stream,
+                    reads: h.len(),
+                    read_ns_quantiles: latency_quantiles(h),
+                })
+                .collect();
+        }
     } else {
         run.read_ns_quantiles = latency_quantiles(&new_latency_histogram());
     }
@@ -381,6 +486,10 @@ struct Driven<'a> {
     workload: &'a Workload,
     simulated_ms: u64,
     drivers: u32,
+    mix: &'a StreamMix,
+    /// Groups of the run (`mix.groups`, at most the users).
+    groups: u32,
+    seed: u64,
     source: Mutex<Source>,
     /// Set by the first driver that sees the observer stop: the others stop at
     /// their next chunk.
@@ -398,6 +507,8 @@ struct Part {
     body_bytes_read: u64,
     retargeted: u64,
     latency: Histogram<u64>,
+    /// Group, tag and public page latency (see [`StreamMix`]).
+    stream_latency: [Histogram<u64>; 3],
 }
 
 impl Part {
@@ -411,6 +522,11 @@ impl Part {
             body_bytes_read: 0,
             retargeted: 0,
             latency: new_latency_histogram(),
+            stream_latency: [
+                new_latency_histogram(),
+                new_latency_histogram(),
+                new_latency_histogram(),
+            ],
         }
     }
 
@@ -425,6 +541,9 @@ impl Part {
         self.latency
             .add(&other.latency)
             .expect("histograms of the same bounds");
+        for (h, o) in self.stream_latency.iter_mut().zip(&other.stream_latency) {
+            h.add(o).expect("histograms of the same bounds");
+        }
     }
 }
 
@@ -433,11 +552,11 @@ impl Driven<'_> {
     /// thread when there is one).
     fn drive(&self, from: u64, to: u64) -> Result<Part> {
         if self.drivers == 1 {
-            return self.driver(from, to);
+            return self.driver(0, from, to);
         }
         let parts: Vec<Result<Part>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..self.drivers)
-                .map(|_| scope.spawn(|| self.driver(from, to)))
+                .map(|d| scope.spawn(move || self.driver(d, from, to)))
                 .collect();
             handles
                 .into_iter()
@@ -452,8 +571,15 @@ impl Driven<'_> {
     }
 
     /// One driver: takes chunks of the sequence until `to` or a stop.
-    fn driver(&self, from: u64, to: u64) -> Result<Part> {
+    fn driver(&self, d: u32, from: u64, to: u64) -> Result<Part> {
         let mut part = Part::new();
+        // Groups and tags of posts and the stream reads: one generator a driver.
+        let mut rng = SmallRng::seed_from_u64(
+            self.seed
+                ^ STREAM_SEED_MIX
+                ^ (from << 8)
+                ^ u64::from(d).wrapping_mul(CAPACITY_SEED_MIX),
+        );
         let mut chunk = Vec::with_capacity(CHUNK_OPS as usize);
         loop {
             chunk.clear();
@@ -475,14 +601,16 @@ impl Driven<'_> {
                 source.next += take;
             }
             for op in &chunk {
-                self.one(op, &mut part)?;
+                self.one(op, &mut part, &mut rng)?;
             }
         }
         part.stopped |= self.stop.load(Ordering::Relaxed);
         Ok(part)
     }
 
-    fn one(&self, op: &Op, part: &mut Part) -> Result<()> {
+    fn one(&self, op: &Op, part: &mut Part, rng: &mut SmallRng) -> Result<()> {
+        let groups = self.groups;
+        let mix = self.mix;
         let engine = self.engine;
         match op {
             Op::Post(post) => {
@@ -498,6 +626,12 @@ impl Driven<'_> {
                         notice.repeat_of = None;
                         notice.body = body;
                     }
+                }
+                if groups > 0 && rng.random_bool(GROUP_POST_FRACTION) {
+                    notice.groups = vec![GroupId(rng.random_range(0..groups))];
+                }
+                if mix.tag_follows > 0 && rng.random_bool(TAGGED_FRACTION) {
+                    notice.tags = vec![format!("tag{}", rng.random_range(0..SIM_TAGS))];
                 }
                 let t = Instant::now();
                 engine.post(notice)?;
@@ -518,6 +652,27 @@ impl Driven<'_> {
                 part.body_bytes_read += bytes;
                 let _ = part.latency.record((ns.as_nanos() as u64).max(1));
                 part.reads += 1;
+                if mix.active() && part.reads.is_multiple_of(8) {
+                    let page = Page::latest(self.workload.page_size);
+                    let tag = format!("tag{}", rng.random_range(0..SIM_TAGS));
+                    let group = GroupId(rng.random_range(0..groups.max(1)));
+                    for (k, h) in part.stream_latency.iter_mut().enumerate() {
+                        let t = Instant::now();
+                        let got: Result<TimelinePage> = match k {
+                            0 if groups > 0 => engine.group_timeline(*user, group, page),
+                            1 if mix.tag_follows > 0 => engine.tag_timeline(*user, &tag, page),
+                            2 => engine.public_timeline(*user, page),
+                            _ => continue,
+                        };
+                        let Ok(got) = got else { continue };
+                        for id in &got.ids {
+                            if let Some(notice) = engine.notice(*id) {
+                                part.body_bytes_read += notice.body().len() as u64 + 1;
+                            }
+                        }
+                        let _ = h.record((t.elapsed().as_nanos() as u64).max(1));
+                    }
+                }
             }
         }
         Ok(())
