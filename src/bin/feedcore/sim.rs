@@ -45,9 +45,10 @@ pub(crate) enum BaselineArg {
 pub(crate) struct SimArgs {
     #[command(flatten)]
     pub(crate) graph: GraphArgs,
-    /// Operations (posts plus reads) per strategy and ratio. The default finishes all
-    /// five strategies in about two minutes on a 2-core machine.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Operations (posts plus reads) per strategy and ratio. With the other defaults,
+    /// all five strategies and their capacity phases finish within two minutes on a
+    /// 2-core machine.
+    #[arg(long, default_value_t = 1_000_000)]
     pub(crate) ops: u64,
     /// Simulated hours of the same workload played before the measured hour (the
     /// `--ops` operations): rates, timelines and the selective strategy's counters
@@ -103,7 +104,7 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: u32,
     /// Driver threads posting and reading (the mixed run and the capacity phase).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub(crate) drivers: u32,
     /// Posts of the capacity phase after each pushing strategy's run: the drivers post
     /// as fast as they can, authors drawn by follower count, and the figure is
