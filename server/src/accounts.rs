@@ -44,6 +44,9 @@ pub struct Account {
     pub created_at_ms: u64,
     /// Notices it has posted and not deleted (counted from the log at start).
     pub statuses: AtomicU64,
+    /// The unchanging part of its JSON entity, made at its first rendering (see
+    /// `json::account`).
+    pub json_head: std::sync::OnceLock<Vec<u8>>,
     verifier: [u8; TOKEN_CHARS - SELECTOR_CHARS],
 }
 
@@ -56,6 +59,7 @@ impl Account {
             username: format!("user{id}"),
             created_at_ms: 0,
             statuses: AtomicU64::new(0),
+            json_head: std::sync::OnceLock::new(),
             verifier: [0; TOKEN_CHARS - SELECTOR_CHARS],
         }
     }
@@ -173,6 +177,7 @@ impl Accounts {
                     username: name.to_string(),
                     created_at_ms,
                     statuses: AtomicU64::new(0),
+                    json_head: std::sync::OnceLock::new(),
                     verifier,
                 },
                 selector,
@@ -266,6 +271,7 @@ impl Accounts {
                     username: name.to_string(),
                     created_at_ms: now_ms,
                     statuses: AtomicU64::new(0),
+                    json_head: std::sync::OnceLock::new(),
                     verifier,
                 },
                 selector,
@@ -437,6 +443,6 @@ mod tests {
             Err(AccountError::Full)
         ));
         assert_eq!(a.create(&["a", "b"], 1).unwrap().len(), 2);
-        assert!(a.is_empty() == false);
+        assert!(!a.is_empty());
     }
 }

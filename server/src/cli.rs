@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use feedcore::{Config, Durability, Engine, NoticeId, Strategy, UserId};
+use feedcore::{Config, Durability, Engine, NoticeId, Strategy};
 
 use crate::accounts::Accounts;
 use crate::api::{self, App};
@@ -110,8 +110,8 @@ pub struct SeedArgs {
     /// Name prefix.
     #[arg(long, default_value = "user")]
     pub prefix: String,
-    /// Follows per account on average; followees are drawn Zipf-skewed (exponent 1:
-    /// the account created first is the most followed).
+    /// Follows per account on average, drawn as feedcore's sim draws a Twitter-like
+    /// graph (`feedcore::sim::TwitterGraph`) over every account in DIR.
     #[arg(long, default_value_t = 0)]
     pub follows_mean: u32,
     /// Seed of the follow draw.
@@ -195,6 +195,15 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             .unwrap_or_else(|| format!("http://{local}"))
             .trim_end_matches('/')
             .to_string();
+        // Links are written into JSON and headers without escaping.
+        if !base
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'<' | b'>'))
+        {
+            return Err(format!(
+                "--public-url {base:?} holds a character a URL may not"
+            ));
+        }
         let app = Arc::new(App {
             engine: Arc::clone(&engine),
             accounts,
@@ -246,20 +255,17 @@ pub fn seed(args: &SeedArgs) -> Result<(), String> {
     let users = accounts.len() as u32;
     let mut follows = 0u64;
     if args.follows_mean > 0 && users > 1 {
-        let zipf = Zipf::new(users as usize, 1.0);
-        let mut rng = SplitMix(args.seed);
-        for &(id, _) in &made {
-            // Between 1 and 2 * mean - 1 follows each, mean `follows_mean`.
-            let n = 1 + rng.next() % (2 * u64::from(args.follows_mean) - 1).max(1);
-            for _ in 0..n {
-                let to = zipf.sample(&mut rng) as u32;
-                if to != id
-                    && engine
-                        .follow(UserId(id), UserId(to))
-                        .map_err(|e| e.to_string())?
-                {
-                    follows += 1;
-                }
+        // feedcore's Twitter-calibrated graph (the sim's): skewed in-degree, the top
+        // account followed by 7% of users, 22% of pairs reciprocal.
+        let graph = feedcore::sim::TwitterGraph {
+            users,
+            follows_mean: f64::from(args.follows_mean),
+            seed: args.seed,
+            ..Default::default()
+        };
+        for (a, b) in graph.edges() {
+            if engine.follow(a, b).map_err(|e| e.to_string())? {
+                follows += 1;
             }
         }
     }
@@ -285,7 +291,7 @@ pub struct SplitMix(pub u64);
 
 impl SplitMix {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -295,7 +301,7 @@ impl SplitMix {
 
     /// A uniform draw in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

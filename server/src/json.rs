@@ -106,30 +106,7 @@ pub struct Urls {
 /// `verify_credentials` returns.
 pub fn account(out: &mut Vec<u8>, engine: &Engine, urls: &Urls, a: &Account, source: bool) {
     let user = UserId(a.id);
-    let created = iso8601(a.created_at_ms - a.created_at_ms % 86_400_000);
-    out.extend_from_slice(b"{\"id\":");
-    id(out, u64::from(a.id));
-    out.extend_from_slice(b",\"username\":");
-    string(out, &a.username);
-    out.extend_from_slice(b",\"acct\":");
-    string(out, &a.username);
-    out.extend_from_slice(b",\"display_name\":");
-    string(out, &a.username);
-    out.extend_from_slice(
-        b",\"locked\":false,\"bot\":false,\"discoverable\":true,\"group\":false,\"created_at\":",
-    );
-    string(out, &created);
-    out.extend_from_slice(b",\"note\":\"\",\"url\":");
-    string(out, &format!("{}/@{}", urls.base, a.username));
-    out.extend_from_slice(b",\"uri\":");
-    string(out, &format!("{}/users/{}", urls.base, a.username));
-    let missing = format!("{}/avatars/original/missing.png", urls.base);
-    for key in ["avatar", "avatar_static", "header", "header_static"] {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
-        string(out, &missing);
-    }
+    out.extend_from_slice(a.json_head.get_or_init(|| account_head(urls, a)));
     out.extend_from_slice(b",\"followers_count\":");
     number(out, engine.graph().follower_count(user));
     out.extend_from_slice(b",\"following_count\":");
@@ -143,6 +120,36 @@ pub fn account(out: &mut Vec<u8>, engine: &Engine, urls: &Urls, a: &Account, sou
         );
     }
     out.push(b'}');
+}
+
+/// The fields of an Account entity that do not change: everything before the counts.
+fn account_head(urls: &Urls, a: &Account) -> Vec<u8> {
+    let mut out = Vec::with_capacity(700);
+    let created = iso8601(a.created_at_ms - a.created_at_ms % 86_400_000);
+    out.extend_from_slice(b"{\"id\":");
+    id(&mut out, u64::from(a.id));
+    out.extend_from_slice(b",\"username\":");
+    string(&mut out, &a.username);
+    out.extend_from_slice(b",\"acct\":");
+    string(&mut out, &a.username);
+    out.extend_from_slice(b",\"display_name\":");
+    string(&mut out, &a.username);
+    out.extend_from_slice(
+        b",\"locked\":false,\"bot\":false,\"discoverable\":true,\"group\":false,\"created_at\":",
+    );
+    string(&mut out, &created);
+    out.extend_from_slice(b",\"note\":\"\",\"url\":");
+    string(&mut out, &format!("{}/@{}", urls.base, a.username));
+    out.extend_from_slice(b",\"uri\":");
+    string(&mut out, &format!("{}/users/{}", urls.base, a.username));
+    let missing = format!("{}/avatars/original/missing.png", urls.base);
+    for key in ["avatar", "avatar_static", "header", "header_static"] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        string(&mut out, &missing);
+    }
+    out
 }
 
 /// Appends a Status entity for `notice`. `text` adds the plain `text` field that a
@@ -176,8 +183,9 @@ fn status_by(
     let nid = notice.id().0;
     out.extend_from_slice(b"{\"id\":");
     id(out, nid);
-    out.extend_from_slice(b",\"created_at\":");
-    string(out, &iso8601(notice.created_at_ms()));
+    out.extend_from_slice(b",\"created_at\":\"");
+    out.extend_from_slice(iso8601(notice.created_at_ms()).as_bytes());
+    out.push(b'"');
     out.extend_from_slice(b",\"in_reply_to_id\":");
     match notice.reply_to() {
         Some(r) => id(out, r.0),
@@ -190,13 +198,20 @@ fn status_by(
     }
     out.extend_from_slice(b",\"sensitive\":false,\"spoiler_text\":\"\",\"visibility\":\"");
     out.extend_from_slice(visibility(notice.scope()).as_bytes());
-    out.extend_from_slice(b"\",\"language\":null,\"uri\":");
-    string(
-        out,
-        &format!("{}/users/{}/statuses/{nid}", urls.base, author.username),
-    );
-    out.extend_from_slice(b",\"url\":");
-    string(out, &format!("{}/@{}/{nid}", urls.base, author.username));
+    // The base URL and usernames need no escaping (checked at start and creation).
+    out.extend_from_slice(b"\",\"language\":null,\"uri\":\"");
+    out.extend_from_slice(urls.base.as_bytes());
+    out.extend_from_slice(b"/users/");
+    out.extend_from_slice(author.username.as_bytes());
+    out.extend_from_slice(b"/statuses/");
+    number(out, nid);
+    out.extend_from_slice(b"\",\"url\":\"");
+    out.extend_from_slice(urls.base.as_bytes());
+    out.extend_from_slice(b"/@");
+    out.extend_from_slice(author.username.as_bytes());
+    out.push(b'/');
+    number(out, nid);
+    out.push(b'"');
     out.extend_from_slice(
         b",\"replies_count\":0,\"reblogs_count\":0,\"favourites_count\":0,\"favourited\":false,\"reblogged\":false,\"muted\":false,\"bookmarked\":false,\"pinned\":false,\"edited_at\":null,\"content\":",
     );

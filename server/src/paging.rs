@@ -41,7 +41,7 @@ impl PageQuery {
                     return Ok(None);
                 }
                 match value.parse::<u64>() {
-                    Ok(id) if id >= 1 && id < u64::MAX / 2 => Ok(Some(id)),
+                    Ok(id) if (1..u64::MAX / 2).contains(&id) => Ok(Some(id)),
                     _ => Err(ApiError::bad_request(format!(
                         "{key} must be a status id (a positive integer), not {value:?}"
                     ))),
