@@ -21,6 +21,10 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[path = "support/figures.rs"]
+mod figures;
+use figures::Figures;
+
 use feedcore::sim::TwitterGraph;
 use feedcore::{Config, Durability, Engine, FollowGraph, GraphConfig, NewNotice, Page, UserId};
 use rand::rngs::SmallRng;
@@ -91,7 +95,7 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn scenario_a(users: u32) {
+fn scenario_a(users: u32, fig: &mut Figures) {
     println!("== A. deliveries per second, {users} users, Twitter-like graph");
     let t = Instant::now();
     let edges = TwitterGraph {
@@ -200,6 +204,22 @@ fn scenario_a(users: u32) {
         rate / probe_rate
     );
 
+    for (round, r) in [
+        ("empty timelines", cold),
+        ("timelines holding the first round", rate),
+    ] {
+        fig.add(
+            &format!(
+                "push fan-out, {users} users, Twitter-like graph, {} posts, {round}",
+                authors.len()
+            ),
+            r / 1e6,
+            "M deliveries/s",
+            "random-append probe of the same memory, 2 threads",
+            probe_rate / 1e6,
+            ">= 20 M/s",
+        );
+    }
     let map: Mutex<HashMap<u32, VecDeque<u64>>> = Mutex::new(HashMap::new());
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -228,6 +248,14 @@ fn scenario_a(users: u32) {
         cold / mutex_rate,
         rate / mutex_rate
     );
+    fig.add(
+        "push fan-out, timelines holding the first round, against a locked map",
+        rate / 1e6,
+        "M deliveries/s",
+        "Mutex<HashMap<u32, VecDeque<u64>>>, 2 threads",
+        mutex_rate / 1e6,
+        ">= 20 M/s",
+    );
     // Read latency baseline: a page of 20 from the locked map.
     let mut lat = Vec::new();
     let mut rng = SmallRng::seed_from_u64(9);
@@ -244,6 +272,25 @@ fn scenario_a(users: u32) {
         lat.push(t.elapsed().as_nanos() as u64);
     }
     lat.sort_unstable();
+    let us = |v: &[u64], q: f64| percentile(v, q) as f64 / 1e3;
+    for (what, q) in [("p50", 0.5), ("p99", 0.99)] {
+        fig.add(
+            &format!("home page of 20 with bodies while both workers fan out, {what}"),
+            us(&latencies, q),
+            "us",
+            "page of 20 ids from the locked map, idle",
+            us(&lat, q),
+            if q > 0.9 { "p99 <= 20 us" } else { "" },
+        );
+        fig.add(
+            &format!("home page of 20 with bodies, idle, {what}"),
+            us(&idle, q),
+            "us",
+            "page of 20 ids from the locked map, idle",
+            us(&lat, q),
+            if q > 0.9 { "p99 <= 20 us" } else { "" },
+        );
+    }
     println!(
         "baseline page of 20 ids (no bodies) from the locked map, idle: p50 {:.1} us, p99 {:.1} us",
         percentile(&lat, 0.5) as f64 / 1e3,
@@ -323,7 +370,7 @@ unsafe impl<T> Send for SendPtr<T> {}
 /// Scenario B's users, each given a full timeline of 800.
 const B_USERS: u32 = 50_000;
 
-fn scenario_b() {
+fn scenario_b(fig: &mut Figures) {
     println!("== B. bytes per entry, {B_USERS} full timelines of 800");
     // Each side runs in a fresh process of this bench: in one process, the allocator
     // hands the second side the memory the first one freed, and the resident-size
@@ -351,6 +398,14 @@ fn scenario_b() {
     println!(
         "baseline Vec<VecDeque<u64>>: {baseline:.2} resident bytes/entry; feedcore/baseline = {:.2} (resident)",
         resident / baseline
+    );
+    fig.add(
+        &format!("timeline memory, {B_USERS} full timelines of 800, resident in a fresh process"),
+        resident,
+        "resident bytes/entry",
+        "Vec<VecDeque<u64>> of the same entries",
+        baseline,
+        "<= 5",
     );
 }
 
@@ -397,7 +452,7 @@ fn scenario_b_part(part: &str) {
     );
 }
 
-fn scenario_c(users: u32) {
+fn scenario_c(users: u32, fig: &mut Figures) {
     println!(
         "== C. one post to {} followers, and small posts meanwhile",
         users - 1
@@ -468,6 +523,20 @@ fn scenario_c(users: u32) {
         probe.as_secs_f64() * 1e3,
         big.as_secs_f64() / probe.as_secs_f64()
     );
+    fig.add(
+        &format!("one post to {} followers, every follower has it", users - 1),
+        big.as_secs_f64() * 1e3,
+        "ms",
+        "the same appends into plain per-user arrays, 2 threads",
+        probe.as_secs_f64() * 1e3,
+        "< 1 s",
+    );
+    fig.add_alone(
+        "small posts while that post fans out, p99 until the author's timeline has it",
+        percentile(&small_lag, 0.99) as f64 / 1e3,
+        "ms",
+        "< 10 ms",
+    );
 }
 
 fn main() {
@@ -485,13 +554,17 @@ fn main() {
     }
     // FEEDCORE_BENCH_ONLY=a (or b, c, or several: "ac") runs just those scenarios.
     let only = std::env::var("FEEDCORE_BENCH_ONLY").unwrap_or_else(|_| "abc".into());
+    let mut fig = Figures::new("fanout", "cargo bench --bench fanout");
     if only.contains('a') {
-        scenario_a(users);
+        scenario_a(users, &mut fig);
     }
     if only.contains('b') {
-        scenario_b();
+        scenario_b(&mut fig);
     }
     if only.contains('c') {
-        scenario_c(users);
+        scenario_c(users, &mut fig);
+    }
+    if only == "abc" {
+        fig.write();
     }
 }

@@ -29,14 +29,17 @@
 
 use std::collections::HashSet;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput};
+
+#[path = "support/figures.rs"]
+mod figures;
 use feedcore::sim::{TwitterGraph, summarize};
 use feedcore::{Durability, FollowGraph, GraphConfig, UserId};
+use figures::{Figures, time_ns};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -162,7 +165,7 @@ struct Twitter {
 
 /// Figure `memory`: builds both structures, measuring resident bytes around each, and
 /// prints the figures.
-fn memory_and_bulk_load() -> Twitter {
+fn memory_and_bulk_load(fig: &mut Figures) -> Twitter {
     let params = TwitterGraph {
         users: TWITTER_USERS,
         ..Default::default()
@@ -234,6 +237,25 @@ fn memory_and_bulk_load() -> Twitter {
         per_follow(hash_bytes),
         mib(hash_bytes),
         hash_bytes as f64 / feedcore_bytes as f64
+    );
+    fig.add(
+        &format!(
+            "follow edge memory, {} users, {} follows, both directions",
+            params.users, follows
+        ),
+        per_follow(feedcore_bytes),
+        "resident bytes/follow",
+        "Vec<HashSet<u32>> pair",
+        per_follow(hash_bytes),
+        "<= 10",
+    );
+    fig.add(
+        &format!("bulk load, {} users, {} follows", params.users, follows),
+        loaded.as_secs_f64(),
+        "s",
+        "building the Vec<HashSet<u32>> pair",
+        hash_built.as_secs_f64(),
+        "<= 10 s",
     );
     println!(
         "graph/memory: walking every user's followers and following took {:.2} s ({:.0} M ids/s)",
@@ -401,46 +423,38 @@ fn follow_benches(c: &mut Criterion, twitter: &Twitter) -> (f64, f64) {
     (feedcore_walks, baseline_walks)
 }
 
-/// Where criterion writes its estimates (as criterion finds it: `CRITERION_HOME`,
-/// `CARGO_TARGET_DIR/criterion`, else the target directory this binary runs from).
-fn criterion_dir() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return Some(PathBuf::from(home));
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return Some(Path::new(&target).join("criterion"));
-    }
-    // target/release/deps/graph-<hash>
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
-}
-
-/// Criterion's time per iteration (ns) of `group/function`, if measured in this run
-/// (after `since`): the slope estimate, as criterion prints it, or the mean under flat
-/// sampling.
-fn time_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = criterion_dir()?
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["slope"]["point_estimate"]
-        .as_f64()
-        .or_else(|| json["mean"]["point_estimate"].as_f64())
-}
-
-fn print_ratios(since: SystemTime, follows: u64) {
+fn print_ratios(since: SystemTime, follows: u64, fig: &mut Figures) {
     let rate = |group: &str, function: &str, elements: f64| {
         time_ns(group, function, since).map(|ns| elements / ns * 1e9)
     };
     let walk = |f: &str| rate("graph_walk", f, f64::from(WALK_FOLLOWERS));
     let ops = |f: &str| rate("graph_follow_unfollow", f, 2.0);
     println!("\nsummary (this run, {follows} follows in the Twitter-like graph):");
-    let line = |what: &str, unit: &str, got: Option<f64>, base: Option<f64>, note: &str| {
+    let mut line = |what: &str, unit: &str, got: Option<f64>, base: Option<f64>, note: &str| {
+        if let (Some(g), Some(b)) = (got, base) {
+            let budget = note
+                .trim()
+                .trim_start_matches("(budget ")
+                .trim_end_matches(')');
+            let baseline = if unit == "ids" {
+                "summing a Vec<u32> of the same ids"
+            } else {
+                "a Mutex around a Vec<HashSet<u32>> pair"
+            };
+            let (scale, prefix) = if unit == "ids" {
+                (1e9, "G ")
+            } else {
+                (1e3, "k ")
+            };
+            fig.add(
+                what,
+                g / scale,
+                &format!("{prefix}{unit}/s"),
+                baseline,
+                b / scale,
+                budget,
+            );
+        }
         let (scale, prefix) = if unit == "ids" {
             (1e9, "G")
         } else {
@@ -499,9 +513,11 @@ fn print_ratios(since: SystemTime, follows: u64) {
 fn main() {
     let since = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
-    let twitter = memory_and_bulk_load();
+    let mut fig = Figures::new("graph", "cargo bench --bench graph");
+    let twitter = memory_and_bulk_load(&mut fig);
     walk_benches(&mut c);
     follow_benches(&mut c, &twitter);
     c.final_summary();
-    print_ratios(since, twitter.follows);
+    print_ratios(since, twitter.follows, &mut fig);
+    fig.write();
 }

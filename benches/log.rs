@@ -18,11 +18,16 @@ use std::fs::{self, File};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+
+#[path = "support/figures.rs"]
+mod figures;
 use feedcore::sim::synthetic_notice;
 use feedcore::{Durability, LogConfig, NewNotice, NoticeId, NoticeLog};
+use figures::{Figures, time_ns};
 
 /// Notices per measured iteration of `append_buffered` (one `append` call each).
 const APPEND_BATCH: usize = 1024;
@@ -108,6 +113,7 @@ fn append_buffered(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
 
     let mut group = c.benchmark_group("append_buffered");
+    APPEND_BATCH_BYTES.get_or_init(|| batch_bytes);
     group.throughput(Throughput::ElementsAndBytes {
         elements: APPEND_BATCH as u64,
         bytes: batch_bytes,
@@ -314,6 +320,7 @@ fn recovery(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(10));
+    RECOVERY_BYTES.get_or_init(|| report.record_bytes);
     group.throughput(Throughput::Bytes(report.record_bytes));
     group.bench_function("fs_read_baseline", |b| {
         b.iter(|| {
@@ -339,4 +346,84 @@ fn recovery(c: &mut Criterion) {
 }
 
 criterion_group!(benches, append_buffered, group_commit, get_random, recovery);
-criterion_main!(benches);
+/// Record bytes of one `append_buffered` batch, and of the `recovery` log.
+static APPEND_BATCH_BYTES: OnceLock<u64> = OnceLock::new();
+static RECOVERY_BYTES: OnceLock<u64> = OnceLock::new();
+
+/// The headline figures of this run, from criterion's estimates, beside their
+/// baselines; written for `scripts/figures.py`.
+fn record(since: SystemTime) {
+    let mut fig = Figures::new("log", "cargo bench --bench log");
+    let t = |group: &str, function: &str| time_ns(group, function, since);
+    if let (Some(log), Some(base)) = (
+        t("append_buffered", "log_append"),
+        t("append_buffered", "write_all_baseline"),
+    ) {
+        let per_s = |ns: f64| APPEND_BATCH as f64 / ns * 1e9 / 1e3;
+        fig.add(
+            "buffered append, 280-byte bodies",
+            per_s(log),
+            "k notices/s",
+            "write_all of the same record bytes, one call each",
+            per_s(base),
+            ">= 0.5 of the baseline",
+        );
+        if let Some(&bytes) = APPEND_BATCH_BYTES.get() {
+            let mib_s = |ns: f64| bytes as f64 / ns * 1e9 / f64::from(1 << 20);
+            fig.add_alone("buffered append bandwidth", mib_s(log), "MiB/s", "");
+        }
+    }
+    if let (Some(log), Some(base)) = (
+        t("group_commit", "log_4_threads_delay_200us_default"),
+        t("group_commit", "write_fdatasync_1_thread_baseline"),
+    ) {
+        let per_s = |ns: f64| (WRITERS * NOTICES_PER_WRITER) as f64 / ns * 1e9 / 1e3;
+        fig.add(
+            "group commit, 4 writer threads, default 200 us delay",
+            per_s(log),
+            "k notices/s",
+            "one thread, write_all + fdatasync per notice",
+            per_s(base),
+            ">= 0.5 of the baseline",
+        );
+    }
+    if let (Some(log), Some(base)) = (
+        t("get_random", "log_get"),
+        t("get_random", "vec_string_baseline"),
+    ) {
+        fig.add(
+            &format!("random get with body, {GET_NOTICES} notices"),
+            log,
+            "ns",
+            "indexing a Vec<String> of the same bodies",
+            base,
+            "<= 100 ns",
+        );
+    }
+    if let (Some(log), Some(base), Some(&bytes)) = (
+        t("recovery", "log_open"),
+        t("recovery", "fs_read_baseline"),
+        RECOVERY_BYTES.get(),
+    ) {
+        let gb_s = |ns: f64| bytes as f64 / ns;
+        fig.add(
+            &format!(
+                "recovery scan (open, every record verified), {:.2} GB",
+                bytes as f64 / 1e9
+            ),
+            gb_s(log),
+            "GB/s",
+            "fs::read of the segment files",
+            gb_s(base),
+            "",
+        );
+    }
+    fig.write();
+}
+
+fn main() {
+    let since = SystemTime::now();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    record(since);
+}

@@ -13,6 +13,10 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
+#[path = "support/figures.rs"]
+mod figures;
+use figures::Figures;
+
 use feedcore::sim::TwitterGraph;
 use feedcore::{Config, Durability, Engine, FollowGraph, GraphConfig, NewNotice, Page, UserId};
 
@@ -122,4 +126,23 @@ fn main() {
         (open + read).as_secs_f64(),
         write.as_secs_f64()
     );
+    let mut fig = Figures::new("restart", "cargo bench --bench restart");
+    let store = format!("{users} users, {notices} notices");
+    fig.add(
+        &format!("restart, {store}: open, then every timeline rebuilt by its first read"),
+        (open + rebuild).as_secs_f64(),
+        "s",
+        "persisted design's floor: open, then the checkpoint read back from the page cache",
+        (open + read).as_secs_f64(),
+        "",
+    );
+    fig.add(
+        &format!("restart, {store}: open alone"),
+        open.as_secs_f64(),
+        "s",
+        "writing the same checkpoint with fsync, at every checkpoint",
+        write.as_secs_f64(),
+        "",
+    );
+    fig.write();
 }

@@ -16,6 +16,10 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
+#[path = "support/figures.rs"]
+mod figures;
+use figures::Figures;
+
 use feedcore::{
     Config, Durability, Engine, FollowGraph, GraphConfig, NewNotice, Page, Strategy, UserId,
 };
@@ -49,12 +53,12 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 /// Readers 10_000.. follow 10, 200 or 2000 random authors; authors 1..=3 have 10,
 /// 1,000 and 10,000 followers among the readers' range and the rest of the users.
 /// "p50 / p99" in microseconds of latencies in nanoseconds.
-fn p50_p99(mut lat: Vec<u64>) -> String {
+fn p50_p99(lat: &mut [u64]) -> String {
     lat.sort_unstable();
     format!(
         "{:>7.1} / {:>7.1}",
-        percentile(&lat, 0.5) / 1e3,
-        percentile(&lat, 0.99) / 1e3
+        percentile(lat, 0.5) / 1e3,
+        percentile(lat, 0.99) / 1e3
     )
 }
 
@@ -132,6 +136,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let mut fig = Figures::new("strategies", "cargo bench --bench strategies");
     let (edges, following) = edges();
     println!("graph: {USERS} users, {} follows", edges.len());
 
@@ -150,6 +155,7 @@ fn main() {
         "strategy",
         &["follows 10", "follows 200", "follows 2000"].map(String::from),
     );
+    let mut p99_2000 = Vec::new();
     for strategy in STRATEGIES {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = open(dir.path(), strategy, &edges);
@@ -183,7 +189,10 @@ fn main() {
                     lat.push(t.elapsed().as_nanos() as u64);
                 }
             }
-            row.push(p50_p99(lat));
+            row.push(p50_p99(&mut lat));
+            if group == 2 {
+                p99_2000.push((strategy.name(), percentile(&lat, 0.99) / 1e3));
+            }
         }
         latency_row(strategy.name(), &row);
     }
@@ -216,7 +225,21 @@ fn main() {
                 lat.push(t.elapsed().as_nanos() as u64);
             }
         }
-        row.push(p50_p99(lat));
+        row.push(p50_p99(&mut lat));
+        if group == 2 {
+            for &(name, p99) in &p99_2000 {
+                fig.add(
+                    &format!(
+                        "home page of 20 with bodies, reader following 2000 authors, {name}, p99"
+                    ),
+                    p99,
+                    "us",
+                    "naive k-way merge of Vec<Vec<u64>>, no bodies, no rules, p99",
+                    percentile(&lat, 0.99) / 1e3,
+                    if name == "pull" { "<= 2 ms" } else { "" },
+                );
+            }
+        }
     }
     latency_row("naive", &row);
     println!("(naive: k-way merge of the same authors' ids in Vec<Vec<u64>>, no bodies, no rules)");
@@ -323,5 +346,29 @@ fn main() {
             "read:write {ratio}: selective wall / min(push, pull) = {:.2}",
             selective / cheaper
         );
+        let bytes_of = |name: &str| {
+            totals
+                .iter()
+                .find(|t| t.0 == name)
+                .map_or(0.0, |t| t.2 as f64)
+        };
+        let cheaper_bytes = bytes_of("push").min(bytes_of("pull"));
+        fig.add(
+            &format!("mixed workload, 20 k posts, {ratio} reads a post: selective, bytes touched"),
+            bytes_of("selective") / 1e6,
+            "MB",
+            "the cheaper of push and pull, same workload",
+            cheaper_bytes / 1e6,
+            "selective <= the cheaper",
+        );
+        fig.add(
+            &format!("mixed workload, 20 k posts, {ratio} reads a post: selective, wall time"),
+            selective,
+            "ms",
+            "the faster of push and pull, same workload",
+            cheaper,
+            "",
+        );
     }
+    fig.write();
 }

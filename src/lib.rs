@@ -1,20 +1,27 @@
 //! # feedcore
 //!
 //! Storage and delivery of notices (short posts) for microblogging servers: an
-//! append-only, memory-mapped notice log that survives crashes and is read in place.
+//! append-only, memory-mapped notice log that survives crashes and is read in place, a
+//! compact follow graph, and home timelines filled by a fan-out that pushes, pulls or
+//! mixes the two.
 //!
-//! The entry point today is [`NoticeLog`]; see the README for the road ahead (follow
-//! graph, home timelines, fan-out strategies, the `feedcore sim` laboratory).
+//! The entry point is [`Engine`]: it owns a store directory, takes posts, follows,
+//! blocks and mutes, and pages home timelines, user streams and mentions. [`NoticeLog`]
+//! and [`FollowGraph`] can also be used alone. [`sim`] is the strategy laboratory behind
+//! `feedcore sim`.
 //!
 //! ```
-//! use feedcore::{LogConfig, NewNotice, NoticeLog, UserId};
+//! use feedcore::{Config, Engine, NewNotice, Page, UserId};
 //! let dir = tempfile::tempdir()?;
-//! let log = NoticeLog::open(dir.path(), LogConfig::default())?;
-//! let id = log.append(&NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
-//! log.delete(id)?;
-//! assert!(log.get(id).is_none());
+//! let engine = Engine::open(dir.path(), Config { users_max: 100, ..Default::default() })?;
+//! engine.follow(UserId(2), UserId(1))?;
+//! let id = engine.post(NewNotice { author: UserId(1), body: "hello".into(), ..Default::default() })?;
+//! engine.flush()?; // delivery runs behind `post`
+//! assert_eq!(engine.home_timeline(UserId(2), Page::latest(20))?.ids, [id]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Errors are one enum, [`Error`]: bad input is an `Err`, never a panic.
 
 #![warn(missing_docs)]
 
@@ -22,6 +29,9 @@ mod dirlock;
 mod engine;
 mod error;
 mod fanout;
+#[doc(hidden)]
+pub mod faults;
+mod fileio;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod graph;
@@ -31,7 +41,7 @@ mod notice;
 pub mod sim;
 mod timeline;
 
-pub use engine::{Clock, Config, Engine, EngineStats};
+pub use engine::{Clock, Config, Engine, EngineStats, MemberPage, StreamsStats, UserStream};
 pub use error::{Error, Result};
 pub use fanout::{KnownRates, Strategy};
 
@@ -39,14 +49,17 @@ pub use fanout::{KnownRates, Strategy};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub use graph::{FollowGraph, Followers, GraphCheckReport, GraphConfig, GraphStats, Neighbors};
-pub use ids::{GroupId, NoticeId, UserId};
+pub use graph::{
+    FollowGraph, Followers, GraphCheckReport, GraphConfig, GraphStats, NAME_BYTES_MAX, Neighbors,
+    RelationsCheck,
+};
+pub use ids::{GroupId, ListId, NoticeId, UserId};
 pub use log::{
     CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,
     SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use notice::{
-    BODY_BYTES_MAX_DEFAULT, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX, TAGS_MAX,
-    URI_BYTES_MAX,
+    BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX,
+    TAGS_MAX, URI_BYTES_MAX,
 };
 pub use timeline::{Page, TimelinePage};

@@ -108,7 +108,7 @@ impl RedisTimelines {
     /// writes it (so no delivery of the same list is lost between read and rewrite),
     /// and waits for it.
     pub async fn merge(&self, engine: &Engine, follower: u32, author: u32) -> Result<(), ApiError> {
-        let newest = engine.user_timeline(UserId(author), Page::latest(200))?;
+        let newest = engine.user_timeline(UserId(author), UserId(author), Page::latest(200))?;
         let ids = newest.ids.iter().map(|id| id.0).collect();
         let (done, wait) = oneshot::channel();
         let tx = &self.partitions[(follower % PARTITIONS) as usize];

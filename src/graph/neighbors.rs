@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::extras::Extras;
-use super::follow_graph::Version;
+use super::version::Version;
 use crate::ids::UserId;
 
 /// Appends up to `max` ids of `walk` to `buf`, one at a time; returns how many.

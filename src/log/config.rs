@@ -5,7 +5,16 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::notice::BODY_BYTES_MAX_DEFAULT;
 
-/// When an append counts as done.
+/// When an append counts as done (see the README's durability table).
+///
+/// ```
+/// use feedcore::{Durability, LogConfig};
+/// use std::time::Duration;
+/// let every_append = LogConfig { durability: Durability::Always, ..Default::default() };
+/// let batched = Durability::GroupCommit { max_delay: Duration::from_micros(500) };
+/// assert_ne!(every_append.durability, batched);
+/// assert!(matches!(LogConfig::default().durability, Durability::GroupCommit { .. }));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// Every append returns after its record is on disk (`fdatasync`). Concurrent

@@ -4,6 +4,28 @@ use crate::ids::NoticeId;
 
 /// Which part of a stream to read: ids strictly between `since_id` and `max_id`
 /// (both exclusive, as in Mastodon's API), newest first, at most `limit`.
+///
+/// A full page's `next` is the page of older entries; following it pages the whole
+/// stream, past what the engine keeps in memory.
+///
+/// ```
+/// use feedcore::{Config, Engine, NewNotice, Page, UserId};
+/// let dir = tempfile::tempdir()?;
+/// let engine = Engine::open(dir.path(), Config { users_max: 10, ..Default::default() })?;
+/// for i in 0..5 {
+///     engine.post(NewNotice { author: UserId(1), body: format!("n{i}"), ..Default::default() })?;
+/// }
+/// engine.flush()?;
+/// let (mut page, mut seen) = (Some(Page::latest(2)), Vec::new());
+/// while let Some(p) = page {
+///     let got = engine.home_timeline(UserId(1), p)?;
+///     seen.extend(got.ids);
+///     page = got.next;
+/// }
+/// assert_eq!(seen.len(), 5);
+/// assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     /// Only ids greater than this.

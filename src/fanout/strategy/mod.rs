@@ -10,10 +10,10 @@
 //! older ones. Pairs it calls pull are pulled at read time.
 //! Decisions change over time (a rate crosses a threshold); a change goes through
 //! [`Signals::set_class`], which marks the user's pairs "pull" while it is under way and
-//! then records the change's ticket. A reader whose ring was rebuilt before the newest
-//! ticket of its push pairs rebuilds it (with the current decisions) before trusting
-//! it, so a read never trusts the ring for a notice a worker decided on under an old
-//! rule.
+//! then records the change's ticket. A reader whose ring was repaired before the newest
+//! ticket of its push pairs merges the changed authors again, or rebuilds the ring (with
+//! the current decisions), before trusting it, so a read never trusts the ring for a
+//! notice a worker decided on under an old rule.
 
 mod hybrid;
 mod lossy;
@@ -32,7 +32,20 @@ pub(crate) use pull::Pull;
 pub(crate) use push::Push;
 pub(crate) use selective::Selective;
 
-/// Which timeline strategy an engine runs (`Config::strategy`).
+/// Which timeline strategy an engine runs (`Config::strategy`). Every strategy but
+/// `Lossy` pages exactly the same ids; they differ in what a post and a read cost.
+///
+/// ```
+/// use feedcore::{Config, Engine, Strategy};
+/// let dir = tempfile::tempdir()?;
+/// let config = Config {
+///     strategy: Strategy::Hybrid { followers_min: 10_000 },
+///     ..Default::default()
+/// };
+/// let engine = Engine::open(dir.path(), config)?;
+/// assert_eq!(engine.config().strategy.name(), "hybrid");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Strategy {
     /// Push every notice to every active follower; a read reads the stored timeline
@@ -287,8 +300,8 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Invalidates the cached plans of `author`'s followers whose pair with the
     /// author `flipped` says changed decision (a walk of the followers, as a post's
-    /// fan-out is; classes move by whole octaves, so this is rare). A reader that
-    /// starts following the author later invalidates its own plan by following.
+    /// fan-out is; classes move only by an octave or more, so this is rare). A reader
+    /// that starts following the author later invalidates its own plan by following.
     pub(crate) fn invalidate_followers(&self, author: u32, mut flipped: impl FnMut(u32) -> bool) {
         if self.signals.plan_gens.is_empty() {
             return;

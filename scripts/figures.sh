@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every bench and the sim runs that docs/figures.md reports, then writes it.
+#   scripts/figures.sh            everything (about 40 minutes on 2 cores)
+#   scripts/figures.sh log sim    only those (bench names, sim, sim-redis, sweep)
+# Each run writes target/figures/NAME.json; scripts/figures.py turns them into the page.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target/figures
+all=(log graph fanout strategies restart streams sim sim-redis sweep)
+want=("${@:-${all[@]}}")
+for what in "${want[@]}"; do
+  echo "== $what"
+  case "$what" in
+    log | graph | fanout | strategies | restart | streams) cargo bench --bench "$what" ;;
+    sim) cargo run --release -- sim --json > target/figures/sim.json ;;
+    sim-redis)
+      if command -v redis-server >/dev/null 2>&1; then
+        cargo run --release -- sim --baseline redis --json > target/figures/sim-redis.json
+      else
+        echo "redis-server is not installed (Debian: apt-get install -y redis-server): skipped"
+      fi
+      ;;
+    sweep) cargo run --release -- sim --sweep read-write=0.1,1,10 --ops 1000000 --json > target/figures/sweep.json ;;
+    *) echo "unknown: $what (one of ${all[*]})" >&2; exit 2 ;;
+  esac
+done
+python3 scripts/figures.py
