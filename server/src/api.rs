@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use feedcore::{Engine, NewNotice, NoticeId, Page, Scope, TimelinePage, UserId};
+use feedcore::{Engine, ListId, NewNotice, NoticeId, Page, Scope, TimelinePage, UserId};
 
 use crate::accounts::{Account, AccountError, Accounts};
 use crate::backend::{self, Backend, streams};
@@ -31,6 +31,9 @@ pub struct App {
     pub backend: Backend,
     /// What links point at.
     pub urls: Urls,
+    /// The user id that unauthenticated requests read the public and tag timelines
+    /// as: one past the accounts' ids, so no account follows, blocks or mutes it.
+    pub anonymous: u32,
 }
 
 /// An error answered as Mastodon does: a status and `{"error": "..."}`.
@@ -88,7 +91,15 @@ impl From<feedcore::Error> for ApiError {
             E::InvalidNotice { reason } => {
                 ApiError::unprocessable(format!("Validation failed: {reason}"))
             }
-            E::UnknownNotice { .. } | E::UnknownUser { .. } => ApiError::not_found(),
+            E::UnknownNotice { .. }
+            | E::UnknownUser { .. }
+            | E::UnknownList { .. }
+            | E::UnknownTag { .. }
+            | E::NotOwner { .. } => ApiError::not_found(),
+            E::InvalidName { reason } => {
+                ApiError::unprocessable(format!("Validation failed: {reason}"))
+            }
+            E::TooMany { .. } => ApiError::unprocessable(format!("Validation failed: {e}")),
             E::InvalidRelation { reason } => ApiError::new(StatusCode::FORBIDDEN, reason.clone()),
             E::InvalidPage { reason } => ApiError::bad_request(reason.clone()),
             E::DuplicateUri { .. } => ApiError::unprocessable(e.to_string()),
@@ -143,6 +154,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/timelines/public", get(public))
         .route("/api/v1/timelines/tag/{tag}", get(tag))
         .route("/api/v1/timelines/list/{id}", get(list))
+        .route("/api/v1/lists", get(lists).post(create_list))
+        .route("/api/v1/lists/{id}", get(get_list))
+        .route(
+            "/api/v1/lists/{id}/accounts",
+            get(list_accounts)
+                .post(list_accounts_add)
+                .delete(list_accounts_remove),
+        )
         .route("/api/v1/instance", get(instance_v1))
         .route("/api/v1/instance/", get(instance_v1))
         .route("/api/v2/instance", get(instance_v2))
@@ -463,9 +482,47 @@ async fn stream(
     Ok(timeline_response(app, uri, &query, &ids, more))
 }
 
+/// A boolean query parameter (absent is false; see [`compose::truthy`]).
+fn query_flag(uri: &Uri, key: &str) -> bool {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .is_some_and(|(_, v)| compose::truthy(v))
+}
+
+/// The reader of a stream open to anyone: the token's account, or the anonymous
+/// reader without a token (a token given but unknown is still 401).
+fn reader(app: &App, headers: &HeaderMap) -> Result<u32, ApiError> {
+    Ok(optional_auth(app, headers)?.map_or(app.anonymous, |a| a.id))
+}
+
+/// `only_media=true` asks for statuses with media, which this server does not take:
+/// an empty page. `remote=true` asks for federated statuses only, which feedcore's
+/// streams do not separate: refused rather than answered with local ones.
+fn stream_filters(uri: &Uri) -> Result<bool, ApiError> {
+    if query_flag(uri, "remote") {
+        return Err(ApiError::not_implemented(
+            "remote=true is not served: feedcore's public stream does not separate remote statuses"
+                .into(),
+        ));
+    }
+    Ok(query_flag(uri, "only_media"))
+}
+
 async fn public(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Reply {
-    let me = optional_auth(&app, &headers)?.map(|a| a.id);
-    stream(&app, &uri, |p| streams::public(&app.engine, me, p)).await
+    let me = reader(&app, &headers)?;
+    let local = query_flag(&uri, "local");
+    let nothing = stream_filters(&uri)?;
+    stream(&app, &uri, |p| {
+        if nothing {
+            return Ok(TimelinePage::default());
+        }
+        streams::public(&app.engine, me, local, p)
+    })
+    .await
 }
 
 async fn tag(
@@ -474,9 +531,36 @@ async fn tag(
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Reply {
-    let me = optional_auth(&app, &headers)?.map(|a| a.id);
+    let me = reader(&app, &headers)?;
     let tag = path_param(path)?;
-    stream(&app, &uri, |p| streams::tag(&app.engine, me, &tag, p)).await
+    let nothing = stream_filters(&uri)?;
+    // local=true: the tagged statuses written here. This server writes every notice
+    // it holds (it does not federate), so the tag stream is already local.
+    stream(&app, &uri, |p| {
+        if nothing {
+            return Ok(TimelinePage::default());
+        }
+        streams::tag(&app.engine, me, &tag, p)
+    })
+    .await
+}
+
+/// A list id from a path: a number, else 404.
+fn list_id(path: Result<Path<String>, PathRejection>) -> Result<ListId, ApiError> {
+    path_param(path)?
+        .parse::<u32>()
+        .map(ListId)
+        .map_err(|_| ApiError::not_found())
+}
+
+/// The list `list` and its title, when `owner` owns it; 404 otherwise (Mastodon
+/// answers another account's list as one that does not exist).
+fn owned_list(app: &App, owner: u32, list: ListId) -> Result<String, ApiError> {
+    match app.engine.list_info(list) {
+        Ok((o, title)) if o.0 == owner => Ok(title),
+        Ok(_) => Err(ApiError::not_found()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn list(
@@ -486,10 +570,142 @@ async fn list(
     path: Result<Path<String>, PathRejection>,
 ) -> Reply {
     let me = auth(&app, &headers)?;
-    let list: u64 = path_param(path)?
-        .parse()
-        .map_err(|_| ApiError::not_found())?;
+    let list = list_id(path)?;
     stream(&app, &uri, |p| streams::list(&app.engine, me.id, list, p)).await
+}
+
+// ---- lists ----
+
+async fn create_list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let me = auth(&app, &headers)?;
+    let params = body_params(&headers, body)?;
+    let Some(title) = params.get("title") else {
+        return Err(ApiError::unprocessable(
+            "Validation failed: Title can't be blank".into(),
+        ));
+    };
+    match params.get("replies_policy") {
+        None | Some("list") => {}
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "Validation failed: replies_policy {other:?} is not served: feedcore's lists show the replies to their members and to the accounts their owner follows (\"list\")"
+            )));
+        }
+    }
+    if params.get("exclusive").is_some_and(compose::truthy) {
+        return Err(ApiError::unprocessable(
+            "Validation failed: exclusive lists are not served: a list's members stay in its owner's home timeline".into(),
+        ));
+    }
+    let list = blocking(|| app.engine.create_list(UserId(me.id), title))?;
+    let mut out = Vec::with_capacity(128);
+    json::list(&mut out, list.0, title);
+    ok(out)
+}
+
+async fn lists(State(app): State<Arc<App>>, headers: HeaderMap) -> Reply {
+    let me = auth(&app, &headers)?;
+    let mut out = vec![b'['];
+    // Lists are few beside notices; a scan of the registry is what an example needs.
+    for id in 0..app.engine.streams_stats().lists {
+        let Ok((owner, title)) = app.engine.list_info(ListId(id)) else {
+            continue;
+        };
+        if owner.0 == me.id {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            json::list(&mut out, id, &title);
+        }
+    }
+    out.push(b']');
+    ok(out)
+}
+
+async fn get_list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let me = auth(&app, &headers)?;
+    let list = list_id(path)?;
+    let title = owned_list(&app, me.id, list)?;
+    let mut out = Vec::with_capacity(128);
+    json::list(&mut out, list.0, &title);
+    ok(out)
+}
+
+async fn list_accounts(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Reply {
+    let me = auth(&app, &headers)?;
+    let list = list_id(path)?;
+    owned_list(&app, me.id, list)?;
+    let mut out = vec![b'['];
+    for member in app.engine.list_members(list)? {
+        let Some(a) = app.accounts.get(member.0) else {
+            continue;
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        json::account(&mut out, &app.engine, &app.urls, &a, false);
+    }
+    out.push(b']');
+    ok(out)
+}
+
+/// The accounts of `account_ids` (a form's `account_ids[]` or a JSON array); 404
+/// when one does not exist, so nothing is changed.
+fn account_ids(app: &App, params: &Params) -> Result<Vec<UserId>, ApiError> {
+    params
+        .all("account_ids")
+        .into_iter()
+        .map(|id| account_id(app, id).map(|a| UserId(a.id)))
+        .collect()
+}
+
+async fn list_accounts_add(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let me = auth(&app, &headers)?;
+    let list = list_id(path)?;
+    owned_list(&app, me.id, list)?;
+    let members = account_ids(&app, &body_params(&headers, body)?)?;
+    for m in members {
+        blocking(|| app.engine.list_add(list, m))?;
+    }
+    ok(b"{}".to_vec())
+}
+
+async fn list_accounts_remove(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let me = auth(&app, &headers)?;
+    let list = list_id(path)?;
+    owned_list(&app, me.id, list)?;
+    // Clients send a DELETE's parameters in the query or in the body.
+    let mut members = account_ids(&app, &body_params(&headers, body)?)?;
+    let query =
+        Params::parse(None, uri.query().unwrap_or("").as_bytes()).map_err(ApiError::bad_request)?;
+    members.extend(account_ids(&app, &query)?);
+    for m in members {
+        blocking(|| app.engine.list_remove(list, m))?;
+    }
+    ok(b"{}".to_vec())
 }
 
 // ---- instance ----

@@ -1,6 +1,6 @@
 //! Where home timelines live: feedcore's own (push fan-out into its in-process rings),
 //! or Redis lists (Twitter's layout), for comparison. Notices, the follow graph and
-//! every other stream are feedcore's in both.
+//! every other stream (public, local, tag, list) are feedcore's in both.
 
 use std::sync::Arc;
 
@@ -62,47 +62,56 @@ impl Backend {
     }
 }
 
-/// The streams of issue "streams" (`Engine::public_timeline`, `tag_timeline`,
-/// `list_timeline`) are not in this version of feedcore. Each one is served here once
-/// it exists; until then it answers 501 with a Mastodon-style error. Wiring one is
-/// replacing its body with the engine call, e.g. `Ok(engine.public_timeline(reader,
-/// page)?)`.
+/// The streams beside home: feedcore's in both backends (the Redis backend stores
+/// every notice in the engine too, so the engine pages them). Each reads as a user:
+/// the anonymous reader of an unauthenticated request is a user id no account has
+/// ([`crate::api::App::anonymous`]), so nobody blocks or is muted by it.
 pub mod streams {
-    use super::*;
+    use feedcore::{Engine, Error, ListId, Page, TimelinePage, UserId};
 
-    fn missing(what: &str) -> ApiError {
-        ApiError::not_implemented(format!(
-            "the {what} timeline needs a feedcore stream this version does not have"
-        ))
-    }
+    use crate::api::ApiError;
 
-    /// The public (federated) timeline, as `reader` (if any) may see it.
+    /// The public timeline as `reader` sees it; `local`: only the notices written on
+    /// this server (those without a uri).
     pub fn public(
-        _engine: &Engine,
-        _reader: Option<u32>,
-        _page: Page,
+        engine: &Engine,
+        reader: u32,
+        local: bool,
+        page: Page,
     ) -> Result<TimelinePage, ApiError> {
-        Err(missing("public"))
+        Ok(if local {
+            engine.local_timeline(UserId(reader), page)?
+        } else {
+            engine.public_timeline(UserId(reader), page)?
+        })
     }
 
-    /// The statuses carrying `tag`.
+    /// The public statuses carrying `tag` (a leading `#` dropped, case ignored). A
+    /// tag nobody used, or one that is no tag (too long, with whitespace), has no
+    /// statuses: an empty page, as Mastodon answers.
     pub fn tag(
-        _engine: &Engine,
-        _reader: Option<u32>,
-        _tag: &str,
-        _page: Page,
+        engine: &Engine,
+        reader: u32,
+        tag: &str,
+        page: Page,
     ) -> Result<TimelinePage, ApiError> {
-        Err(missing("hashtag"))
+        match engine.tag_timeline(UserId(reader), tag, page) {
+            Err(Error::UnknownTag { .. } | Error::InvalidName { .. }) => {
+                Ok(TimelinePage::default())
+            }
+            r => Ok(r?),
+        }
     }
 
-    /// The statuses of the accounts in `owner`'s list `list`.
+    /// The statuses of the accounts in `owner`'s list `list`; 404 for a list that
+    /// does not exist or is another account's.
     pub fn list(
-        _engine: &Engine,
-        _owner: u32,
-        _list: u64,
-        _page: Page,
+        engine: &Engine,
+        owner: u32,
+        list: ListId,
+        page: Page,
     ) -> Result<TimelinePage, ApiError> {
-        Err(missing("list"))
+        Ok(engine.list_timeline(UserId(owner), list, page)?)
     }
 }
 

@@ -65,8 +65,10 @@ pub struct StoreArgs {
     /// The store directory (notices, graph, accounts).
     #[arg(long, required = true)]
     pub dir: Option<PathBuf>,
-    /// Accounts at most (user ids 0 to this); memory is sized by it.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Accounts at most (user ids 0 to this, exclusive; the engine has one user more,
+    /// the anonymous reader of the public and tag timelines); memory is sized by it.
+    #[arg(long, default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(1..i64::from(u32::MAX)))]
     pub users_max: u32,
     /// When a post, follow or account creation is acknowledged.
     #[arg(long, value_enum, default_value_t = DurabilityKind::Group)]
@@ -124,7 +126,9 @@ pub struct SeedArgs {
 
 fn config(store: &StoreArgs, strategy: Strategy) -> Config {
     Config {
-        users_max: store.users_max,
+        // The last user id is the anonymous reader (`App::anonymous`); clap keeps
+        // `users_max` below u32::MAX.
+        users_max: store.users_max + 1,
         durability: match store.durability {
             DurabilityKind::Always => Durability::Always,
             DurabilityKind::Group => Durability::default(),
@@ -209,6 +213,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             accounts,
             urls: Urls { base: base.clone() },
             backend,
+            anonymous: args.store.users_max,
         });
         println!(
             "feedcore-server listening on {base} (backend {}, dir {}, pid {})",

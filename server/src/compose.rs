@@ -10,9 +10,20 @@ use crate::accounts::Accounts;
 /// The longest status, in characters (Mastodon's default).
 pub const STATUS_CHARS_MAX: usize = 500;
 
-/// The parameters of a request body, each as text.
+/// The parameters of a request body, each as text; a parameter may have several
+/// values (a form's repeated `key[]`, a JSON array).
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, Vec<String>>);
+
+/// A JSON scalar as text; `None` for null, arrays and objects.
+fn json_text(v: serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
 
 impl Params {
     /// Parses a body by its `Content-Type`: JSON (an object), or form-encoded (also
@@ -21,6 +32,7 @@ impl Params {
         let kind = content_type
             .and_then(|t| t.split(';').next())
             .map(|t| t.trim().to_ascii_lowercase());
+        let mut params: HashMap<String, Vec<String>> = HashMap::new();
         match kind.as_deref() {
             Some("application/json") => {
                 let value: serde_json::Value = serde_json::from_slice(body)
@@ -28,37 +40,65 @@ impl Params {
                 let serde_json::Value::Object(map) = value else {
                     return Err("the request body must be a JSON object".into());
                 };
-                let mut params = HashMap::new();
                 for (k, v) in map {
-                    let text = match v {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Bool(b) => b.to_string(),
-                        serde_json::Value::Null => continue,
-                        _ => continue, // arrays and objects (media_ids, poll): unused here
+                    let values: Vec<String> = match v {
+                        // account_ids: [...]; objects (a poll) are unused here.
+                        serde_json::Value::Array(items) => {
+                            items.into_iter().filter_map(json_text).collect()
+                        }
+                        v => json_text(v).into_iter().collect(),
                     };
-                    params.insert(k, text);
+                    if !values.is_empty() {
+                        params.insert(k, values);
+                    }
                 }
-                Ok(Params(params))
             }
             None | Some("application/x-www-form-urlencoded") => {
                 let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
                     .map_err(|e| format!("the request body is not form-encoded: {e}"))?;
-                Ok(Params(pairs.into_iter().collect()))
+                for (k, v) in pairs {
+                    // Rails' `key[]=a&key[]=b` is the array `key`.
+                    let k = k.strip_suffix("[]").map(str::to_string).unwrap_or(k);
+                    params.entry(k).or_default().push(v);
+                }
             }
-            Some(other) => Err(format!(
-                "unsupported Content-Type {other}: send application/json or application/x-www-form-urlencoded"
-            )),
+            Some(other) => {
+                return Err(format!(
+                    "unsupported Content-Type {other}: send application/json or application/x-www-form-urlencoded"
+                ));
+            }
         }
+        Ok(Params(params))
     }
 
-    /// The parameter `key`, when given and not empty.
+    /// The parameter `key` (its last value), when given and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .get(key)
+            .and_then(|values| values.last())
             .map(String::as_str)
             .filter(|s| !s.is_empty())
     }
+
+    /// Every non-empty value of the parameter `key`, in the order given.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+/// A boolean parameter as Rails reads one: empty, `0`, `f`, `false` or `off` (any
+/// case) is false, anything else true (Mastodon.py sends `1` and `0`).
+pub fn truthy(value: &str) -> bool {
+    !matches!(
+        value.to_ascii_lowercase().as_str(),
+        "" | "0" | "f" | "false" | "off"
+    )
 }
 
 /// Mastodon's visibility onto feedcore's scope: `public` and `unlisted` are
@@ -134,6 +174,12 @@ mod tests {
         assert_eq!(p.get("in_reply_to_id"), Some("7"));
         let p = Params::parse(None, b"status=a+b%21&visibility=private").unwrap();
         assert_eq!(p.get("status"), Some("a b!"));
+        let p = Params::parse(None, b"account_ids[]=1&account_ids[]=2&title=t").unwrap();
+        assert_eq!(p.all("account_ids"), vec!["1", "2"]);
+        assert_eq!(p.get("title"), Some("t"));
+        let p = Params::parse(Some("application/json"), br#"{"account_ids":[3,"4"]}"#).unwrap();
+        assert_eq!(p.all("account_ids"), vec!["3", "4"]);
+        assert!(p.all("missing").is_empty());
         assert!(Params::parse(Some("application/json"), b"{nope").is_err());
         assert!(Params::parse(Some("application/json"), b"[1]").is_err());
         assert!(Params::parse(Some("text/plain"), b"x").is_err());

@@ -1,4 +1,4 @@
-//! Mastodon's JSON entities (Status, Account, Relationship, Instance), written straight
+//! Mastodon's JSON entities (Status, Account, Relationship, List, Instance), written straight
 //! into a byte buffer: a home page renders 20 statuses per request, so no tree of
 //! values is built on the way.
 
@@ -150,6 +150,16 @@ fn account_head(urls: &Urls, a: &Account) -> Vec<u8> {
         string(&mut out, &missing);
     }
     out
+}
+
+/// Appends a List entity. feedcore's list rule shows replies to the list's members
+/// (and to accounts the owner follows): Mastodon's `replies_policy` "list".
+pub fn list(out: &mut Vec<u8>, list: u32, title: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    id(out, u64::from(list));
+    out.extend_from_slice(b",\"title\":");
+    string(out, title);
+    out.extend_from_slice(b",\"replies_policy\":\"list\",\"exclusive\":false}");
 }
 
 /// Appends a Status entity for `notice`. `text` adds the plain `text` field that a

@@ -1,9 +1,10 @@
 //! Guards that a real Mastodon client works against the server: Mastodon.py (installed
 //! into a virtualenv under `target/` by `scripts/mastodon_py.sh`) registers accounts,
 //! posts, follows, pages a home timeline of 100 posts with `fetch_next` and
-//! `fetch_previous`, replies, deletes, mutes and blocks, and asserts what it sees
-//! (`tests/mastodon_py_driver.py`). Run against both backends; the Redis one where
-//! redis-server can be started. Skipped, with a message, only where python3, venv or
+//! `fetch_previous`, pages the public (also without a token), local, hashtag and list
+//! timelines the same way, makes a list and adds to it, replies, deletes, mutes and
+//! blocks, and asserts what it sees (`tests/mastodon_py_driver.py`). Run against both
+//! backends; the Redis one where redis-server can be started. Skipped, with a message, only where python3, venv or
 //! pip cannot be had.
 
 mod common;

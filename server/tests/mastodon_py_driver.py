@@ -90,6 +90,41 @@ assert [s.id for s in back] == newest_first[:20], [s.id for s in back]
 assert [s.id for s in bob.timeline_home(since_id=posted[10], limit=5)] == newest_first[:5]
 assert [s.id for s in bob.timeline_home(min_id=posted[10], limit=5)] == list(reversed(posted[11:16]))
 
+# The public timeline (also without a token), its local form and the hashtag
+# timeline page as home does: 100 statuses in 3 pages of 40, Link both ways.
+anon = Mastodon(api_base_url=base, version_check_mode="none")
+for name, api, first in [
+    ("public", alice, lambda: alice.timeline_public(limit=40)),
+    ("anonymous public", anon, lambda: anon.timeline_public(limit=40)),
+    ("local", bob, lambda: bob.timeline_local(limit=40)),
+    ("hashtag", bob, lambda: bob.timeline_hashtag("feedcore", limit=40)),
+    ("hashtag in other case", anon, lambda: anon.timeline_hashtag("FeedCore", limit=40)),
+]:
+    got, n = all_pages(api, first())
+    assert got == newest_first and n == 3, (name, len(got), n, got[:3])
+assert bob.timeline_hashtag("nobodyusesthis") == []
+second = bob.fetch_next(bob.timeline_hashtag("feedcore"))
+assert [s.id for s in second] == newest_first[20:40]
+assert [s.id for s in bob.fetch_previous(second)] == newest_first[:20]
+assert [s.id for s in anon.timeline_public(min_id=posted[10], limit=5)] == list(reversed(posted[11:16]))
+
+# A list: bob's, holding alice, pages as home does; it is nobody else's.
+friends = bob.list_create("friends")
+assert friends.title == "friends", friends
+bob.list_accounts_add(friends, [me.id])
+assert [l.id for l in bob.lists()] == [friends.id]
+assert bob.list(friends.id).title == "friends"
+assert alice.lists() == []
+assert [a.id for a in bob.list_accounts(friends)] == [me.id]
+got, n = all_pages(bob, bob.timeline_list(friends, limit=40))
+assert got == newest_first and n == 3, (len(got), n)
+for call in [lambda: alice.timeline_list(friends), lambda: alice.list_accounts_add(friends, [bob_me.id])]:
+    try:
+        call()
+        raise AssertionError("another account's list was served")
+    except MastodonNotFoundError:
+        pass
+
 # A reply keeps its parent.
 reply = bob.status_post("nice", in_reply_to_id=posted[-1])
 assert reply.in_reply_to_id == posted[-1], reply
@@ -105,6 +140,9 @@ except MastodonNotFoundError:
     pass
 home = bob.timeline_home(limit=40)
 assert posted[-1] not in [s.id for s in home]
+assert [s.id for s in anon.timeline_public(limit=2)] == [reply.id, posted[-2]]
+assert bob.timeline_hashtag("feedcore", limit=1)[0].id == posted[-2]
+assert bob.timeline_list(friends, limit=1)[0].id == posted[-2]
 assert home[0].id == reply.id and home[1].id == posted[-2], [s.id for s in home[:3]]
 
 # Followers-only: the follower sees it, a stranger does not.
@@ -114,6 +152,7 @@ private = carol.status_post("for followers", visibility="private")
 assert private.visibility == "private"
 wait_until("carol's private post in bob's home", lambda: bob.timeline_home(limit=1)[0].id == private.id)
 assert bob.status(private.id).id == private.id
+assert private.id not in [s.id for s in bob.timeline_public(limit=5)]  # public statuses only
 try:
     alice.status(private.id)
     raise AssertionError("a followers-only status reached a stranger")
@@ -136,5 +175,11 @@ try:
     raise AssertionError("a blocked author's status was served")
 except MastodonNotFoundError:
     pass
+# The block hides alice from bob's public timeline and his list; not from anyone else's.
+assert [s.id for s in bob.timeline_public(limit=40)] == [reply.id]
+assert bob.timeline_list(friends) == []
+assert [s.id for s in anon.timeline_public(limit=2)] == [later.id, reply.id]
+bob.list_accounts_delete(friends, [me.id])
+assert bob.list_accounts(friends) == []
 
 print("OK", len(ids), "statuses paged in", pages, "pages")
