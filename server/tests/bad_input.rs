@@ -1,7 +1,9 @@
 //! Guards that bad input gets a 4xx with a Mastodon-style `{"error": "..."}` body and
 //! never takes the server down: malformed JSON, an oversized status, a body past the
 //! limit, bad ids in paths and queries, limit 0 and 10 000, missing and unknown
-//! tokens, unknown routes and methods, and the streams this version does not serve.
+//! tokens, unknown routes and methods; on the public, tag and list timelines and the
+//! list endpoints: bad paging, unknown lists, another account's list (404, as if it
+//! did not exist), unknown accounts to add, titles and options refused.
 
 mod common;
 
@@ -140,21 +142,125 @@ fn bad_input_gets_4xx_and_the_server_stays_up() {
     s.request("GET", "/api/v1/timelines/home", Some(&forged), None, b"")
         .assert_error(401);
 
-    // Routes and methods; the streams this version of feedcore does not have.
+    // Routes and methods.
     s.request("GET", "/api/v1/nothing/here", t, None, b"")
         .assert_error(404);
     s.request("PUT", "/api/v1/timelines/home", t, None, b"")
         .assert_error(405);
-    s.request("GET", "/api/v1/timelines/public", None, None, b"")
-        .assert_error(501);
-    s.request("GET", "/api/v1/timelines/tag/rust", None, None, b"")
-        .assert_error(501);
-    s.request("GET", "/api/v1/timelines/list/1", t, None, b"")
-        .assert_error(501);
-    s.request("GET", "/api/v1/timelines/list/1", None, None, b"")
-        .assert_error(401);
-    s.request("GET", "/api/v1/timelines/public?limit=0", None, None, b"")
+
+    // Streams: the open ones answer without a token (alice's one status is public,
+    // untagged), the list needs one.
+    let long_tag = format!("/api/v1/timelines/tag/{}", "x".repeat(300));
+    for (path, statuses) in [
+        ("/api/v1/timelines/public", 1),
+        ("/api/v1/timelines/public?local=true", 1),
+        ("/api/v1/timelines/public?only_media=1", 0),
+        ("/api/v1/timelines/tag/rust", 0),
+        ("/api/v1/timelines/tag/nobody%20uses%20this", 0),
+        (&long_tag, 0),
+    ] {
+        let r = s.request("GET", path, None, None, b"");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.json().as_array().unwrap().len(), statuses, "{path}");
+    }
+    for q in ["limit=0", "limit=10000", "max_id=abc"] {
+        s.request(
+            "GET",
+            &format!("/api/v1/timelines/public?{q}"),
+            None,
+            None,
+            b"",
+        )
         .assert_error(400);
+        s.request(
+            "GET",
+            &format!("/api/v1/timelines/tag/rust?{q}"),
+            t,
+            None,
+            b"",
+        )
+        .assert_error(400);
+    }
+    s.request(
+        "GET",
+        "/api/v1/timelines/public?remote=true",
+        None,
+        None,
+        b"",
+    )
+    .assert_error(501);
+    s.request("GET", "/api/v1/timelines/public", Some("nope"), None, b"")
+        .assert_error(401);
+    s.request("GET", "/api/v1/timelines/list/0", None, None, b"")
+        .assert_error(401);
+
+    // Lists: unknown ones, another account's, bad bodies.
+    for path in [
+        "/api/v1/timelines/list/0",
+        "/api/v1/timelines/list/abc",
+        "/api/v1/timelines/list/-1",
+        "/api/v1/timelines/list/99999999999",
+        "/api/v1/lists/0",
+        "/api/v1/lists/0/accounts",
+    ] {
+        let m = s.request("GET", path, t, None, b"").assert_error(404);
+        assert_eq!(m, "Record not found", "{path}");
+    }
+    s.request("POST", "/api/v1/lists", t, FORM, b"")
+        .assert_error(422);
+    s.request("POST", "/api/v1/lists", t, JSON, b"{\"title\": ")
+        .assert_error(400);
+    s.request("POST", "/api/v1/lists", None, FORM, b"title=x")
+        .assert_error(401);
+    s.request(
+        "POST",
+        "/api/v1/lists",
+        t,
+        FORM,
+        b"title=x&replies_policy=none",
+    )
+    .assert_error(422);
+    s.request("POST", "/api/v1/lists", t, FORM, b"title=x&exclusive=true")
+        .assert_error(422);
+    let long = format!("title={}", "x".repeat(1000));
+    s.request("POST", "/api/v1/lists", t, FORM, long.as_bytes())
+        .assert_error(422);
+    let bob = s.account("bob");
+    let r = s.request("POST", "/api/v1/lists", Some(&bob), FORM, b"title=bob%27s");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["title"], "bob's");
+    let bobs = r.json()["id"].as_str().unwrap().to_string();
+    for (method, path) in [
+        ("GET", format!("/api/v1/timelines/list/{bobs}")),
+        ("GET", format!("/api/v1/lists/{bobs}")),
+        ("GET", format!("/api/v1/lists/{bobs}/accounts")),
+        ("POST", format!("/api/v1/lists/{bobs}/accounts")),
+        ("DELETE", format!("/api/v1/lists/{bobs}/accounts")),
+    ] {
+        let m = s
+            .request(method, &path, t, FORM, b"account_ids[]=0")
+            .assert_error(404);
+        assert_eq!(m, "Record not found", "{method} {path}");
+    }
+    let r = s.request("GET", "/api/v1/lists", t, None, b"");
+    assert_eq!((r.status, r.json()), (200, serde_json::json!([])));
+    let add = format!("/api/v1/lists/{bobs}/accounts");
+    let b = Some(bob.as_str());
+    for body in [
+        &b"account_ids[]=9999"[..],
+        b"account_ids[]=abc",
+        b"account_ids[]=0&account_ids[]=77",
+    ] {
+        s.request("POST", &add, b, FORM, body).assert_error(404);
+    }
+    let r = s.request("GET", &add, b, None, b"");
+    assert_eq!(
+        (r.status, r.json()),
+        (200, serde_json::json!([])),
+        "nothing added"
+    );
+    s.request("PUT", &format!("/api/v1/lists/{bobs}"), b, FORM, b"title=y")
+        .assert_error(405);
 
     // Still up, still right.
     assert!(s.alive());
@@ -163,5 +269,5 @@ fn bad_input_gets_4xx_and_the_server_stays_up() {
     assert_eq!(r.json()["statuses_count"], 1);
     let r = s.request("GET", "/api/v1/instance/", None, None, b"");
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["stats"]["user_count"], 1);
+    assert_eq!(r.json()["stats"]["user_count"], 2);
 }
