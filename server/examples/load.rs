@@ -4,7 +4,7 @@
 //! reads and posts, and the server's memory, for both backends from the same run.
 //!
 //! ```sh
-//! cargo run --release -p feedcore-server --example load -- --rate 20000 --seconds 10
+//! cargo run --release --example load -- --rate 20000 --seconds 10
 //! ```
 //!
 //! The mix: `--reads-per-post` home reads (page of 20) per post; post authors drawn

@@ -73,7 +73,7 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }
 
-    /// 501: an endpoint routed but not served by this version.
+    /// 501: a request this server understands but does not serve.
     pub fn not_implemented(message: String) -> ApiError {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, message)
     }
