@@ -123,7 +123,7 @@ pub fn graph_file(data: &[u8]) {
         );
     }
     let config = crate::GraphConfig {
-        users_max: 1 << 20,
+        users_max: 1 << 12,
         ..Default::default()
     };
     let opened = crate::FollowGraph::open(dir.path(), config);
