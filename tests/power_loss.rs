@@ -207,5 +207,8 @@ fn a_power_loss_during_any_sync_of_the_graph_loses_nothing_acknowledged() {
             }
         }
     }
-    println!("{} power-loss images of the graph, {count} syncs", 3 * count);
+    println!(
+        "{} power-loss images of the graph, {count} syncs",
+        3 * count
+    );
 }
