@@ -590,7 +590,10 @@ async fn connect(config: &NodeConfig) -> Result<(async_nats::Client, jetstream::
     let stream_config = stream::Config {
         name: config.stream.clone(),
         subjects: vec![format!("{}.*", config.subject_prefix)],
-        retention: stream::RetentionPolicy::WorkQueue,
+        // Interest: a message goes once its partition's consumer acked it. Every
+        // node creates every partition's consumer before it publishes (below), so no
+        // message meets a subject without its consumer.
+        retention: stream::RetentionPolicy::Interest,
         storage: stream::StorageType::File,
         num_replicas: config.replicas,
         duplicate_window: Duration::from_secs(120),
@@ -608,7 +611,45 @@ async fn connect(config: &NodeConfig) -> Result<(async_nats::Client, jetstream::
             Err(e) => return Err(nats("creating the stream")(e)),
         }
     }
+    for p in 0..config.partitions {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = match js.get_stream(&config.stream).await {
+                Ok(stream) => stream
+                    .get_or_create_consumer(&consumer_name(p), consumer_config(config, p))
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match created {
+                Ok(()) => break,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(nats("creating the partitions' consumers")(e)),
+            }
+        }
+    }
     Ok((client, js))
+}
+
+fn consumer_name(partition: u32) -> String {
+    format!("node-{partition}")
+}
+
+/// Partition `p`'s durable pull consumer. Ack policy all: a node applies its messages
+/// in order and acks a batch by acking its last message.
+fn consumer_config(config: &NodeConfig, p: u32) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(consumer_name(p)),
+        filter_subject: config.subject(p),
+        ack_policy: consumer::AckPolicy::All,
+        ack_wait: config.ack_wait,
+        max_ack_pending: 100_000,
+        num_replicas: config.replicas,
+        ..Default::default()
+    }
 }
 
 impl Shared {
@@ -806,8 +847,31 @@ impl Shared {
         self.publish_all(batch).await
     }
 
-    /// Applies one message for this partition; says how to answer JetStream.
-    async fn apply(&self, payload: &[u8], delivered: i64) -> AckKind {
+    /// Applies one message for this partition, retrying in place what may pass later
+    /// (an I/O error, a backfill JetStream does not take yet): messages are applied in
+    /// order and acked a batch at a time, so none may be skipped. `false` when the
+    /// node closes first.
+    async fn apply(&self, payload: &[u8], delivered: i64) -> bool {
+        let mut delay = Duration::from_millis(20);
+        let mut delivered = delivered;
+        loop {
+            match self.apply_once(payload, delivered).await {
+                AckKind::Nak(_) => {
+                    // Counts as a redelivery: a follow sends its backfill again.
+                    delivered = delivered.max(2);
+                    if self.stopping.load(Ordering::Acquire) {
+                        return false;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(1000));
+                }
+                _ => return true,
+            }
+        }
+    }
+
+    /// Applies one message; `Nak` when it should be tried again.
+    async fn apply_once(&self, payload: &[u8], delivered: i64) -> AckKind {
         let message = match wire::decode(payload) {
             Ok(m) => m,
             Err(_) => {
@@ -817,7 +881,7 @@ impl Shared {
         };
         let engine = &self.engine;
         let answer = match message {
-            Message::Notice(n) => return self.apply_notice(&n, delivered),
+            Message::Notice(n) => return self.apply_notice(&n),
             Message::Follow { follower, followee } => {
                 let (f, a) = (UserId(follower), UserId(followee));
                 if !self.owns(followee) || self.owns(follower) {
@@ -879,7 +943,7 @@ impl Shared {
         }
     }
 
-    fn apply_notice(&self, n: &WireNotice, delivered: i64) -> AckKind {
+    fn apply_notice(&self, n: &WireNotice) -> AckKind {
         let engine = &self.engine;
         if engine.log().find_uri(&n.id.uri()).is_some() || n.id.partition == self.config.partition
         {
@@ -888,12 +952,10 @@ impl Shared {
         }
         let reply_to = n.reply_to.and_then(|r| self.resolve(r));
         let repeat_of = n.repeat_of.and_then(|r| self.resolve(r));
-        let unresolved =
-            (n.reply_to.is_some() && reply_to.is_none()) || (n.repeat_of.is_some() && repeat_of.is_none());
-        // The referenced notice travels just before; after a retry it may come later.
-        if unresolved && delivered < 4 {
-            return AckKind::Nak(Some(Duration::from_millis(100)));
-        }
+        // The referenced notice travels just before on the same subject; only a
+        // publish retried across a server failure can put it after. Then the copy is
+        // stored without the reference (a reply reads as a plain notice here; a
+        // repeat with no body is refused).
         match engine.post(n.to_new_notice(reply_to, repeat_of)) {
             Ok(_) => {
                 if !n.backfill {
@@ -956,16 +1018,8 @@ async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outgo
 /// Pulls this partition's messages in batches, applies each, makes them durable, and
 /// acks them; recreates the consumer after errors (a server gone, a leader moving).
 async fn consume_loop(shared: Arc<Shared>) {
-    let name = format!("node-{}", shared.config.partition);
-    let consumer_config = consumer::pull::Config {
-        durable_name: Some(name.clone()),
-        filter_subject: shared.config.subject(shared.config.partition),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: shared.config.ack_wait,
-        max_ack_pending: 100_000,
-        num_replicas: shared.config.replicas,
-        ..Default::default()
-    };
+    let name = consumer_name(shared.config.partition);
+    let consumer_config = consumer_config(&shared.config, shared.config.partition);
     let sync_before_ack = matches!(shared.config.engine.durability, Durability::Buffered);
     while !shared.stopping.load(Ordering::Acquire) {
         let consumer: consumer::PullConsumer = match shared.js.get_stream(&shared.config.stream).await
@@ -1021,34 +1075,35 @@ async fn consume_loop(shared: Arc<Shared>) {
                 Ok(None) => break, // the stream ended: make a new one
                 Err(_) => continue, // nothing for a while: look at the backlog again
             };
-            let mut answers = Vec::with_capacity(batch.len());
+            let mut last = None;
             let mut broken = false;
+            let mut held = 0;
             for message in batch {
                 match message {
                     Ok(m) => {
                         shared.in_hand.fetch_add(1, Ordering::AcqRel);
+                        held += 1;
                         let delivered = m.info().map_or(1, |i| i.delivered);
-                        let kind = shared.apply(&m.payload, delivered).await;
-                        answers.push((m, kind));
+                        if !shared.apply(&m.payload, delivered).await {
+                            return; // closing: unacked, so delivered again after open
+                        }
+                        last = Some(m);
                     }
                     Err(_) => broken = true,
                 }
             }
-            if sync_before_ack && answers.iter().any(|(_, k)| matches!(k, AckKind::Ack)) {
+            if let Some(m) = last {
                 // Acked means durable here: a redelivery would be stored once anyway,
-                // but a lost copy would never come back.
-                if shared.engine.sync().is_err() {
-                    for (m, _) in &answers {
-                        let _ = m.ack_with(AckKind::Nak(Some(Duration::from_millis(200)))).await;
+                // but a copy lost after its ack would never come back.
+                while sync_before_ack && shared.engine.sync().is_err() {
+                    if shared.stopping.load(Ordering::Acquire) {
+                        return;
                     }
-                    shared.in_hand.fetch_sub(answers.len() as u64, Ordering::AcqRel);
-                    continue;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                let _ = m.ack().await;
             }
-            for (m, kind) in &answers {
-                let _ = m.ack_with(kind.clone()).await;
-            }
-            shared.in_hand.fetch_sub(answers.len() as u64, Ordering::AcqRel);
+            shared.in_hand.fetch_sub(held, Ordering::AcqRel);
             // Stale until the next look: a batch was here, so something may be left.
             shared.backlog.store(u64::MAX, Ordering::Release);
             looked = Instant::now() - Duration::from_secs(1);
