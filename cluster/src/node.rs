@@ -118,6 +118,9 @@ pub struct NodeStats {
     pub published_duplicates: u64,
     /// Publishes retried after an error or a missing answer.
     pub publish_retries: u64,
+    /// Messages those publishes carried (one a notice copy or relation change; a
+    /// publish carries a batch of them when several wait for one partition).
+    pub messages_sent: u64,
     /// Messages applied from this partition's subject.
     pub applied: u64,
     /// Notices received that were stored already (a redelivery): acked, not stored.
@@ -151,6 +154,7 @@ struct Counters {
     published: AtomicU64,
     published_duplicates: AtomicU64,
     publish_retries: AtomicU64,
+    messages_sent: AtomicU64,
     applied: AtomicU64,
     duplicates: AtomicU64,
     refused: AtomicU64,
@@ -173,7 +177,15 @@ struct Shared {
     backlog: AtomicU64,
     /// Messages the consumer holds between fetch and ack.
     in_hand: AtomicU64,
+    /// Names this run's batches (with `batches`): a batch made after a restart never
+    /// takes the `Nats-Msg-Id` of an earlier one with other contents.
+    run_nonce: u64,
+    batches: AtomicU64,
 }
+
+/// Messages to publish: subject, `Nats-Msg-Id`, payload, and how many messages the
+/// payload carries (more than one for a batch).
+type Publish = (String, String, Bytes, u64);
 
 /// A cluster node. See the crate docs for what travels where.
 pub struct Node {
@@ -222,6 +234,8 @@ impl Node {
             stopping: AtomicBool::new(false),
             backlog: AtomicU64::new(u64::MAX),
             in_hand: AtomicU64::new(0),
+            run_nonce: now_us(),
+            batches: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let publisher = runtime.spawn(publish_loop(Arc::clone(&shared), rx));
@@ -544,6 +558,7 @@ impl Node {
             published: c.published.load(Ordering::Relaxed),
             published_duplicates: c.published_duplicates.load(Ordering::Relaxed),
             publish_retries: c.publish_retries.load(Ordering::Relaxed),
+            messages_sent: c.messages_sent.load(Ordering::Relaxed),
             applied: c.applied.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
@@ -770,11 +785,63 @@ impl Shared {
         out
     }
 
-    /// Publishes every message (pipelined) and waits until JetStream stored each.
+    /// Groups messages into one publish per partition (in order, at most
+    /// `BATCH_MESSAGES_MAX` or about 64 KiB a publish); a lone message keeps its own
+    /// `Nats-Msg-Id`, a batch gets one of this run's.
+    fn group(&self, messages: Vec<(String, String, Bytes)>) -> Vec<Publish> {
+        const BATCH_BYTES_MAX: usize = 64 << 10;
+        let mut by_subject: Vec<(String, Vec<(String, Bytes)>)> = Vec::new();
+        for (subject, msg_id, payload) in messages {
+            match by_subject.iter_mut().find(|(s, _)| *s == subject) {
+                Some((_, list)) => list.push((msg_id, payload)),
+                None => by_subject.push((subject, vec![(msg_id, payload)])),
+            }
+        }
+        let mut out = Vec::new();
+        for (subject, list) in by_subject {
+            let mut chunk: Vec<(String, Bytes)> = Vec::new();
+            let mut bytes = 0;
+            let flush = |chunk: &mut Vec<(String, Bytes)>, out: &mut Vec<Publish>| {
+                match chunk.len() {
+                    0 => {}
+                    1 => {
+                        let (msg_id, payload) = chunk.pop().expect("one message");
+                        out.push((subject.clone(), msg_id, payload, 1));
+                    }
+                    n => {
+                        let parts: Vec<&[u8]> = chunk.iter().map(|(_, p)| p.as_ref()).collect();
+                        let seq = self.batches.fetch_add(1, Ordering::Relaxed);
+                        out.push((
+                            subject.clone(),
+                            format!("batch:{}:{}:{seq}", self.config.partition, self.run_nonce),
+                            Bytes::from(wire::batch(&parts)),
+                            n as u64,
+                        ));
+                        chunk.clear();
+                    }
+                }
+            };
+            for (msg_id, payload) in list {
+                if chunk.len() == wire::BATCH_MESSAGES_MAX
+                    || (bytes + payload.len() > BATCH_BYTES_MAX && !chunk.is_empty())
+                {
+                    flush(&mut chunk, &mut out);
+                    bytes = 0;
+                }
+                bytes += payload.len() + 4;
+                chunk.push((msg_id, payload));
+            }
+            flush(&mut chunk, &mut out);
+        }
+        out
+    }
+
+    /// Publishes every message (grouped, pipelined) and waits until JetStream stored
+    /// each.
     async fn publish_all(&self, batch: Vec<(String, String, Bytes)>) -> Result<()> {
         let mut acks = FuturesOrdered::new();
-        for (subject, msg_id, payload) in batch {
-            acks.push_back(self.publish_until_stored(subject, msg_id, payload));
+        for publish in self.group(batch) {
+            acks.push_back(self.publish_until_stored(publish));
         }
         while let Some(stored) = acks.next().await {
             if !stored {
@@ -790,7 +857,7 @@ impl Shared {
     /// Publishes one message with `Nats-Msg-Id` set, again and again until JetStream
     /// answers that it stored it (a retry it stored already is answered as a
     /// duplicate and stored once). `false` when the node closes first.
-    async fn publish_until_stored(&self, subject: String, msg_id: String, payload: Bytes) -> bool {
+    async fn publish_until_stored(&self, (subject, msg_id, payload, count): Publish) -> bool {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id.as_str());
         let mut delay = Duration::from_millis(20);
@@ -806,6 +873,9 @@ impl Shared {
             match answer {
                 Ok(ack) => {
                     self.counters.published.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .messages_sent
+                        .fetch_add(count, Ordering::Relaxed);
                     if ack.duplicate {
                         self.counters
                             .published_duplicates
@@ -852,10 +922,31 @@ impl Shared {
     /// order and acked a batch at a time, so none may be skipped. `false` when the
     /// node closes first.
     async fn apply(&self, payload: &[u8], delivered: i64) -> bool {
+        let message = match wire::decode(payload) {
+            Ok(m) => m,
+            Err(_) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        };
+        match message {
+            Message::Batch(inner) => {
+                for m in &inner {
+                    if !self.apply_retrying(m, delivered).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            m => self.apply_retrying(&m, delivered).await,
+        }
+    }
+
+    async fn apply_retrying(&self, message: &Message, delivered: i64) -> bool {
         let mut delay = Duration::from_millis(20);
         let mut delivered = delivered;
         loop {
-            match self.apply_once(payload, delivered).await {
+            match self.apply_once(message, delivered).await {
                 AckKind::Nak(_) => {
                     // Counts as a redelivery: a follow sends its backfill again.
                     delivered = delivered.max(2);
@@ -871,17 +962,14 @@ impl Shared {
     }
 
     /// Applies one message; `Nak` when it should be tried again.
-    async fn apply_once(&self, payload: &[u8], delivered: i64) -> AckKind {
-        let message = match wire::decode(payload) {
-            Ok(m) => m,
-            Err(_) => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                return AckKind::Term;
-            }
-        };
+    async fn apply_once(&self, message: &Message, delivered: i64) -> AckKind {
         let engine = &self.engine;
-        let answer = match message {
-            Message::Notice(n) => return self.apply_notice(&n),
+        let answer = match *message {
+            Message::Notice(ref n) => return self.apply_notice(n),
+            Message::Batch(_) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                return AckKind::Term; // decode refuses a batch inside a batch
+            }
             Message::Follow { follower, followee } => {
                 let (f, a) = (UserId(follower), UserId(followee));
                 if !self.owns(followee) || self.owns(follower) {
@@ -977,24 +1065,42 @@ impl Shared {
 /// Publishes what posts queue, many in flight, clearing each post in the outbox once
 /// every message before its marker is stored; writes the mark now and then.
 async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    const IN_FLIGHT_MAX: usize = 8192;
+    const IN_FLIGHT_MAX: usize = 4096;
+    // What waits in the channel when the publisher comes back to it goes out together:
+    // one publish per partition, so the message rate JetStream sees falls as the post
+    // rate rises, and nothing waits for a batch to fill.
+    const DRAIN_MAX: usize = 8192;
     let mut in_flight = FuturesOrdered::new();
     let mut persisted = Instant::now();
     let mut open = true;
     loop {
         tokio::select! {
             next = rx.recv(), if open && in_flight.len() < IN_FLIGHT_MAX => match next {
-                Some(out) => {
-                    let shared = Arc::clone(&shared);
-                    in_flight.push_back(async move {
-                        let stored = match out.publish {
-                            Some((subject, msg_id, payload)) => {
-                                shared.publish_until_stored(subject, msg_id, payload).await
-                            }
-                            None => true,
-                        };
-                        (stored, out.completes)
-                    });
+                Some(first) => {
+                    let mut drained = vec![first];
+                    while drained.len() < DRAIN_MAX {
+                        match rx.try_recv() {
+                            Ok(out) => drained.push(out),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut messages = Vec::new();
+                    let mut completes = Vec::new();
+                    for out in drained {
+                        if let Some(publish) = out.publish {
+                            messages.push(publish);
+                        }
+                        completes.extend(out.completes);
+                    }
+                    for publish in shared.group(messages) {
+                        let shared = Arc::clone(&shared);
+                        in_flight.push_back(Box::pin(async move {
+                            (shared.publish_until_stored(publish).await, Vec::new())
+                        })
+                            as std::pin::Pin<Box<dyn std::future::Future<Output = (bool, Vec<u64>)> + Send>>);
+                    }
+                    // After every publish of this drain (the queue yields in order).
+                    in_flight.push_back(Box::pin(async move { (true, completes) }));
                 }
                 None => open = false,
             },
@@ -1002,7 +1108,7 @@ async fn publish_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Outgo
                 if !stored {
                     return; // closing: the outbox mark keeps the rest for the next open
                 }
-                if let Some(id) = completes {
+                for id in completes {
                     shared.outbox.cleared(id);
                 }
                 if persisted.elapsed() > Duration::from_millis(200) {

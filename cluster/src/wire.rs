@@ -15,6 +15,10 @@ const KIND_UNFOLLOW: u8 = 3;
 const KIND_BLOCK: u8 = 4;
 const KIND_UNBLOCK: u8 = 5;
 const KIND_DELETE: u8 = 6;
+const KIND_BATCH: u8 = 7;
+
+/// At most this many messages in one batch (the count travels as a `u16`).
+pub(crate) const BATCH_MESSAGES_MAX: usize = 1024;
 
 // Bits of a notice message's flags byte.
 const FLAG_REPLY_TO: u8 = 1;
@@ -84,6 +88,8 @@ pub(crate) enum Message {
     Unblock { blocker: u32, blocked: u32 },
     /// The notice with this global id was deleted at its origin.
     Delete { id: GlobalId },
+    /// Messages for one partition that one publish carries, to be applied in order.
+    Batch(Vec<Message>),
 }
 
 fn scope_tag(scope: Scope) -> u8 {
@@ -121,6 +127,7 @@ fn put_gid(out: &mut Vec<u8>, id: GlobalId) {
 ///                 [body: the rest, utf-8]
 /// follow (2), unfollow (3), block (4), unblock (5):  [a: u32][b: u32]
 /// delete (6):     [origin: u16][local id: u64]
+/// batch (7):      [count: u16]([len: u32][a message of another kind, whole])*
 /// ```
 ///
 /// Lengths fit their fields because the notice passed feedcore's validation at its
@@ -178,6 +185,27 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             out.push(KIND_DELETE);
             put_gid(&mut out, *id);
         }
+        Message::Batch(inner) => {
+            let parts: Vec<Vec<u8>> = inner.iter().map(encode).collect();
+            return batch(&parts);
+        }
+    }
+    out
+}
+
+/// A batch of already encoded messages (none a batch itself), at most
+/// [`BATCH_MESSAGES_MAX`] of them.
+pub(crate) fn batch<B: AsRef<[u8]>>(parts: &[B]) -> Vec<u8> {
+    debug_assert!(parts.len() <= BATCH_MESSAGES_MAX);
+    let bytes: usize = parts.iter().map(|p| p.as_ref().len() + 4).sum();
+    let mut out = Vec::with_capacity(4 + bytes);
+    out.push(WIRE_VERSION);
+    out.push(KIND_BATCH);
+    out.extend_from_slice(&(parts.len().min(BATCH_MESSAGES_MAX) as u16).to_le_bytes());
+    for part in parts.iter().take(BATCH_MESSAGES_MAX) {
+        let part = part.as_ref();
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
     }
     out
 }
@@ -357,6 +385,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
         KIND_DELETE => Message::Delete {
             id: r.gid("notice id")?,
         },
+        KIND_BATCH => {
+            let count = r.u16("batch count")?;
+            let mut inner = Vec::with_capacity(usize::from(count).min(BATCH_MESSAGES_MAX));
+            for i in 0..count {
+                let len = r.u32("batch entry length")? as usize;
+                let part = r.take(len, "batch entry")?;
+                if part.get(1) == Some(&KIND_BATCH) {
+                    return Err(format!("batch entry {i} is a batch"));
+                }
+                inner.push(decode(part).map_err(|e| format!("batch entry {i}: {e}"))?);
+            }
+            Message::Batch(inner)
+        }
         other => return Err(format!("unknown message kind {other}")),
     };
     r.end()?;
@@ -420,6 +461,14 @@ mod tests {
             Message::Delete {
                 id: GlobalId::new(65535, NoticeId(u64::MAX)),
             },
+            Message::Batch(vec![
+                Message::Notice(notice()),
+                Message::Follow {
+                    follower: 1,
+                    followee: 2,
+                },
+            ]),
+            Message::Batch(vec![]),
         ];
         for m in messages {
             let bytes = encode(&m);
@@ -463,6 +512,14 @@ mod tests {
         });
         extra.push(0);
         assert!(decode(&extra).is_err());
+        let nested = batch(&[encode(&Message::Batch(vec![]))]);
+        assert!(decode(&nested).is_err(), "a batch inside a batch");
+        let mut long = batch(&[encode(&Message::Follow {
+            follower: 1,
+            followee: 2,
+        })]);
+        long[4] = 200; // an entry length past the end
+        assert!(decode(&long).is_err());
         // Every byte flipped in turn: an error or some message, never a panic.
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
