@@ -65,7 +65,10 @@ impl NatsCluster {
             .map_err(|e| format!("running {SCRIPT}: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            let line = stdout.lines().find(|l| l.starts_with("SKIP:")).unwrap_or("");
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with("SKIP:"))
+                .unwrap_or("");
             return Err(format!("{SCRIPT} prepare failed ({}): {line}", out.status));
         }
         let mut cluster = NatsCluster {

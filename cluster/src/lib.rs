@@ -16,8 +16,10 @@
 //!   (its node records the follower's shadow, starts sending the author's notices, and
 //!   sends the ones the follower's node lacks), then made locally. Unfollows, blocks,
 //!   unblocks and deletes are routed the same way; mutes stay on the muter's node.
-//! - Each node pulls its own subject with a durable consumer and acks a batch once it
-//!   is applied and durable. Reads are local to the reader's node.
+//! - Each node pulls its own subject with a durable consumer and acks each message
+//!   once it is applied and durable. A delete is recorded durably on every node, so
+//!   a copy that comes again after its delete is refused. Reads are local to the
+//!   reader's node.
 //!
 //! [`Node`] is the node; [`harness`] starts a 3-server JetStream cluster on loopback
 //! for tests and examples. `cluster/README.md` has the details and the figures.
@@ -29,6 +31,7 @@ pub mod harness;
 mod node;
 mod outbox;
 pub mod partition;
+mod tombstones;
 mod wire;
 
 pub use error::{Error, Result};

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result, nats};
 use crate::outbox::Outbox;
 use crate::partition::{GlobalId, PARTITIONS_MAX, partition_of};
+use crate::tombstones::Tombstones;
 use crate::wire::{self, Message, WireNotice};
 
 /// How a node is set up.
@@ -93,7 +94,10 @@ impl NodeConfig {
             return bad("no NATS url".into());
         }
         if !(1..=5).contains(&self.replicas) {
-            return bad(format!("replicas is {}; JetStream allows 1 to 5", self.replicas));
+            return bad(format!(
+                "replicas is {}; JetStream allows 1 to 5",
+                self.replicas
+            ));
         }
         if self.batch_max == 0 {
             return bad("batch_max must be at least 1".into());
@@ -168,6 +172,7 @@ struct Shared {
     client: async_nats::Client,
     js: jetstream::Context,
     outbox: Outbox,
+    tombstones: Tombstones,
     counters: Counters,
     lag_us: Mutex<Histogram<u64>>,
     /// Set by `Drop`: the publisher and the consumer stop.
@@ -181,6 +186,8 @@ struct Shared {
     /// takes the `Nats-Msg-Id` of an earlier one with other contents.
     run_nonce: u64,
     batches: AtomicU64,
+    /// Held by a delete and by a backfill (see `Node::delete`).
+    deleting: tokio::sync::Mutex<()>,
 }
 
 /// Messages to publish: subject, `Nats-Msg-Id`, payload, and how many messages the
@@ -220,6 +227,7 @@ impl Node {
             })?;
         let engine = Engine::open(config.dir.join("engine"), config.engine.clone())?;
         let outbox = Outbox::open(&config.dir.join("cluster"))?;
+        let tombstones = Tombstones::open(&config.dir.join("cluster"))?;
         let (client, js) = runtime.block_on(connect(&config))?;
         let shared = Arc::new(Shared {
             config,
@@ -227,6 +235,7 @@ impl Node {
             client,
             js,
             outbox,
+            tombstones,
             counters: Counters::default(),
             lag_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
@@ -236,6 +245,7 @@ impl Node {
             in_hand: AtomicU64::new(0),
             run_nonce: now_us(),
             batches: AtomicU64::new(0),
+            deleting: tokio::sync::Mutex::new(()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let publisher = runtime.spawn(publish_loop(Arc::clone(&shared), rx));
@@ -347,23 +357,42 @@ impl Node {
         });
     }
 
-    /// Deletes a notice this node wrote: the other partitions are told first (their
-    /// copies vanish), then it is deleted here. A failure between the two leaves the
-    /// copies deleted and the original in place; deleting again completes it.
+    /// Deletes a notice this node wrote: here first (it vanishes from every stream
+    /// here, and no copy of it is made from now on), then, once every copy made before
+    /// is stored by JetStream, the other partitions are told (their copies vanish when
+    /// they apply it, after any copy of it before it on their subject). A failure after
+    /// the first step leaves copies elsewhere; deleting again completes it.
     pub fn delete(&self, id: GlobalId) -> Result<()> {
         let shared = &self.shared;
+        let not_own = |reason: String| Err(Error::NotOwnNotice { reason });
         if id.partition != shared.config.partition {
-            return Err(Error::NotOwnNotice {
-                reason: format!(
-                    "notice {id} was written on partition {}; delete it there",
-                    id.partition
-                ),
-            });
+            return not_own(format!(
+                "notice {id} was written on partition {}; delete it there",
+                id.partition
+            ));
         }
-        if shared.engine.notice(id.local).is_none() {
+        if id.local.0 == 0 || id.local.0 > shared.engine.log().len() {
             return Err(feedcore::Error::UnknownNotice { id: id.local }.into());
         }
-        self.wait_published(id.local.0)?;
+        if let Some(n) = shared.engine.notice(id.local)
+            && !self.owns(n.author())
+        {
+            return not_own(format!(
+                "local notice {} is a copy of {}; delete it on its origin",
+                id.local.0,
+                n.uri().unwrap_or("?")
+            ));
+        }
+        // Backfills read whole user streams and publish them: none may straddle the
+        // delete, or a copy could be stored after the delete message.
+        let _deleting = self.runtime.block_on(shared.deleting.lock());
+        match shared.engine.delete(id.local) {
+            // Deleted before: this is the retry that tells the other partitions.
+            Ok(()) | Err(feedcore::Error::UnknownNotice { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // A reply posted before the delete may carry a copy of it: out first.
+        self.wait_published(shared.engine.log().len())?;
         let payload = Bytes::from(wire::encode(&Message::Delete { id }));
         let mut batch = Vec::new();
         for p in (0..shared.config.partitions).filter(|&p| p != shared.config.partition) {
@@ -373,15 +402,14 @@ impl Node {
                 payload.clone(),
             ));
         }
-        self.runtime.block_on(shared.publish_all(batch))?;
-        shared.engine.delete(id.local)?;
-        Ok(())
+        self.runtime.block_on(shared.publish_all(batch))
     }
 
-    /// Waits until the outbox mark passes `id` (its copies are stored).
+    /// Waits until every post of this node up to id `id` has its copies stored: the
+    /// outbox mark passes `id`, or nothing is open (the ids past the mark are copies).
     fn wait_published(&self, id: u64) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.shared.outbox.mark() < id {
+        while self.shared.outbox.mark() < id && !self.shared.outbox.is_empty() {
             if Instant::now() > deadline {
                 return Err(Error::Nats {
                     what: "waiting for a notice's copies to be published",
@@ -582,9 +610,9 @@ impl Drop for Node {
         // given up on at `stopping`: the outbox mark keeps it for the next open).
         self.publisher_tx = None;
         if let Some(publisher) = self.publisher.take() {
-            let _ = self.runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), publisher).await
-            });
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), publisher).await });
         }
         let _ = self.shared.outbox.persist();
     }
@@ -653,13 +681,14 @@ fn consumer_name(partition: u32) -> String {
     format!("node-{partition}")
 }
 
-/// Partition `p`'s durable pull consumer. Ack policy all: a node applies its messages
-/// in order and acks a batch by acking its last message.
+/// Partition `p`'s durable pull consumer. Ack policy explicit: a message a node got
+/// and did not ack (it died) comes again after `ack_wait`, even when later ones were
+/// acked meanwhile.
 fn consumer_config(config: &NodeConfig, p: u32) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(consumer_name(p)),
         filter_subject: config.subject(p),
-        ack_policy: consumer::AckPolicy::All,
+        ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: config.ack_wait,
         max_ack_pending: 100_000,
         num_replicas: config.replicas,
@@ -694,7 +723,12 @@ impl Shared {
         }
     }
 
-    fn wire_notice(&self, notice: &NoticeRef<'_>, sent_at_us: u64, backfill: bool) -> Option<WireNotice> {
+    fn wire_notice(
+        &self,
+        notice: &NoticeRef<'_>,
+        sent_at_us: u64,
+        backfill: bool,
+    ) -> Option<WireNotice> {
         let id = self.global_id_of(notice)?;
         let gid = |local: Option<NoticeId>| {
             local
@@ -722,11 +756,14 @@ impl Shared {
     fn follower_partitions(&self, author: UserId) -> u64 {
         let mut mask = 0u64;
         let partitions = self.config.partitions;
-        self.engine.graph().followers(author).for_each_chunk(|users| {
-            for &u in users {
-                mask |= 1 << partition_of(u, partitions);
-            }
-        });
+        self.engine
+            .graph()
+            .followers(author)
+            .for_each_chunk(|users| {
+                for &u in users {
+                    mask |= 1 << partition_of(u, partitions);
+                }
+            });
         mask & !(1 << self.config.partition)
     }
 
@@ -756,7 +793,10 @@ impl Shared {
             return Vec::new();
         }
         let mut notices = Vec::new();
-        for r in [notice.reply_to(), notice.repeat_of()].into_iter().flatten() {
+        for r in [notice.reply_to(), notice.repeat_of()]
+            .into_iter()
+            .flatten()
+        {
             if let Some(referred) = self.engine.notice(r)
                 && let Some(w) = self.wire_notice(&referred, sent_at_us, true)
             {
@@ -801,24 +841,23 @@ impl Shared {
         for (subject, list) in by_subject {
             let mut chunk: Vec<(String, Bytes)> = Vec::new();
             let mut bytes = 0;
-            let flush = |chunk: &mut Vec<(String, Bytes)>, out: &mut Vec<Publish>| {
-                match chunk.len() {
-                    0 => {}
-                    1 => {
-                        let (msg_id, payload) = chunk.pop().expect("one message");
-                        out.push((subject.clone(), msg_id, payload, 1));
-                    }
-                    n => {
-                        let parts: Vec<&[u8]> = chunk.iter().map(|(_, p)| p.as_ref()).collect();
-                        let seq = self.batches.fetch_add(1, Ordering::Relaxed);
-                        out.push((
-                            subject.clone(),
-                            format!("batch:{}:{}:{seq}", self.config.partition, self.run_nonce),
-                            Bytes::from(wire::batch(&parts)),
-                            n as u64,
-                        ));
-                        chunk.clear();
-                    }
+            let flush = |chunk: &mut Vec<(String, Bytes)>, out: &mut Vec<Publish>| match chunk.len()
+            {
+                0 => {}
+                1 => {
+                    let (msg_id, payload) = chunk.pop().expect("one message");
+                    out.push((subject.clone(), msg_id, payload, 1));
+                }
+                n => {
+                    let parts: Vec<&[u8]> = chunk.iter().map(|(_, p)| p.as_ref()).collect();
+                    let seq = self.batches.fetch_add(1, Ordering::Relaxed);
+                    out.push((
+                        subject.clone(),
+                        format!("batch:{}:{}:{seq}", self.config.partition, self.run_nonce),
+                        Bytes::from(wire::batch(&parts)),
+                        n as u64,
+                    ));
+                    chunk.clear();
                 }
             };
             for (msg_id, payload) in list {
@@ -884,7 +923,9 @@ impl Shared {
                     return true;
                 }
                 Err(_) => {
-                    self.counters.publish_retries.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .publish_retries
+                        .fetch_add(1, Ordering::Relaxed);
                     if self.stopping.load(Ordering::Acquire) {
                         return false;
                     }
@@ -898,6 +939,7 @@ impl Shared {
     /// Sends every notice of `author` to partition `p` (which just gained its first
     /// follower of `author`, or may have), and waits until they are stored.
     async fn backfill(&self, author: UserId, p: u32) -> Result<()> {
+        let _deleting = self.deleting.lock().await;
         let mut batch = Vec::new();
         let mut page = Some(Page::latest(self.config.engine.page_limit_max));
         while let Some(at) = page {
@@ -919,8 +961,8 @@ impl Shared {
 
     /// Applies one message for this partition, retrying in place what may pass later
     /// (an I/O error, a backfill JetStream does not take yet): messages are applied in
-    /// order and acked a batch at a time, so none may be skipped. `false` when the
-    /// node closes first.
+    /// the order they come, so none may be skipped or put behind a later one. `false`
+    /// when the node closes first.
     async fn apply(&self, payload: &[u8], delivered: i64) -> bool {
         let message = match wire::decode(payload) {
             Ok(m) => m,
@@ -1003,10 +1045,16 @@ impl Shared {
             Message::Unblock { blocker, blocked } => {
                 engine.unblock(UserId(blocker), UserId(blocked)).map(drop)
             }
-            Message::Delete { id } => match self.resolve(id) {
-                Some(local) => engine.delete(local),
-                None => Ok(()),
-            },
+            Message::Delete { id } => {
+                // First the tombstone: a copy that comes after it is refused.
+                if self.tombstones.insert(id).is_err() {
+                    return AckKind::Nak(None);
+                }
+                match self.resolve(id) {
+                    Some(local) => engine.delete(local),
+                    None => Ok(()),
+                }
+            }
         };
         self.answer(answer)
     }
@@ -1033,7 +1081,9 @@ impl Shared {
 
     fn apply_notice(&self, n: &WireNotice) -> AckKind {
         let engine = &self.engine;
-        if engine.log().find_uri(&n.id.uri()).is_some() || n.id.partition == self.config.partition
+        if engine.log().find_uri(&n.id.uri()).is_some()
+            || n.id.partition == self.config.partition
+            || self.tombstones.contains(n.id)
         {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             return AckKind::Ack;
@@ -1127,24 +1177,86 @@ async fn consume_loop(shared: Arc<Shared>) {
     let name = consumer_name(shared.config.partition);
     let consumer_config = consumer_config(&shared.config, shared.config.partition);
     let sync_before_ack = matches!(shared.config.engine.durability, Durability::Buffered);
+    // Buffered engines sync before an ack, on a thread of its own so that applying
+    // goes on meanwhile: one sync covers every batch applied before it. Other modes
+    // made each copy durable in `post` already.
+    let (to_syncer, syncer_rx) = std::sync::mpsc::channel::<Vec<jetstream::Message>>();
+    let syncer = {
+        let shared = Arc::clone(&shared);
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name(format!("feedcore-sync-{}", shared.config.partition))
+            .spawn(move || sync_loop(&shared, &handle, &syncer_rx))
+            .ok()
+    };
+    consume(
+        &shared,
+        &name,
+        &consumer_config,
+        sync_before_ack,
+        &to_syncer,
+    )
+    .await;
+    drop(to_syncer);
+    if let Some(syncer) = syncer {
+        let _ = syncer.join();
+    }
+}
+
+/// Syncs the engine, then acks every message handed over since the last sync.
+fn sync_loop(
+    shared: &Shared,
+    handle: &tokio::runtime::Handle,
+    rx: &std::sync::mpsc::Receiver<Vec<jetstream::Message>>,
+) {
+    while let Ok(mut applied) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            applied.extend(more);
+        }
+        // Acked means durable here: a redelivery would be stored once anyway, but a
+        // copy lost after its ack would never come back.
+        while shared.engine.sync().is_err() {
+            if shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        handle.block_on(async {
+            for m in &applied {
+                let _ = m.ack().await;
+            }
+        });
+        shared
+            .in_hand
+            .fetch_sub(applied.len() as u64, Ordering::AcqRel);
+    }
+}
+
+async fn consume(
+    shared: &Arc<Shared>,
+    name: &str,
+    consumer_config: &consumer::pull::Config,
+    sync_before_ack: bool,
+    to_syncer: &std::sync::mpsc::Sender<Vec<jetstream::Message>>,
+) {
     while !shared.stopping.load(Ordering::Acquire) {
-        let consumer: consumer::PullConsumer = match shared.js.get_stream(&shared.config.stream).await
-        {
-            Ok(stream) => match stream
-                .get_or_create_consumer(&name, consumer_config.clone())
-                .await
-            {
-                Ok(c) => c,
+        let consumer: consumer::PullConsumer =
+            match shared.js.get_stream(&shared.config.stream).await {
+                Ok(stream) => match stream
+                    .get_or_create_consumer(name, consumer_config.clone())
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                },
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            },
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+            };
         let messages = match consumer
             .stream()
             .max_messages_per_batch(shared.config.batch_max)
@@ -1178,38 +1290,36 @@ async fn consume_loop(shared: Arc<Shared>) {
             let batch = match tokio::time::timeout(Duration::from_millis(100), batches.next()).await
             {
                 Ok(Some(batch)) => batch,
-                Ok(None) => break, // the stream ended: make a new one
+                Ok(None) => break,  // the stream ended: make a new one
                 Err(_) => continue, // nothing for a while: look at the backlog again
             };
-            let mut last = None;
+            let mut applied = Vec::with_capacity(batch.len());
             let mut broken = false;
-            let mut held = 0;
             for message in batch {
                 match message {
                     Ok(m) => {
                         shared.in_hand.fetch_add(1, Ordering::AcqRel);
-                        held += 1;
                         let delivered = m.info().map_or(1, |i| i.delivered);
                         if !shared.apply(&m.payload, delivered).await {
                             return; // closing: unacked, so delivered again after open
                         }
-                        last = Some(m);
+                        applied.push(m);
                     }
                     Err(_) => broken = true,
                 }
             }
-            if let Some(m) = last {
-                // Acked means durable here: a redelivery would be stored once anyway,
-                // but a copy lost after its ack would never come back.
-                while sync_before_ack && shared.engine.sync().is_err() {
-                    if shared.stopping.load(Ordering::Acquire) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+            if sync_before_ack {
+                if to_syncer.send(applied).is_err() {
+                    return; // no syncer thread: leave them unacked
                 }
-                let _ = m.ack().await;
+            } else {
+                for m in &applied {
+                    let _ = m.ack().await;
+                }
+                shared
+                    .in_hand
+                    .fetch_sub(applied.len() as u64, Ordering::AcqRel);
             }
-            shared.in_hand.fetch_sub(held, Ordering::AcqRel);
             // Stale until the next look: a batch was here, so something may be left.
             shared.backlog.store(u64::MAX, Ordering::Release);
             looked = Instant::now() - Duration::from_secs(1);

@@ -96,7 +96,10 @@ impl Outbox {
             }
         }
         if let Some(id) = id {
-            debug_assert!(id >= floor, "an append's id is at least the next id before it");
+            debug_assert!(
+                id >= floor,
+                "an append's id is at least the next id before it"
+            );
             s.open.insert(id);
         }
         Self::advance(&mut s);

@@ -68,7 +68,8 @@ impl GlobalId {
         let (p, id) = rest.split_once('/')?;
         let partition: u32 = p.parse().ok()?;
         let local: u64 = id.parse().ok()?;
-        (partition < PARTITIONS_MAX && local > 0).then_some(GlobalId::new(partition, NoticeId(local)))
+        (partition < PARTITIONS_MAX && local > 0)
+            .then_some(GlobalId::new(partition, NoticeId(local)))
     }
 }
 
@@ -88,7 +89,10 @@ mod tests {
         for u in 0..30_000 {
             counts[partition_of(u, 3) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
         // Pinned: a change of the hash would move every user's data.
         let pinned: Vec<u32> = (0..8).map(|u| partition_of(u, 3)).collect();
         assert_eq!(pinned, [0, 1, 1, 1, 2, 1, 1, 1]);

@@ -143,10 +143,19 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             out.extend_from_slice(&n.created_at_ms.to_le_bytes());
             out.extend_from_slice(&n.sent_at_us.to_le_bytes());
             out.push(scope_tag(n.scope));
-            let flags = (if n.reply_to.is_some() { FLAG_REPLY_TO } else { 0 })
-                | (if n.repeat_of.is_some() { FLAG_REPEAT_OF } else { 0 })
-                | (if n.conversation.is_some() { FLAG_CONVERSATION } else { 0 })
-                | (if n.group.is_some() { FLAG_GROUP } else { 0 })
+            let flags = (if n.reply_to.is_some() {
+                FLAG_REPLY_TO
+            } else {
+                0
+            }) | (if n.repeat_of.is_some() {
+                FLAG_REPEAT_OF
+            } else {
+                0
+            }) | (if n.conversation.is_some() {
+                FLAG_CONVERSATION
+            } else {
+                0
+            }) | (if n.group.is_some() { FLAG_GROUP } else { 0 })
                 | (if n.backfill { FLAG_BACKFILL } else { 0 });
             out.push(flags);
             if let Some(id) = n.reply_to {
@@ -487,7 +496,10 @@ mod tests {
             body: "x".repeat(100),
             ..notice()
         };
-        assert_eq!(encode(&Message::Notice(n)).len(), 100 + 2 + 10 + 4 + 8 + 8 + 2 + 2);
+        assert_eq!(
+            encode(&Message::Notice(n)).len(),
+            100 + 2 + 10 + 4 + 8 + 8 + 2 + 2
+        );
     }
 
     #[test]

@@ -116,7 +116,9 @@ fn parse_ack(line: &str, sent: &mut BTreeMap<String, Sent>) {
     let f: Vec<&str> = line.split(' ').collect();
     match f.as_slice() {
         ["ack", "post", _, _, body] => {
-            sent.get_mut(*body).expect("an ack of a post that was sent").acked = true;
+            sent.get_mut(*body)
+                .expect("an ack of a post that was sent")
+                .acked = true;
         }
         _ => panic!("unexpected answer {line:?}"),
     }
@@ -127,7 +129,10 @@ fn quiesce(nodes: &mut [NodeProc]) {
     let mut quiet = 0;
     let mut last = Vec::new();
     while quiet < 2 {
-        assert!(Instant::now() < deadline, "the cluster did not go quiet in 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not go quiet in 60 s"
+        );
         std::thread::sleep(Duration::from_millis(150));
         let answers: Vec<String> = nodes.iter_mut().map(|n| n.call("idle")).collect();
         let idle = answers.iter().all(|a| a.starts_with("idle yes"));
@@ -159,7 +164,10 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
         while following.get(&a).map_or(0, BTreeSet::len) < FOLLOWS_PER_USER as usize {
             let b = rng.random_range(0..USERS);
             if b != a && following.entry(a).or_default().insert(b) {
-                nodes[node_of(a)].as_mut().expect("the node is running").call(&format!("follow {a} {b}"));
+                nodes[node_of(a)]
+                    .as_mut()
+                    .expect("the node is running")
+                    .call(&format!("follow {a} {b}"));
             }
         }
     }
@@ -169,8 +177,28 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
     let mut in_flight_at_kill = 0;
     for k in 0..POSTS_BEFORE + POSTS_AFTER {
         if k == POSTS_BEFORE / 3 {
-            // Kill the node with posts sent to it and not yet answered, mid-work.
-            std::thread::sleep(Duration::from_millis(rng.random_range(20..80)));
+            // Kill the node mid-work: a burst of its users' posts sent, some answered.
+            let node = nodes[KILLED as usize]
+                .as_mut()
+                .expect("the node is running");
+            for j in 0..400 {
+                let author = loop {
+                    let u = rng.random_range(0..USERS);
+                    if node_of(u) == KILLED as usize {
+                        break u;
+                    }
+                };
+                let body = format!("burst{j}");
+                node.send(&format!("post {author} {body}"));
+                sent.insert(
+                    body,
+                    Sent {
+                        author,
+                        acked: false,
+                    },
+                );
+            }
+            std::thread::sleep(Duration::from_millis(rng.random_range(2..20)));
             let lines = nodes[KILLED as usize]
                 .take()
                 .expect("the node is running")
@@ -200,8 +228,17 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
             continue;
         }
         let body = format!("p{k}");
-        nodes[n].as_mut().expect("the node is running").send(&format!("post {author} {body}"));
-        sent.insert(body, Sent { author, acked: false });
+        nodes[n]
+            .as_mut()
+            .expect("the node is running")
+            .send(&format!("post {author} {body}"));
+        sent.insert(
+            body,
+            Sent {
+                author,
+                acked: false,
+            },
+        );
     }
     // Collect the answers of every post sent to a running node.
     let mut nodes: Vec<NodeProc> = nodes
@@ -213,7 +250,11 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
             .values()
             .filter(|s| node_of(s.author) == n && !s.acked)
             .count()
-            - if n == KILLED as usize { in_flight_at_kill } else { 0 };
+            - if n == KILLED as usize {
+                in_flight_at_kill
+            } else {
+                0
+            };
         for _ in 0..waiting {
             let line = node.recv();
             parse_ack(&line, &mut sent);
@@ -233,8 +274,14 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
             let (gid, body) = entry
                 .split_once('/')
                 .unwrap_or_else(|| panic!("user {u}: entry {entry:?} has no global id"));
-            assert!(gids.insert(gid), "user {u}: {gid} twice in the home timeline");
-            assert!(bodies.insert(body), "user {u}: {body} twice in the home timeline");
+            assert!(
+                gids.insert(gid),
+                "user {u}: {gid} twice in the home timeline"
+            );
+            assert!(
+                bodies.insert(body),
+                "user {u}: {body} twice in the home timeline"
+            );
         }
         let sees = |author: u32| author == u || following[&u].contains(&author);
         for (body, s) in &sent {
@@ -250,9 +297,17 @@ fn sigkill_of_a_node_and_of_a_nats_server_loses_no_acknowledged_post_and_doubles
             let s = sent
                 .get(*body)
                 .unwrap_or_else(|| panic!("user {u}: {body} was never posted"));
-            assert!(sees(s.author), "user {u}: {body} by {} not followed", s.author);
+            assert!(
+                sees(s.author),
+                "user {u}: {body} by {} not followed",
+                s.author
+            );
             if !s.acked {
-                assert_eq!(node_of(s.author), KILLED as usize, "user {u}: {body} never acked");
+                assert_eq!(
+                    node_of(s.author),
+                    KILLED as usize,
+                    "user {u}: {body} never acked"
+                );
                 landed.insert(body.to_string());
             }
         }

@@ -80,7 +80,10 @@ fn main() {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let answer = run(&node, &line).unwrap_or_else(|e| format!("err {e}"));
-        if writeln!(out, "{answer}").and_then(|()| out.flush()).is_err() {
+        if writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             break;
         }
     }
@@ -91,7 +94,11 @@ fn main() {
 
 fn run(node: &Node, line: &str) -> Result<String, String> {
     let f: Vec<&str> = line.split(' ').collect();
-    let user = |s: &str| s.parse::<u32>().map(UserId).map_err(|e| format!("{s:?}: {e}"));
+    let user = |s: &str| {
+        s.parse::<u32>()
+            .map(UserId)
+            .map_err(|e| format!("{s:?}: {e}"))
+    };
     match f.as_slice() {
         ["follow", a, b] => {
             let new = node.follow(user(a)?, user(b)?).map_err(|e| e.to_string())?;
@@ -121,7 +128,9 @@ fn run(node: &Node, line: &str) -> Result<String, String> {
                 }
                 page = got.next;
             }
-            Ok(format!("home {u} {}", entries.join(" ")).trim_end().to_owned())
+            Ok(format!("home {u} {}", entries.join(" "))
+                .trim_end()
+                .to_owned())
         }
         ["idle"] => {
             let idle = node.is_idle();
