@@ -204,9 +204,15 @@ fn scenario_a(users: u32, fig: &mut Figures) {
         rate / probe_rate
     );
 
-    for (round, r) in [("empty timelines", cold), ("timelines holding the first round", rate)] {
+    for (round, r) in [
+        ("empty timelines", cold),
+        ("timelines holding the first round", rate),
+    ] {
         fig.add(
-            &format!("push fan-out, {users} users, Twitter-like graph, {} posts, {round}", authors.len()),
+            &format!(
+                "push fan-out, {users} users, Twitter-like graph, {} posts, {round}",
+                authors.len()
+            ),
             r / 1e6,
             "M deliveries/s",
             "random-append probe of the same memory, 2 threads",

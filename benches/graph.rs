@@ -37,9 +37,9 @@ use criterion::{Criterion, Throughput};
 
 #[path = "support/figures.rs"]
 mod figures;
-use figures::{Figures, time_ns};
 use feedcore::sim::{TwitterGraph, summarize};
 use feedcore::{Durability, FollowGraph, GraphConfig, UserId};
+use figures::{Figures, time_ns};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
@@ -239,7 +239,10 @@ fn memory_and_bulk_load(fig: &mut Figures) -> Twitter {
         hash_bytes as f64 / feedcore_bytes as f64
     );
     fig.add(
-        &format!("follow edge memory, {} users, {} follows, both directions", params.users, follows),
+        &format!(
+            "follow edge memory, {} users, {} follows, both directions",
+            params.users, follows
+        ),
         per_follow(feedcore_bytes),
         "resident bytes/follow",
         "Vec<HashSet<u32>> pair",
@@ -429,13 +432,28 @@ fn print_ratios(since: SystemTime, follows: u64, fig: &mut Figures) {
     println!("\nsummary (this run, {follows} follows in the Twitter-like graph):");
     let mut line = |what: &str, unit: &str, got: Option<f64>, base: Option<f64>, note: &str| {
         if let (Some(g), Some(b)) = (got, base) {
-            let budget = note.trim().trim_start_matches("(budget ").trim_end_matches(')');
+            let budget = note
+                .trim()
+                .trim_start_matches("(budget ")
+                .trim_end_matches(')');
             let baseline = if unit == "ids" {
                 "summing a Vec<u32> of the same ids"
             } else {
                 "a Mutex around a Vec<HashSet<u32>> pair"
             };
-            fig.add(what, g, &format!("{unit}/s"), baseline, b, budget);
+            let (scale, prefix) = if unit == "ids" {
+                (1e9, "G ")
+            } else {
+                (1e3, "k ")
+            };
+            fig.add(
+                what,
+                g / scale,
+                &format!("{prefix}{unit}/s"),
+                baseline,
+                b / scale,
+                budget,
+            );
         }
         let (scale, prefix) = if unit == "ids" {
             (1e9, "G")

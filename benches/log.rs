@@ -25,9 +25,9 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 
 #[path = "support/figures.rs"]
 mod figures;
-use figures::{Figures, time_ns};
 use feedcore::sim::synthetic_notice;
 use feedcore::{Durability, LogConfig, NewNotice, NoticeId, NoticeLog};
+use figures::{Figures, time_ns};
 
 /// Notices per measured iteration of `append_buffered` (one `append` call each).
 const APPEND_BATCH: usize = 1024;
@@ -407,7 +407,10 @@ fn record(since: SystemTime) {
     ) {
         let gb_s = |ns: f64| bytes as f64 / ns;
         fig.add(
-            &format!("recovery scan (open, every record verified), {:.2} GB", bytes as f64 / 1e9),
+            &format!(
+                "recovery scan (open, every record verified), {:.2} GB",
+                bytes as f64 / 1e9
+            ),
             gb_s(log),
             "GB/s",
             "fs::read of the segment files",

@@ -57,8 +57,8 @@ fn p50_p99(lat: &mut [u64]) -> String {
     lat.sort_unstable();
     format!(
         "{:>7.1} / {:>7.1}",
-        percentile(&lat, 0.5) / 1e3,
-        percentile(&lat, 0.99) / 1e3
+        percentile(lat, 0.5) / 1e3,
+        percentile(lat, 0.99) / 1e3
     )
 }
 
@@ -229,7 +229,9 @@ fn main() {
         if group == 2 {
             for &(name, p99) in &p99_2000 {
                 fig.add(
-                    &format!("home page of 20 with bodies, reader following 2000 authors, {name}, p99"),
+                    &format!(
+                        "home page of 20 with bodies, reader following 2000 authors, {name}, p99"
+                    ),
                     p99,
                     "us",
                     "naive k-way merge of Vec<Vec<u64>>, no bodies, no rules, p99",
@@ -344,7 +346,12 @@ fn main() {
             "read:write {ratio}: selective wall / min(push, pull) = {:.2}",
             selective / cheaper
         );
-        let bytes_of = |name: &str| totals.iter().find(|t| t.0 == name).map_or(0.0, |t| t.2 as f64);
+        let bytes_of = |name: &str| {
+            totals
+                .iter()
+                .find(|t| t.0 == name)
+                .map_or(0.0, |t| t.2 as f64)
+        };
         let cheaper_bytes = bytes_of("push").min(bytes_of("pull"));
         fig.add(
             &format!("mixed workload, 20 k posts, {ratio} reads a post: selective, bytes touched"),

@@ -2,7 +2,7 @@
 """Writes docs/figures.md from the figures the benches and the sim wrote as JSON.
 
 Inputs (each optional; a missing one is listed as not measured):
-  target/figures/{log,graph,fanout,strategies,restart}.json   written by `cargo bench --bench NAME`
+  target/figures/{log,graph,fanout,strategies,restart,streams}.json   written by `cargo bench --bench NAME`
   target/figures/sim.json          `feedcore sim --json` on its defaults
   target/figures/sim-redis.json    `feedcore sim --baseline redis --json`
   target/figures/sweep.json        `feedcore sim --sweep read-write=0.1,1,10 --ops 1000000 --json`
@@ -27,6 +27,7 @@ BENCHES = [
     ("fanout", "Push fan-out and timelines"),
     ("strategies", "Strategies, in process"),
     ("restart", "Restart"),
+    ("streams", "Groups, tags and the public timeline"),
 ]
 
 
@@ -211,6 +212,8 @@ HEADLINES = [
     ("fanout", "home page of 20 with bodies while both workers fan out, p99"),
     ("fanout", "one post to"),
     ("strategies", "home page of 20 with bodies, reader following 2000 authors, pull, p99"),
+    ("streams", "post to a group of"),
+    ("streams", "tag stream, random depth page"),
 ]
 
 

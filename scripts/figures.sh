@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/figures
-all=(log graph fanout strategies restart sim sim-redis sweep)
+all=(log graph fanout strategies restart streams sim sim-redis sweep)
 want=("${@:-${all[@]}}")
 for what in "${want[@]}"; do
   echo "== $what"
   case "$what" in
-    log | graph | fanout | strategies | restart) cargo bench --bench "$what" ;;
+    log | graph | fanout | strategies | restart | streams) cargo bench --bench "$what" ;;
     sim) cargo run --release -- sim --json > target/figures/sim.json ;;
     sim-redis)
       if command -v redis-server >/dev/null 2>&1; then

@@ -92,6 +92,73 @@ pub enum Error {
         reason: String,
     },
 
+    /// No group with this id was created.
+    #[error("no {group}")]
+    UnknownGroup {
+        /// The group named.
+        group: crate::ids::GroupId,
+    },
+
+    /// No list with this id was created.
+    #[error("no {list}")]
+    UnknownList {
+        /// The list named.
+        list: crate::ids::ListId,
+    },
+
+    /// No notice ever carried this tag, and nobody follows it.
+    #[error("no tag {tag:?}")]
+    UnknownTag {
+        /// The tag, normalised (lower-case, without `#`).
+        tag: String,
+    },
+
+    /// The user is a member of the group already.
+    #[error("{user} is a member of {group} already")]
+    AlreadyMember {
+        /// The user.
+        user: crate::ids::UserId,
+        /// The group.
+        group: crate::ids::GroupId,
+    },
+
+    /// The user is not a member of the group.
+    #[error("{user} is not a member of {group}")]
+    NotMember {
+        /// The user.
+        user: crate::ids::UserId,
+        /// The group.
+        group: crate::ids::GroupId,
+    },
+
+    /// The list belongs to another user.
+    #[error("{list} belongs to {owner}, not to {user}")]
+    NotOwner {
+        /// The list.
+        list: crate::ids::ListId,
+        /// Its owner.
+        owner: crate::ids::UserId,
+        /// Who asked.
+        user: crate::ids::UserId,
+    },
+
+    /// A group, list or tag name that is empty, too long, not UTF-8 or holds
+    /// characters it may not.
+    #[error("invalid name: {reason}")]
+    InvalidName {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The store holds as many groups, lists or tags as it can (`users_max` of each).
+    #[error("no room for another {what}: {max} is the most")]
+    TooMany {
+        /// `"group"`, `"list"` or `"tag"`.
+        what: &'static str,
+        /// The limit.
+        max: u32,
+    },
+
     /// An operating-system error, with what feedcore was doing when it happened.
     #[error("{context}: {source}")]
     Io {

@@ -65,20 +65,76 @@ pub fn notice(data: &[u8]) {
         mentions,
         tags,
         group: (flags & 16 != 0).then_some(GroupId(author)),
+        // Bits 6 and 7 pick the scope too; their sum as a count of groups makes some
+        // inputs version-2 records.
+        groups: (0..u32::from(flags >> 6)).map(GroupId).collect(),
         scope: [Scope::Public, Scope::Followers, Scope::Addressees][usize::from(flags >> 6) % 3],
         uri: (flags & 32 != 0).then(|| text.chars().rev().collect()),
     };
     let limits = Limits {
         body_bytes_max: 5000,
     };
-    if let Ok(stored) = notice::validate(&input, limits) {
-        let encoded = notice::encode(&stored);
-        let archived = notice::check_archived(&encoded).expect("what we encode validates");
+    if let Ok(validated) = notice::validate(&input, limits) {
+        let mentions = validated.stored.mentions.len();
+        let (encoded, version) = notice::encode(validated);
+        notice::check_archived(&encoded, version).expect("what we encode validates");
+        // SAFETY: validated just above; `encoded` outlives the borrow.
+        let (archived, _) = unsafe { notice::access_trusted(&encoded, version) };
         assert_eq!(archived.body.as_str(), input.body);
-        assert_eq!(archived.mentions.len(), stored.mentions.len());
+        assert_eq!(archived.mentions.len(), mentions);
     }
-    // The raw bytes as an archive: refused or accepted, never a panic.
+    // The raw bytes as an archive of either version: refused or accepted, never a panic.
     let mut aligned = rkyv::util::AlignedVec::<16>::new();
     aligned.extend_from_slice(data);
-    let _ = notice::check_archived(&aligned);
+    let _ = notice::check_archived(&aligned, 1);
+    let _ = notice::check_archived(&aligned, 2);
+}
+
+/// Which graph-layer file [`graph_file`] writes its input as: its first byte modulo
+/// this table's length picks one.
+pub const GRAPH_FILES: [&str; 3] = [
+    "registry.log",
+    "ops-0000000000000001.log",
+    "snapshot-0000000000000000.csr",
+];
+
+/// Feeds arbitrary bytes (after the first, which picks the file of [`GRAPH_FILES`]) as
+/// one file of a graph directory: the registry of groups, lists and tags, an op log,
+/// or a snapshot; then checks the directory and opens it as a graph. Must never panic;
+/// every problem must point inside the file, and a directory that checks sound opens.
+pub fn graph_file(data: &[u8]) {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let name = GRAPH_FILES[usize::from(pick) % GRAPH_FILES.len()];
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(name), body).expect("writing the fuzz input");
+    let report = match crate::FollowGraph::check(dir.path()) {
+        Ok(report) => report,
+        // Refused with an error that is not a panic: fine for a fuzz input.
+        Err(_) => return,
+    };
+    for problem in &report.problems {
+        assert!(
+            problem.offset as usize <= body.len(),
+            "problem offset {} inside the file of {} bytes",
+            problem.offset,
+            body.len()
+        );
+    }
+    let config = crate::GraphConfig {
+        users_max: 1 << 20,
+        ..Default::default()
+    };
+    let opened = crate::FollowGraph::open(dir.path(), config);
+    if report.is_sound() && name != GRAPH_FILES[0] {
+        // (The registry is the engine's, opened by `Engine::open`, not by the graph.)
+        if let Err(e) = opened {
+            // A sound graph with ids past users_max is refused, not damaged.
+            assert!(
+                !matches!(e, crate::Error::Corrupt { .. }),
+                "checked sound, opened Corrupt: {e}"
+            );
+        }
+    }
 }

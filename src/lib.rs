@@ -30,6 +30,9 @@ mod engine;
 mod error;
 mod fanout;
 #[doc(hidden)]
+pub mod faults;
+mod fileio;
+#[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod graph;
 mod ids;
@@ -38,7 +41,7 @@ mod notice;
 pub mod sim;
 mod timeline;
 
-pub use engine::{Clock, Config, Engine, EngineStats};
+pub use engine::{Clock, Config, Engine, EngineStats, MemberPage, StreamsStats, UserStream};
 pub use error::{Error, Result};
 pub use fanout::{KnownRates, Strategy};
 
@@ -46,14 +49,17 @@ pub use fanout::{KnownRates, Strategy};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub use graph::{FollowGraph, Followers, GraphCheckReport, GraphConfig, GraphStats, Neighbors};
-pub use ids::{GroupId, NoticeId, UserId};
+pub use graph::{
+    FollowGraph, Followers, GraphCheckReport, GraphConfig, GraphStats, NAME_BYTES_MAX, Neighbors,
+    RelationsCheck,
+};
+pub use ids::{GroupId, ListId, NoticeId, UserId};
 pub use log::{
     CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,
     SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use notice::{
-    BODY_BYTES_MAX_DEFAULT, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX, TAGS_MAX,
-    URI_BYTES_MAX,
+    BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX,
+    TAGS_MAX, URI_BYTES_MAX,
 };
 pub use timeline::{Page, TimelinePage};

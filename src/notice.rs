@@ -17,6 +17,9 @@ pub const TAGS_MAX: usize = 32;
 pub const TAG_BYTES_MAX: usize = 140;
 /// At most this many bytes in a remote notice's uri.
 pub const URI_BYTES_MAX: usize = 1024;
+/// At most this many groups per notice (`group`, `groups` and the `!name`s of the body
+/// together).
+pub const GROUPS_MAX: usize = 16;
 /// The default for `body_bytes_max`.
 pub const BODY_BYTES_MAX_DEFAULT: usize = 5000;
 
@@ -78,8 +81,13 @@ pub struct NewNotice {
     /// Hashtags, at most [`TAGS_MAX`], each 1 to [`TAG_BYTES_MAX`] bytes without
     /// whitespace; a leading `#` is dropped and they are stored lower-case.
     pub tags: Vec<String>,
-    /// The group (`!group`) the notice is addressed to.
+    /// The group (`!group`) the notice is addressed to. Kept beside `groups`: the
+    /// notice is addressed to this one and all of `groups`.
     pub group: Option<GroupId>,
+    /// More groups the notice is addressed to (with `group`: at most [`GROUPS_MAX`],
+    /// duplicates dropped). [`crate::Engine::post`] also adds the groups its body
+    /// names as `!name`, and delivers the notice to every member of each.
+    pub groups: Vec<GroupId>,
     /// Who may see it.
     pub scope: Scope,
     /// The unique uri of a remote notice (arrived by federation), at most
@@ -109,6 +117,24 @@ pub(crate) struct StoredNotice {
     pub(crate) uri: Option<String>,
 }
 
+/// The stored form of a notice addressed to two or more groups (record format version
+/// 2): the version-1 notice, whose `group` is the first group, and the others. A notice
+/// with at most one group is stored as a plain [`StoredNotice`] (version 1), so logs
+/// without such notices read as before.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+pub(crate) struct StoredNoticeV2 {
+    pub(crate) notice: StoredNotice,
+    /// The groups after the first, in the order given, without duplicates.
+    pub(crate) more_groups: Vec<u32>,
+}
+
+/// A validated notice: its stored form, and the groups past the first.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Validated {
+    pub(crate) stored: StoredNotice,
+    pub(crate) more_groups: Vec<u32>,
+}
+
 /// The limits a notice is validated against.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -117,7 +143,7 @@ pub(crate) struct Limits {
 
 /// Checks every rule that does not need the log (existence of `reply_to` and
 /// `repeat_of` is the log's to check) and returns the normalised stored form.
-pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotice> {
+pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<Validated> {
     if notice.body.len() > limits.body_bytes_max {
         return Err(Error::invalid(format!(
             "body is {} bytes, more than the {} allowed",
@@ -174,7 +200,20 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotic
             uri.len()
         )));
     }
-    Ok(StoredNotice {
+    let mut groups: Vec<u32> = Vec::with_capacity(1 + notice.groups.len());
+    for g in notice.group.iter().chain(&notice.groups) {
+        if !groups.contains(&g.0) {
+            groups.push(g.0);
+        }
+    }
+    if groups.len() > GROUPS_MAX {
+        return Err(Error::invalid(format!(
+            "{} groups, more than the {GROUPS_MAX} allowed",
+            groups.len()
+        )));
+    }
+    let more_groups = groups.get(1..).unwrap_or_default().to_vec();
+    let stored = StoredNotice {
         author: notice.author.0,
         created_at_ms: notice.created_at_ms,
         reply_to: notice.reply_to.map(|id| id.0),
@@ -182,47 +221,84 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<StoredNotic
         repeat_of: notice.repeat_of.map(|id| id.0),
         repeat_of_author: None,
         conversation: notice.conversation,
-        group: notice.group.map(|g| g.0),
+        group: groups.first().copied(),
         scope: notice.scope.to_tag(),
         mentions,
         tags,
         body: notice.body.clone(),
         uri: notice.uri.clone(),
+    };
+    Ok(Validated {
+        stored,
+        more_groups,
     })
 }
 
-/// Serialises a validated notice into its archived bytes.
-pub(crate) fn encode(stored: &StoredNotice) -> AlignedVec {
-    rkyv::to_bytes::<rancor::Error>(stored)
-        .expect("serialising into a growable in-memory buffer has no failure mode")
+/// Serialises a validated notice into its archived bytes; returns them and the record
+/// format version they are of (2 only for a notice with two or more groups).
+pub(crate) fn encode(notice: Validated) -> (AlignedVec, u8) {
+    let expect = "serialising into a growable in-memory buffer has no failure mode";
+    if notice.more_groups.is_empty() {
+        let bytes = rkyv::to_bytes::<rancor::Error>(&notice.stored).expect(expect);
+        return (bytes, crate::log::frame::VERSION);
+    }
+    let v2 = StoredNoticeV2 {
+        notice: notice.stored,
+        more_groups: notice.more_groups,
+    };
+    let bytes = rkyv::to_bytes::<rancor::Error>(&v2).expect(expect);
+    (bytes, crate::log::frame::VERSION_GROUPS)
 }
 
-/// Validates archived bytes read from disk: the rkyv structure and the notice's own
-/// rules (scope tag). Returns a reason on failure.
-pub(crate) fn check_archived(bytes: &[u8]) -> Result<&ArchivedStoredNotice, String> {
-    let archived = rkyv::access::<ArchivedStoredNotice, rancor::Error>(bytes)
-        .map_err(|e| format!("notice archive does not validate: {e}"))?;
+/// Validates archived bytes of record format `version` read from disk: the rkyv
+/// structure and the notice's own rules (scope tag). Returns a reason on failure.
+pub(crate) fn check_archived(bytes: &[u8], version: u8) -> Result<(), String> {
+    let archived = if version == crate::log::frame::VERSION_GROUPS {
+        let v2 = rkyv::access::<ArchivedStoredNoticeV2, rancor::Error>(bytes)
+            .map_err(|e| format!("notice archive (version 2) does not validate: {e}"))?;
+        if v2.more_groups.is_empty() {
+            return Err("a version 2 notice with no second group".into());
+        }
+        &v2.notice
+    } else {
+        rkyv::access::<ArchivedStoredNotice, rancor::Error>(bytes)
+            .map_err(|e| format!("notice archive does not validate: {e}"))?
+    };
     if Scope::from_tag(archived.scope).is_none() {
         return Err(format!("unknown scope tag {}", archived.scope));
     }
-    Ok(archived)
+    Ok(())
 }
 
+/// The groups past the first of a version-1 notice: none.
+const NO_MORE_GROUPS: &[rkyv::rend::u32_le] = &[];
+
 /// Reinterprets bytes that were validated by [`check_archived`] (or written by
-/// [`encode`]) without checking them again.
+/// [`encode`]) as of record format `version`, without checking them again; returns the
+/// notice and its groups past the first.
 ///
 /// # Safety
-/// `bytes` must be exactly the bytes of a `StoredNotice` archive that passed
-/// `check_archived` or came out of `encode`, aligned to 16 bytes, and must stay
+/// `bytes` must be exactly the bytes of a notice archive of format `version` that
+/// passed `check_archived` or came out of `encode`, aligned to 16 bytes, and must stay
 /// unchanged for `'a`.
-pub(crate) unsafe fn access_trusted(bytes: &[u8]) -> &ArchivedStoredNotice {
+pub(crate) unsafe fn access_trusted(
+    bytes: &[u8],
+    version: u8,
+) -> (&ArchivedStoredNotice, &[rkyv::rend::u32_le]) {
     debug_assert!(
         bytes.as_ptr().align_offset(16) == 0,
         "payloads are 16-byte aligned"
     );
-    // SAFETY: forwarded from the caller: the bytes are a validated archive that
-    // does not change while borrowed.
-    unsafe { rkyv::access_unchecked::<ArchivedStoredNotice>(bytes) }
+    if version == crate::log::frame::VERSION_GROUPS {
+        // SAFETY: forwarded from the caller: the bytes are a validated version-2
+        // archive that does not change while borrowed.
+        let v2 = unsafe { rkyv::access_unchecked::<ArchivedStoredNoticeV2>(bytes) };
+        return (&v2.notice, v2.more_groups.as_slice());
+    }
+    // SAFETY: forwarded from the caller: the bytes are a validated version-1 archive
+    // that does not change while borrowed.
+    let v1 = unsafe { rkyv::access_unchecked::<ArchivedStoredNotice>(bytes) };
+    (v1, NO_MORE_GROUPS)
 }
 
 /// A notice read in place from the mapped log: no copy, no deserialisation.
@@ -236,6 +312,8 @@ pub(crate) unsafe fn access_trusted(bytes: &[u8]) -> &ArchivedStoredNotice {
 pub struct NoticeRef<'a> {
     id: NoticeId,
     archived: &'a ArchivedStoredNotice,
+    /// The groups past the first (empty for a version-1 record).
+    more_groups: &'a [rkyv::rend::u32_le],
     // Keeps the scrub of a concurrently deleted notice from running while `archived`
     // is borrowed (see `log::notice_log::NoticeLog::delete`).
     _pin: crossbeam_epoch::Guard,
@@ -244,12 +322,13 @@ pub struct NoticeRef<'a> {
 impl<'a> NoticeRef<'a> {
     pub(crate) fn new(
         id: NoticeId,
-        archived: &'a ArchivedStoredNotice,
+        (archived, more_groups): (&'a ArchivedStoredNotice, &'a [rkyv::rend::u32_le]),
         pin: crossbeam_epoch::Guard,
     ) -> Self {
         NoticeRef {
             id,
             archived,
+            more_groups,
             _pin: pin,
         }
     }
@@ -321,9 +400,17 @@ impl<'a> NoticeRef<'a> {
         self.archived.tags.iter().map(|t| t.as_str())
     }
 
-    /// The group it is addressed to.
+    /// The (first) group it is addressed to.
     pub fn group(&self) -> Option<GroupId> {
         self.archived.group.as_ref().map(|g| GroupId(g.to_native()))
+    }
+
+    /// Every group it is addressed to: [`NoticeRef::group`] first, then the others, in
+    /// the order given, without duplicates.
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.group()
+            .into_iter()
+            .chain(self.more_groups.iter().map(|g| GroupId(g.to_native())))
     }
 
     /// Who may see it.
@@ -349,6 +436,7 @@ impl<'a> NoticeRef<'a> {
             mentions: self.mentions().collect(),
             tags: self.tags().map(str::to_owned).collect(),
             group: self.group(),
+            groups: self.groups().skip(1).collect(),
             scope: self.scope(),
             uri: self.uri().map(str::to_owned),
         }
@@ -393,13 +481,19 @@ mod tests {
             mentions: vec![UserId(1), UserId(2), UserId(1)],
             tags: vec!["#World".into(), "rust".into()],
             group: Some(GroupId(5)),
+            groups: Vec::new(),
             scope: Scope::Followers,
             uri: Some("https://example.org/notice/1".into()),
         };
-        let stored = validate(&input, LIMITS).unwrap();
-        let bytes = encode(&stored);
-        let archived = check_archived(&bytes).unwrap();
-        let view = NoticeRef::new(NoticeId(1), archived, crossbeam_epoch::pin());
+        let (bytes, version) = encode(validate(&input, LIMITS).unwrap());
+        assert_eq!(version, 1, "one group: a version-1 record");
+        check_archived(&bytes, version).unwrap();
+        // SAFETY: checked just above; `bytes` outlives the view.
+        let view = NoticeRef::new(
+            NoticeId(1),
+            unsafe { access_trusted(&bytes, version) },
+            crossbeam_epoch::pin(),
+        );
         let back = view.to_new_notice();
         assert_eq!(back.mentions, vec![UserId(1), UserId(2)]);
         assert_eq!(back.tags, vec!["world".to_string(), "rust".to_string()]);
@@ -411,6 +505,42 @@ mod tests {
             },
             back
         );
+    }
+
+    #[test]
+    fn several_groups_make_a_version_2_record() {
+        let input = NewNotice {
+            group: Some(GroupId(3)),
+            groups: vec![GroupId(7), GroupId(3), GroupId(9)],
+            ..notice("to groups")
+        };
+        let (bytes, version) = encode(validate(&input, LIMITS).unwrap());
+        assert_eq!(version, 2);
+        check_archived(&bytes, version).unwrap();
+        assert!(
+            check_archived(&bytes, 1).is_err() || {
+                // A version-2 archive read as version 1 must not pass as this notice.
+                // SAFETY: it validated as version 1 just now.
+                let (v1, _) = unsafe { access_trusted(&bytes, 1) };
+                v1.body.as_str() != "to groups"
+            }
+        );
+        // SAFETY: checked above; `bytes` outlives the view.
+        let view = NoticeRef::new(
+            NoticeId(1),
+            unsafe { access_trusted(&bytes, version) },
+            crossbeam_epoch::pin(),
+        );
+        let groups: Vec<GroupId> = view.groups().collect();
+        assert_eq!(groups, [GroupId(3), GroupId(7), GroupId(9)]);
+        assert_eq!(view.group(), Some(GroupId(3)));
+        let back = view.to_new_notice();
+        assert_eq!(back.groups, [GroupId(7), GroupId(9)]);
+        let too_many = NewNotice {
+            groups: (0..GROUPS_MAX as u32 + 1).map(GroupId).collect(),
+            ..notice("hi")
+        };
+        assert!(validate(&too_many, LIMITS).is_err());
     }
 
     #[test]
@@ -454,14 +584,15 @@ mod tests {
 
     #[test]
     fn garbage_archives_are_refused() {
-        let bytes = encode(&validate(&notice("hello"), LIMITS).unwrap());
+        let (bytes, version) = encode(validate(&notice("hello"), LIMITS).unwrap());
         let mut damaged = AlignedVec::<16>::new();
         damaged.extend_from_slice(&bytes);
         let last = damaged.len() - 1;
         damaged[last] ^= 0x7f;
         // Either the archive is refused or it still decodes to something valid; it
         // must never panic.
-        let _ = check_archived(&damaged);
-        assert!(check_archived(&bytes[..bytes.len() / 2]).is_err());
+        let _ = check_archived(&damaged, version);
+        let _ = check_archived(&damaged, 2);
+        assert!(check_archived(&bytes[..bytes.len() / 2], version).is_err());
     }
 }

@@ -142,7 +142,7 @@ fn the_rules_of_the_home_timeline() {
     let e = Engine::open(dir.path(), config(&clock)).unwrap();
     assert_eq!(home(&e, 1), after);
     assert_eq!(
-        e.user_timeline(u(2), Page::latest(2)).unwrap().ids,
+        e.user_timeline(u(2), u(2), Page::latest(2)).unwrap().ids,
         vec![late, secret]
     );
 }

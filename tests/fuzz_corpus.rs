@@ -416,3 +416,105 @@ fn regenerate_seeds() {
     long.extend(std::iter::repeat_n(b'x', 5001));
     put("body-too-long", &long);
 }
+
+#[test]
+fn graph_file_corpus_replays() {
+    replay("graph_file", feedcore::fuzzing::graph_file);
+}
+
+/// Writes the `graph_file` seeds: a registry of groups, lists and tags, an op log of
+/// follows, blocks and mutes, and a snapshot, each from a real store, whole and cut,
+/// each behind the byte that picks its file.
+#[test]
+#[ignore = "rewrites fuzz/corpus/graph_file/sound-*; run by hand after a layout change"]
+fn regenerate_graph_seeds() {
+    use feedcore::{Config, Engine, FollowGraph, GraphConfig, fuzzing::GRAPH_FILES};
+    let out = corpus_dir("graph_file");
+    fs::create_dir_all(&out).expect("creating the corpus directory");
+    let put = |name: &str, pick: usize, bytes: &[u8]| {
+        let mut seed = vec![pick as u8];
+        seed.extend_from_slice(bytes);
+        fs::write(out.join(name), seed).expect("writing a seed");
+    };
+    let only = |dir: &Path, prefix: &str| -> Vec<u8> {
+        let path = fs::read_dir(dir)
+            .expect("the graph directory")
+            .map(|e| e.expect("an entry").path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}* in {}", dir.display()));
+        fs::read(path).expect("reading a graph file")
+    };
+
+    // The registry, beside the follow graph of an engine's store.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let engine = Engine::open(
+            dir.path(),
+            Config {
+                users_max: 64,
+                durability: Durability::Buffered,
+                ..Default::default()
+            },
+        )
+        .expect("a fresh store");
+        for (owner, name) in [(1, "rustaceans"), (2, "fediverse"), (3, "ünïcödé")] {
+            let group = engine
+                .create_group(UserId(owner), name)
+                .expect("a new group");
+            engine
+                .join_group(UserId(owner + 10), group)
+                .expect("a member");
+        }
+        engine
+            .create_list(UserId(4), "close friends")
+            .expect("a list");
+        engine.follow_tag(UserId(5), "#Rust").expect("a tag");
+        engine.sync().expect("synced");
+    }
+    let registry = fs::read(dir.path().join("graph").join(GRAPH_FILES[0])).expect("registry");
+    put("sound-registry", 0, &registry);
+    put("registry-cut", 0, &registry[..registry.len() * 2 / 3]);
+
+    // An op log, then a snapshot, of a graph alone.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = GraphConfig {
+        users_max: 64,
+        durability: Durability::Buffered,
+        ..Default::default()
+    };
+    {
+        let graph = FollowGraph::open(dir.path(), config.clone()).expect("a fresh graph");
+        for a in 0..20 {
+            graph
+                .follow(UserId(a), UserId((a * 7 + 3) % 40))
+                .expect("a follow");
+        }
+        graph.block(UserId(30), UserId(31)).expect("a block");
+        graph.mute(UserId(32), UserId(33)).expect("a mute");
+        graph.unfollow(UserId(0), UserId(3)).expect("an unfollow");
+        graph.sync().expect("synced");
+    }
+    let ops = only(dir.path(), "ops-");
+    put("sound-ops", 1, &ops);
+    put("ops-cut", 1, &ops[..ops.len() / 2]);
+    {
+        let graph = FollowGraph::open(dir.path(), config).expect("the graph");
+        graph.compact().expect("a compaction");
+    }
+    let snapshot = only(dir.path(), "snapshot-");
+    put("sound-snapshot", 2, &snapshot);
+    put("snapshot-cut", 2, &snapshot[..snapshot.len() / 2]);
+
+    for seed in ["sound-registry", "sound-ops", "sound-snapshot"] {
+        let data = fs::read(out.join(seed)).expect("a seed");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let name = GRAPH_FILES[usize::from(data[0]) % GRAPH_FILES.len()];
+        fs::write(dir.path().join(name), &data[1..]).expect("writing");
+        let report = FollowGraph::check(dir.path()).expect("check reports");
+        assert!(
+            report.is_sound(),
+            "{seed} checks sound: {:?}",
+            report.problems
+        );
+    }
+}

@@ -232,3 +232,52 @@ fn concurrent_appends_reads_and_deletes_with_group_commit() {
 fn concurrent_appends_reads_and_deletes_buffered() {
     hammer(Durability::Buffered, 20000);
 }
+
+/// `find_uri` beside appends of remote notices: a reader that saw notice `id`
+/// published finds its uri at once (the uri is in the map before the id is published),
+/// and a uri not yet appended is not found.
+#[test]
+fn find_uri_sees_every_published_remote_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 256 * 1024,
+        durability: Durability::Buffered,
+        ..Default::default()
+    };
+    let log = open_log(dir.path(), config).unwrap();
+    const NOTICES: u64 = 20_000;
+    let uri = |i: u64| format!("https://remote.example/notice/{i}");
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=NOTICES {
+                let id = log
+                    .append(&NewNotice {
+                        author: UserId(1),
+                        body: format!("remote {i}"),
+                        uri: Some(uri(i)),
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert_eq!(id, NoticeId(i));
+            }
+            done.store(true, Ordering::Release);
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+                let mut lookups = 0u64;
+                while !done.load(Ordering::Acquire) || lookups < 1_000 {
+                    let published = log.len();
+                    if published > 0 {
+                        let i = rng.random_range(1..=published);
+                        assert_eq!(log.find_uri(&uri(i)), Some(NoticeId(i)));
+                    }
+                    assert_eq!(log.find_uri(&uri(NOTICES + 1)), None);
+                    lookups += 1;
+                }
+            });
+        }
+    });
+    assert_eq!(log.len(), NOTICES);
+}

@@ -268,6 +268,12 @@ impl Model {
             mentions: g.mentions.iter().copied().map(UserId).collect(),
             tags: g.tags.clone(),
             group: g.group.map(GroupId),
+            // A second group makes a version-2 record: the model covers both formats.
+            groups: g
+                .group
+                .filter(|x| x % 2 == 0)
+                .map(|x| vec![GroupId(x + 1)])
+                .unwrap_or_default(),
             scope: g.scope,
             uri: g.uri.clone(),
         }

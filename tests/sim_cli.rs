@@ -197,3 +197,51 @@ fn selective_can_decide_by_the_workloads_true_rates() {
         deliveries(&estimating)
     );
 }
+
+/// `--groups` and `--tag-follows` add the new streams' reads: the table gains a
+/// `streams` line per run and the JSON a `stream_reads` entry per stream, each with
+/// reads counted; out-of-range values are refused before any work.
+#[test]
+fn groups_and_tag_follows_report_the_new_streams() {
+    let mut args = vec!["sim"];
+    args.extend_from_slice(&SMALL);
+    args.extend_from_slice(&["--strategy", "push", "--groups", "20", "--tag-follows", "2"]);
+    let out = feedcore(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("streams push"))
+        .unwrap_or_else(|| panic!("no streams line in:\n{table}"));
+    for stream in ["group page", "tag page", "public page"] {
+        assert!(line.contains(stream), "{line}");
+    }
+    let json = sim_json(&["--strategy", "push", "--groups", "20", "--tag-follows", "2"]);
+    let reads = json["measured"]["runs"][0]["stream_reads"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = reads
+        .iter()
+        .map(|r| r["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["group", "tag", "public"]);
+    assert!(reads.iter().all(|r| r["reads"].as_u64().unwrap() > 0));
+    let plain = sim_json(&["--strategy", "push"]);
+    assert!(
+        plain["measured"]["runs"][0]["stream_reads"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    for bad in [["--groups", "999999"], ["--tag-follows", "65"]] {
+        let mut args = vec!["sim"];
+        args.extend_from_slice(&SMALL);
+        args.extend_from_slice(&bad);
+        let out = feedcore(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -1,17 +1,23 @@
 //! Guards the strategies' contract: on any history of follows, unfollows, blocks,
-//! mutes, posts, replies, repeats, deletes, reads, quiet spells and reopens, push,
-//! hybrid and selective page exactly the same ids as pull (the reference) for every
-//! reader and every page size, before and after reopen; lossy pages a subset of pull's.
+//! mutes, posts, replies, repeats, deletes, group joins, leaves and posts, tag follows,
+//! unfollows and tagged posts, reads, quiet spells and reopens, push, hybrid and
+//! selective page exactly the same ids as pull (the reference) for every reader and
+//! every page size, before and after reopen; lossy pages a subset of pull's. The group,
+//! tag and public streams page the same under every strategy.
 
 use std::time::Duration;
 
 use feedcore::{
-    Clock, Config, Durability, Engine, NewNotice, NoticeId, Page, Scope, Strategy, UserId,
+    Clock, Config, Durability, Engine, GroupId, NewNotice, NoticeId, Page, Scope, Strategy, UserId,
 };
 use proptest::prelude::{Just, ProptestConfig, any, prop_oneof, proptest};
 use proptest::strategy::Strategy as _;
 
 const USERS: u32 = 7;
+/// Groups created in every store at the start.
+const GROUPS: u32 = 2;
+/// Tags the history uses.
+const TAGS: [&str; 2] = ["red", "blue"];
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -34,6 +40,22 @@ enum Op {
         of: usize,
     },
     Delete(usize),
+    Join(u32, u32),
+    Leave(u32, u32),
+    GroupPost {
+        author: u32,
+        group: u32,
+        by_name: bool,
+        followers_only: bool,
+    },
+    FollowTag(u32, usize),
+    UnfollowTag(u32, usize),
+    TagPost {
+        author: u32,
+        tag: usize,
+        group: Option<u32>,
+        followers_only: bool,
+    },
     Read {
         user: u32,
         page: usize,
@@ -58,6 +80,30 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         2 => (u.clone(), any::<usize>()).prop_map(|(author, to)| Op::Reply { author, to }),
         2 => (u.clone(), any::<usize>()).prop_map(|(author, of)| Op::Repeat { author, of }),
         1 => any::<usize>().prop_map(Op::Delete),
+        3 => (u.clone(), 0..GROUPS).prop_map(|(a, g)| Op::Join(a, g)),
+        1 => (u.clone(), 0..GROUPS).prop_map(|(a, g)| Op::Leave(a, g)),
+        4 => (u.clone(), 0..GROUPS, any::<bool>(), proptest::bool::weighted(0.2)).prop_map(
+            |(author, group, by_name, followers_only)| Op::GroupPost {
+                author,
+                group,
+                by_name,
+                followers_only,
+            }
+        ),
+        2 => (u.clone(), 0..TAGS.len()).prop_map(|(a, t)| Op::FollowTag(a, t)),
+        1 => (u.clone(), 0..TAGS.len()).prop_map(|(a, t)| Op::UnfollowTag(a, t)),
+        3 => (
+            u.clone(),
+            0..TAGS.len(),
+            proptest::option::weighted(0.3, 0..GROUPS),
+            proptest::bool::weighted(0.2)
+        )
+            .prop_map(|(author, tag, group, followers_only)| Op::TagPost {
+                author,
+                tag,
+                group,
+                followers_only,
+            }),
         5 => (u.clone(), 1usize..6).prop_map(|(user, page)| Op::Read { user, page }),
         2 => (1u32..240).prop_map(|minutes| Op::Advance { minutes }),
         1 => Just(Op::Quiet),
@@ -104,11 +150,19 @@ impl Lab {
             .iter()
             .map(|_| tempfile::tempdir().unwrap())
             .collect();
-        let engines = STRATEGIES
+        let engines: Vec<Engine> = STRATEGIES
             .iter()
             .zip(&dirs)
             .map(|(s, d)| Engine::open(d.path(), config(*s, &clock, capacity)).unwrap())
             .collect();
+        for e in &engines {
+            for g in 0..GROUPS {
+                assert_eq!(
+                    e.create_group(UserId(0), format!("g{g}")).unwrap(),
+                    GroupId(g)
+                );
+            }
+        }
         Lab {
             dirs,
             engines,
@@ -154,7 +208,38 @@ impl Lab {
         all
     }
 
+    /// Every page of the group, tag and public streams as `user` sees them.
+    fn streams(e: &Engine, user: u32, size: usize) -> Vec<Vec<u64>> {
+        let read = |f: &dyn Fn(Page) -> feedcore::Result<feedcore::TimelinePage>| {
+            let mut all = Vec::new();
+            let mut page = Some(Page::latest(size));
+            while let Some(p) = page {
+                let got = f(p).unwrap();
+                all.extend(got.ids.iter().map(|i| i.0));
+                page = got.next;
+            }
+            all
+        };
+        let r = UserId(user);
+        let mut out = Vec::new();
+        for g in 0..GROUPS {
+            out.push(read(&|p| e.group_timeline(r, GroupId(g), p)));
+        }
+        for t in TAGS {
+            out.push(read(&|p| match e.tag_timeline(r, t, p) {
+                Err(feedcore::Error::UnknownTag { .. }) => Ok(Default::default()),
+                other => other,
+            }));
+        }
+        out.push(read(&|p| e.public_timeline(r, p)));
+        out
+    }
+
     fn check_reader(&self, user: u32, size: usize) {
+        let streams = Lab::streams(&self.engines[0], user, size);
+        for e in &self.engines[1..] {
+            assert_eq!(Lab::streams(e, user, size), streams, "streams differ");
+        }
         let reference = Lab::pages(&self.engines[0], user, size);
         for (strategy, e) in STRATEGIES.iter().zip(&self.engines).skip(1) {
             let got = Lab::pages(e, user, size);
@@ -240,6 +325,65 @@ fn run(capacity: u32, ops: Vec<Op>) {
             Op::Delete(i) if !notices.is_empty() => {
                 let id = notices[i % notices.len()];
                 lab.all(|e| e.delete(id));
+            }
+            Op::Join(a, g) => {
+                lab.all(|e| e.join_group(UserId(a), GroupId(g)));
+            }
+            Op::Leave(a, g) => {
+                lab.all(|e| e.leave_group(UserId(a), GroupId(g)));
+            }
+            Op::GroupPost {
+                author,
+                group,
+                by_name,
+                followers_only,
+            } => {
+                let n = NewNotice {
+                    author: UserId(author),
+                    body: if by_name {
+                        format!("to !g{group}")
+                    } else {
+                        "to a group".into()
+                    },
+                    group: (!by_name).then_some(GroupId(group)),
+                    scope: if followers_only {
+                        Scope::Followers
+                    } else {
+                        Scope::Public
+                    },
+                    ..Default::default()
+                };
+                if let Some(id) = lab.all(|e| e.post(n.clone())) {
+                    notices.push(id);
+                }
+            }
+            Op::FollowTag(a, t) => {
+                lab.all(|e| e.follow_tag(UserId(a), TAGS[t]));
+            }
+            Op::UnfollowTag(a, t) => {
+                lab.all(|e| e.unfollow_tag(UserId(a), TAGS[t]));
+            }
+            Op::TagPost {
+                author,
+                tag,
+                group,
+                followers_only,
+            } => {
+                let n = NewNotice {
+                    author: UserId(author),
+                    body: "tagged".into(),
+                    tags: vec![format!("#{}", TAGS[tag].to_uppercase())],
+                    groups: group.map(GroupId).into_iter().collect(),
+                    scope: if followers_only {
+                        Scope::Followers
+                    } else {
+                        Scope::Public
+                    },
+                    ..Default::default()
+                };
+                if let Some(id) = lab.all(|e| e.post(n.clone())) {
+                    notices.push(id);
+                }
             }
             Op::Read { user, page } => lab.check_reader(user, page),
             Op::Advance { minutes } => lab

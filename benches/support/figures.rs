@@ -63,7 +63,10 @@ impl Figures {
             return; // a run that measured nothing (criterion's test mode) keeps the last file
         }
         let Some(dir) = target_dir().map(|t| t.join("figures")) else {
-            eprintln!("figures: no target directory found; {}.json not written", self.bench);
+            eprintln!(
+                "figures: no target directory found; {}.json not written",
+                self.bench
+            );
             return;
         };
         let json = serde_json::json!({
@@ -80,7 +83,10 @@ impl Figures {
         });
         let path = dir.join(format!("{}.json", self.bench));
         let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("plain JSON values"))
+            std::fs::write(
+                &path,
+                serde_json::to_vec_pretty(&json).expect("plain JSON values"),
+            )
         });
         match written {
             Ok(()) => println!("figures written to {}", path.display()),
@@ -124,5 +130,10 @@ pub fn time_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
 
 fn estimates(group: &str, function: &str) -> Option<PathBuf> {
     let dir: &Path = &criterion_dir()?;
-    Some(dir.join(group).join(function).join("new").join("estimates.json"))
+    Some(
+        dir.join(group)
+            .join(function)
+            .join("new")
+            .join("estimates.json"),
+    )
 }

@@ -527,7 +527,7 @@ impl Node {
     /// A page of `user`'s own notices.
     pub fn user_timeline(&self, user: UserId, page: Page) -> Result<TimelinePage> {
         self.mine(user)?;
-        Ok(self.shared.engine.user_timeline(user, page)?)
+        Ok(self.shared.engine.user_timeline(user, user, page)?)
     }
 
     /// A page of the notices that mention `user`.
@@ -943,7 +943,7 @@ impl Shared {
         let mut batch = Vec::new();
         let mut page = Some(Page::latest(self.config.engine.page_limit_max));
         while let Some(at) = page {
-            let got = self.engine.user_timeline(author, at)?;
+            let got = self.engine.user_timeline(author, author, at)?;
             for id in got.ids {
                 for out in self.post_messages(id, now_us(), true, Some(p)) {
                     if let Some(publish) = out.publish {

@@ -1,7 +1,7 @@
 //! The messages nodes send each other on `feedcore.fanout.<p>`: their byte layout,
 //! encoding and decoding. Decoding never panics: bad bytes are an `Err` with a reason.
 
-use feedcore::{GroupId, NewNotice, Scope, UserId};
+use feedcore::{NewNotice, Scope, UserId};
 
 use crate::partition::GlobalId;
 
@@ -66,7 +66,10 @@ impl WireNotice {
             conversation: self.conversation,
             mentions: self.mentions.iter().map(|&m| UserId(m)).collect(),
             tags: self.tags.clone(),
-            group: self.group.map(GroupId),
+            // Groups are per node: a group id names a group of its origin's
+            // registry, so a copy is stored without its groups.
+            group: None,
+            groups: Vec::new(),
             scope: self.scope,
             uri: Some(self.id.uri()),
         }

@@ -90,7 +90,7 @@ impl Pair {
                 // Delete one of a's own notices, if any.
                 let own = self
                     .single
-                    .user_timeline(ua, feedcore::Page::latest(20))
+                    .user_timeline(ua, ua, feedcore::Page::latest(20))
                     .expect("single user timeline")
                     .ids;
                 if let Some(&id) = own.get(rng.random_range(0..own.len().max(1))) {

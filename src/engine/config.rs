@@ -59,8 +59,10 @@ impl Clock {
 /// Configuration of an [`Engine`](crate::Engine). `Config::default()` works.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// User ids run from 0 to `users_max - 1`; memory is sized by it (about 50 bytes a
-    /// user before any entry). Default 1,048,576.
+    /// User ids run from 0 to `users_max - 1`; memory is sized by it (about 90 bytes a
+    /// user before any entry: 50 for home timelines and the per-author and mention
+    /// lists, 40 for the group, tag and list relations and streams). Groups, lists
+    /// and tags each have ids below it too. Default 1,048,576.
     pub users_max: u32,
     /// The most users one user may follow. Default 7500 (Mastodon's).
     pub following_max: u32,

@@ -17,6 +17,7 @@ use crate::fanout::strategy::MeasuredCosts;
 use crate::fanout::strategy::{Ctx, FanoutStrategy, Signals};
 use crate::fanout::{Delivery, Job, Pool};
 use crate::graph::FollowGraph;
+use crate::graph::relations::Relations;
 use crate::ids::{NoticeId, UserId};
 use crate::log::NoticeLog;
 use crate::notice::{NewNotice, NoticeRef, Scope};
@@ -32,13 +33,21 @@ pub(crate) struct Shared {
     pub(crate) by_author: IdLists,
     /// The notices that mention each user.
     pub(crate) mentions: IdLists,
+    /// The registry of groups, lists and tags, and their relation stores.
+    pub(crate) relations: Relations,
+    /// Each group's notices (its stream, and the source of its members' pulls).
+    pub(crate) by_group: IdLists,
+    /// Each tag's notices.
+    pub(crate) by_tag: IdLists,
+    /// Two lists: every public notice (`PUBLIC`), and those without a uri (`LOCAL`).
+    pub(crate) public: IdLists,
     /// Delivery lag in microseconds, recorded when every worker finished a post.
     lag_us: Mutex<Histogram<u64>>,
     pub(crate) rebuilds: AtomicU64,
     posts: AtomicU64,
     pub(crate) strategy: Box<dyn FanoutStrategy>,
     pub(crate) signals: Signals,
-    /// Each reader's last read plan (see `read.rs`); empty for strategies that plan
+    /// Each reader's last read plan (see `read/plan.rs`); empty for strategies that plan
     /// nothing.
     pub(crate) plans: Box<[ArcSwapOption<CachedPlan>]>,
     /// Per reader: followed authors whose pair turned to push at one of its reads,
@@ -48,6 +57,11 @@ pub(crate) struct Shared {
     /// Cost accounting of the strategies (see `EngineStats`).
     costs: Costs,
 }
+
+/// The list of `Shared::public` with every public notice.
+pub(crate) const PUBLIC: u32 = 0;
+/// The list of `Shared::public` with the public notices written here (no uri).
+pub(crate) const LOCAL: u32 = 1;
 
 /// A reader's switches to push: (author, first notice id pushed), sorted by author.
 pub(crate) type Switches = Box<[(u32, u64)]>;
@@ -157,7 +171,15 @@ impl Delivery for Shared {
         &self.graph
     }
 
-    fn deliver(&self, job: &Job, users: &[u32]) -> u64 {
+    fn members(&self) -> &FollowGraph {
+        &self.relations.members
+    }
+
+    fn tag_followers(&self) -> &FollowGraph {
+        &self.relations.tags
+    }
+
+    fn deliver(&self, job: &Job, users: &[u32], stream: bool) -> u64 {
         let started = std::time::Instant::now();
         let now = self.config.clock.now_ms();
         let window = self.config.active_window.as_millis() as u64;
@@ -177,7 +199,9 @@ impl Delivery for Shared {
                 self.timelines.make_stale_and_free(user, state);
                 return false;
             }
-            self.strategy.push_to(&ctx, job.id, job.author, user)
+            // Group and tag notices reach every member and follower: the strategies
+            // decide only between an author and the author's followers.
+            stream || self.strategy.push_to(&ctx, job.id, job.author, user)
         });
         if users.len() >= 64 {
             ewma(
@@ -210,8 +234,8 @@ impl Delivery for Shared {
 /// ```
 pub struct Engine {
     // Field order is drop order: the workers stop before what they deliver into goes.
-    pool: Pool,
-    shared: Arc<Shared>,
+    pub(super) pool: Pool,
+    pub(super) shared: Arc<Shared>,
     dir: PathBuf,
     _lock: DirLock,
 }
@@ -224,9 +248,10 @@ impl Engine {
     }
 
     /// Opens (or creates) the store in `dir`: the notice log in `dir/notices`, the
-    /// follow graph in `dir/graph`. Both recover from a crash as their own `open`
-    /// does; the per-author and mention lists are rebuilt from the log, and home
-    /// timelines are rebuilt at each user's first read.
+    /// follow graph in `dir/graph`, and beside it the registry of groups, lists and
+    /// tags and their memberships. All recover from a crash as their own `open`
+    /// does; the per-author, mention, group, tag and public lists are rebuilt from the
+    /// log, and home timelines are rebuilt at each user's first read.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
@@ -234,9 +259,13 @@ impl Engine {
         let lock = DirLock::acquire(&dir)?;
         let log = NoticeLog::open(dir.join("notices"), config.log_config())?;
         let graph = FollowGraph::open(dir.join("graph"), config.graph_config())?;
+        let relations = Relations::open(&dir.join("graph"), &config.graph_config())?;
         let users = config.users_max;
         let by_author = IdLists::new(users);
         let mentions = IdLists::new(users);
+        let by_group = IdLists::new(users);
+        let by_tag = IdLists::new(users);
+        let public = IdLists::new(2);
         for notice in log.iter_from(NoticeId(1)) {
             let author = notice.author().0;
             if author >= users {
@@ -250,6 +279,23 @@ impl Engine {
             by_author.add(author, notice.id().0);
             for m in notice.mentions().filter(|m| m.0 < users) {
                 mentions.add(m.0, notice.id().0);
+            }
+            let id = notice.id().0;
+            for g in notice
+                .groups()
+                .filter(|g| g.0 < relations.registry.groups())
+            {
+                by_group.add(g.0, id);
+            }
+            for tag in notice.tags() {
+                // A tag whose registration a crash lost is registered again here.
+                by_tag.add(relations.registry.tag_or_register(tag, false)?, id);
+            }
+            if notice.scope() == Scope::Public {
+                public.add(PUBLIC, id);
+                if notice.uri().is_none() {
+                    public.add(LOCAL, id);
+                }
             }
         }
         let strategy = config.strategy.build();
@@ -275,6 +321,10 @@ impl Engine {
             graph,
             by_author,
             mentions,
+            relations,
+            by_group,
+            by_tag,
+            public,
         });
         {
             let ctx = shared.strategy_ctx();
@@ -316,7 +366,7 @@ impl Engine {
         &self.shared.log
     }
 
-    fn user(&self, user: UserId) -> Result<u32> {
+    pub(super) fn user(&self, user: UserId) -> Result<u32> {
         if user.0 >= self.shared.config.users_max {
             return Err(Error::UnknownUser {
                 user,
@@ -376,20 +426,38 @@ impl Engine {
     }
 
     /// Posts a notice: returns its id once it is durable as `Config::durability`
-    /// says; delivery to the followers' home timelines runs behind (see
-    /// [`Engine::flush`]). A reply or repeat of a missing or deleted notice, or a user
-    /// at or past `users_max`, is an error and nothing is written.
-    pub fn post(&self, notice: NewNotice) -> Result<NoticeId> {
+    /// says; delivery to the followers' home timelines, and to the members of its
+    /// groups and the followers of its tags, runs behind (see [`Engine::flush`]). The
+    /// groups are `group`, `groups` and those the body names as `!name` (a name no
+    /// group has is left as text). A reply or repeat of a missing or deleted notice, a
+    /// user at or past `users_max`, or a group never created is an error and nothing
+    /// is written.
+    pub fn post(&self, mut notice: NewNotice) -> Result<NoticeId> {
         let author = self.user(notice.author)?;
         for &m in &notice.mentions {
             self.user(m)?;
         }
+        let groups = self.notice_groups(&mut notice)?;
+        let tags = self.register_tags(&notice)?;
         let id = self.shared.log.append(&notice)?;
         // The lists first, then the fan-out: a rebuild that starts after a worker
-        // skipped this notice finds it in the author's list.
+        // skipped this notice finds it in the author's list (or its group's, or its
+        // tag's).
         self.shared.by_author.add(author, id.0);
         for m in &notice.mentions {
             self.shared.mentions.add(m.0, id.0);
+        }
+        for &g in &groups {
+            self.shared.by_group.add(g, id.0);
+        }
+        for &t in &tags {
+            self.shared.by_tag.add(t, id.0);
+        }
+        if notice.scope == Scope::Public {
+            self.shared.public.add(PUBLIC, id.0);
+            if notice.uri.is_none() {
+                self.shared.public.add(LOCAL, id.0);
+            }
         }
         // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
         // counts this notice in the log's length (and it is in its author's list, for
@@ -414,7 +482,10 @@ impl Engine {
             self.shared.strategy.on_costs(&ctx, costs);
         }
         if self.shared.strategy.pushes() {
-            self.pool.submit(Job::new(id.0, author, addressees));
+            let mut job = Job::new(id.0, author, addressees);
+            job.groups = groups.into_boxed_slice();
+            job.tags = tags.into_boxed_slice();
+            self.pool.submit(job);
         }
         Ok(id)
     }
@@ -438,13 +509,6 @@ impl Engine {
         Ok(self.shared.home_page(user, &page, limit))
     }
 
-    /// A page of `user`'s own notices (StatusNet's user stream), newest first.
-    pub fn user_timeline(&self, user: UserId, page: Page) -> Result<TimelinePage> {
-        let user = self.user(user)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
-        Ok(self.shared.user_page(user, &page, limit))
-    }
-
     /// A page of the notices that mention `user`, whoever wrote them (unless blocked
     /// either way or muted), whatever their scope, newest first.
     pub fn mentions(&self, user: UserId, page: Page) -> Result<TimelinePage> {
@@ -462,7 +526,8 @@ impl Engine {
     /// Makes everything durable (the log and the graph), whatever the durability mode.
     pub fn sync(&self) -> Result<()> {
         self.shared.log.sync()?;
-        self.shared.graph.sync()
+        self.shared.graph.sync()?;
+        self.shared.relations.sync()
     }
 
     /// Gives the selective strategy every user's true post and read rates, per hour

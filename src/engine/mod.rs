@@ -6,7 +6,9 @@ mod config;
 mod facade;
 mod read;
 mod stats;
+mod streams;
 
 pub use config::{Clock, Config};
 pub use facade::Engine;
 pub use stats::EngineStats;
+pub use streams::{MemberPage, StreamsStats, UserStream};

@@ -25,6 +25,10 @@ pub(crate) struct Job {
     /// For an `Addressees` notice: the mentioned users, sorted (only they, among the
     /// followers, get it).
     pub(crate) addressees: Option<Box<[u32]>>,
+    /// The groups it is addressed to: their members get it too.
+    pub(crate) groups: Box<[u32]>,
+    /// Its tags' ids: their followers get it too.
+    pub(crate) tags: Box<[u32]>,
     pub(crate) enqueued: Instant,
     /// Workers still delivering it.
     remaining: AtomicU32,
@@ -38,6 +42,8 @@ impl Job {
             id,
             author,
             addressees,
+            groups: Box::new([]),
+            tags: Box::new([]),
             enqueued: Instant::now(),
             remaining: AtomicU32::new(0),
             seq: AtomicU64::new(0),
@@ -49,8 +55,15 @@ impl Job {
 pub(crate) trait Delivery: Send + Sync + 'static {
     /// The graph whose followers the workers walk.
     fn graph(&self) -> &FollowGraph;
-    /// Delivers `job` to each user in `users` that should get it; returns how many got it.
-    fn deliver(&self, job: &Job, users: &[u32]) -> u64;
+    /// The relation store of group memberships (user -> group): a group's members are
+    /// its followers there.
+    fn members(&self) -> &FollowGraph;
+    /// The relation store of tag follows (user -> tag).
+    fn tag_followers(&self) -> &FollowGraph;
+    /// Delivers `job` to each user in `users` that should get it; returns how many got
+    /// it. `stream`: the users are members of one of its groups or followers of one
+    /// of its tags, not the author's followers.
+    fn deliver(&self, job: &Job, users: &[u32], stream: bool) -> u64;
     /// A job is delivered by every worker.
     fn finished(&self, job: &Job);
 }
@@ -89,11 +102,35 @@ pub(crate) struct Pool {
     pub(crate) progress: Arc<Progress>,
 }
 
-/// A job in a worker's queue: the walk of this worker's partition of the followers.
+/// A job in a worker's queue: the walk of this worker's partition of the followers,
+/// then of each group's members and each tag's followers (stage 0 the followers,
+/// 1..=groups the groups, then the tags).
 struct Walk {
     job: Arc<Job>,
     followers: Followers,
+    stage: usize,
     author_done: bool,
+}
+
+/// The walk of stage `stage` of `job` (see `Walk`), `None` past the last.
+fn stage_walk<D: Delivery>(
+    target: &D,
+    job: &Job,
+    stage: usize,
+    p: u32,
+    workers: u32,
+) -> Option<Followers> {
+    use crate::ids::UserId;
+    let groups = job.groups.len();
+    if stage == 0 {
+        Some(target.graph().followers_in(UserId(job.author), p, workers))
+    } else if stage <= groups {
+        let g = job.groups[stage - 1];
+        Some(target.members().followers_in(UserId(g), p, workers))
+    } else {
+        let t = *job.tags.get(stage - 1 - groups)?;
+        Some(target.tag_followers().followers_in(UserId(t), p, workers))
+    }
 }
 
 impl Pool {
@@ -184,9 +221,8 @@ fn work<D: Delivery>(
     let mut queue: VecDeque<Walk> = VecDeque::new();
     let mut buf: Vec<u32> = Vec::with_capacity(chunk);
     let start = |job: Arc<Job>| Walk {
-        followers: target
-            .graph()
-            .followers_in(crate::ids::UserId(job.author), p, workers),
+        followers: stage_walk(target, &job, 0, p, workers).expect("stage 0 always exists"),
+        stage: 0,
         author_done: job.author % workers != p,
         job,
     };
@@ -209,9 +245,15 @@ fn work<D: Delivery>(
             walk.author_done = true;
         }
         let filled = walk.followers.fill(&mut buf, chunk);
-        let delivered = target.deliver(&walk.job, &buf);
+        let delivered = target.deliver(&walk.job, &buf, walk.stage > 0);
         progress.deliveries.fetch_add(delivered, Ordering::Relaxed);
         if filled == chunk {
+            queue.push_back(walk);
+            continue;
+        }
+        if let Some(next) = stage_walk(target, &walk.job, walk.stage + 1, p, workers) {
+            walk.stage += 1;
+            walk.followers = next;
             queue.push_back(walk);
             continue;
         }

@@ -1,7 +1,6 @@
 //! Compaction: the overlay folded into a new snapshot while readers and writers go on;
 //! the op files it made obsolete removed once the snapshot is in.
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +12,7 @@ use super::oplog::{self, OpFile};
 use super::snapshot_files::{list_snapshots, snapshot_name};
 use super::version::{Version, apply, load_relations};
 use crate::error::{IoContext, Result};
+use crate::fileio;
 
 impl FollowGraph {
     /// Folds every change so far into a new snapshot and waits for it. Readers and
@@ -102,7 +102,7 @@ fn freeze(inner: &Inner, w: &mut Writer) -> Result<Job> {
         .collect();
     if !reuse_current {
         // Seal the current op file: synced, so `wait_durable` callers on it are covered.
-        if let Err(e) = w.ops.file.sync_data() {
+        if let Err(e) = fileio::sync_data(&w.ops.file, &w.ops.path) {
             return Err(inner
                 .durable
                 .poison(format!("fdatasync of {}", w.ops.path.display()), e));
@@ -149,11 +149,13 @@ fn compact(inner: &Inner, job: Job) -> Result<()> {
     // The new snapshot is durable and installed: older files hold nothing it lacks.
     for (_, old) in list_snapshots(&inner.dir)? {
         if old != path {
-            fs::remove_file(&old).context(|| format!("removing old snapshot {}", old.display()))?;
+            fileio::remove_file(&old)
+                .context(|| format!("removing old snapshot {}", old.display()))?;
         }
     }
     for old in job.old_ops {
-        fs::remove_file(&old).context(|| format!("removing compacted op log {}", old.display()))?;
+        fileio::remove_file(&old)
+            .context(|| format!("removing compacted op log {}", old.display()))?;
     }
     Ok(())
 }

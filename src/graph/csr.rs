@@ -14,7 +14,7 @@
 //! `seq` is the number of graph operations the snapshot includes: the op log is
 //! replayed from `seq + 1`.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fileio::{self, SeqWriter};
 use crate::log::segment::sync_dir;
 
 #[cfg(not(target_endian = "little"))]
@@ -133,18 +134,18 @@ impl CsrArrays {
                     &pad[..part.len().next_multiple_of(8) - part.len()],
                 );
             }
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+            let mut out = BufWriter::with_capacity(1 << 20, SeqWriter::create(&tmp)?);
             out.write_all(&self.header(body_crc))?;
             for part in parts {
                 out.write_all(part)?;
                 out.write_all(&pad[..part.len().next_multiple_of(8) - part.len()])?;
             }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
+            let file = out.into_inner().map_err(|e| e.into_error())?.into_file();
+            fileio::sync_all(&file, &tmp)?;
+            fileio::rename(&tmp, &path)
         };
         if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fileio::remove_file(&tmp);
             return Err(Error::io(
                 format!("writing graph snapshot {}", path.display()),
                 e,
@@ -393,6 +394,7 @@ impl Csr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn arrays() -> CsrArrays {
         // 0 -> 1, 2, 3; 1 -> 3; 2 -> 0, 3

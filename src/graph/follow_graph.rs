@@ -19,6 +19,7 @@ use super::snapshot_files::{list_snapshots, snapshot_name};
 use super::version::{Version, apply, following_count_in, is_blocked_in, load_relations};
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::ids::UserId;
 use crate::log::Durability;
 use crate::log::durable::{self, Durable};
@@ -65,6 +66,10 @@ pub(super) struct Inner {
     /// newer snapshot, leaving a snapshot older than the op logs that remain. Taken
     /// before the writer lock, never while joining the compactor thread.
     pub(super) compaction_running: Mutex<()>,
+    /// A relation store (group memberships, list members, tag follows): the two ends
+    /// of an edge are in different id spaces (a user and a group, say), so an edge
+    /// from an id to the same id is allowed. Blocks and mutes are never written.
+    pub(super) relation: bool,
     _lock: DirLock,
 }
 
@@ -90,8 +95,18 @@ impl FollowGraph {
     /// replays the op log after it. A torn tail of the op log is cut off; damage
     /// anywhere else is [`Error::Corrupt`].
     pub fn open(dir: impl AsRef<Path>, config: GraphConfig) -> Result<FollowGraph> {
+        Self::open_kind(dir.as_ref(), config, false)
+    }
+
+    /// Opens a relation store (see `Inner::relation`) in `dir`: the same snapshot, op
+    /// log and overlay as a follow graph, for edges between two id spaces.
+    pub(crate) fn open_relation(dir: &Path, config: GraphConfig) -> Result<FollowGraph> {
+        Self::open_kind(dir, config, true)
+    }
+
+    fn open_kind(dir: &Path, config: GraphConfig, relation: bool) -> Result<FollowGraph> {
         config.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
         let lock = DirLock::acquire(&dir)?;
         let snapshots = list_snapshots(&dir)?;
@@ -105,19 +120,17 @@ impl FollowGraph {
         let mut users_seen = version.csr.users;
         load_relations(&version, &mut dirty, &mut users_seen);
         for &(seq, op) in &replay.ops {
-            check_users(&config, op).map_err(|reason| {
+            check_users(&config, op, relation).map_err(|reason| {
                 Error::corrupt(&dir, 0, format!("op {seq} of the op log: {reason}"))
             })?;
             apply(&version, &mut dirty, op);
             users_seen = users_seen.max(op.a.max(op.b) + 1);
         }
         if let Some((path, offset, _)) = &replay.torn {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(path)
+            let file = fileio::open(fs::OpenOptions::new().write(true), path)
                 .context(|| format!("opening {}", path.display()))?;
-            file.set_len(*offset)
-                .and_then(|()| file.sync_all())
+            fileio::set_len(&file, path, *offset)
+                .and_then(|()| fileio::sync_all(&file, path))
                 .context(|| format!("cutting off the torn tail of {}", path.display()))?;
         }
         let ops = match &replay.last_file {
@@ -125,11 +138,11 @@ impl FollowGraph {
             None => OpFile::create(&dir, replay.last_seq + 1)?,
         };
         for path in &replay.covered {
-            fs::remove_file(path)
+            fileio::remove_file(path)
                 .context(|| format!("removing covered op log {}", path.display()))?;
         }
         for (_, path) in snapshots.iter().rev().skip(1) {
-            fs::remove_file(path)
+            fileio::remove_file(path)
                 .context(|| format!("removing old snapshot {}", path.display()))?;
         }
         let since_snapshot = replay.ops.len() as u64;
@@ -151,6 +164,7 @@ impl FollowGraph {
             users_seen: AtomicU32::new(users_seen),
             compaction_error: Mutex::new(None),
             compaction_running: Mutex::new(()),
+            relation,
             _lock: lock,
         });
         Ok(FollowGraph {
@@ -168,8 +182,25 @@ impl FollowGraph {
         config: GraphConfig,
         edges: impl IntoIterator<Item = (UserId, UserId)>,
     ) -> Result<FollowGraph> {
+        Self::bulk_load_kind(dir.as_ref(), config, edges, false)
+    }
+
+    /// [`FollowGraph::bulk_load`] of a relation store (see `Inner::relation`).
+    pub(crate) fn bulk_load_relation(
+        dir: &Path,
+        config: GraphConfig,
+        edges: impl IntoIterator<Item = (UserId, UserId)>,
+    ) -> Result<FollowGraph> {
+        Self::bulk_load_kind(dir, config, edges, true)
+    }
+
+    fn bulk_load_kind(
+        dir: &Path,
+        config: GraphConfig,
+        edges: impl IntoIterator<Item = (UserId, UserId)>,
+        relation: bool,
+    ) -> Result<FollowGraph> {
         config.validate()?;
-        let dir = dir.as_ref();
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         let occupied = fs::read_dir(dir)
             .context(|| format!("listing {}", dir.display()))?
@@ -192,7 +223,7 @@ impl FollowGraph {
                     users_max: config.users_max,
                 });
             }
-            if a == b {
+            if a == b && !relation {
                 return Err(Error::InvalidRelation {
                     reason: format!("user {a} follows itself in the edge list"),
                 });
@@ -237,7 +268,7 @@ impl FollowGraph {
         let arrays = CsrArrays::with_followers(users, config.partitions, new_offsets, targets);
         arrays.write(dir, &snapshot_name(0))?;
         drop(arrays);
-        FollowGraph::open(dir, config)
+        Self::open_kind(dir, config, relation)
     }
 
     /// The directory of this graph.
@@ -310,7 +341,7 @@ impl FollowGraph {
     pub(super) fn change(&self, op: Op) -> Result<bool> {
         let inner = &*self.inner;
         inner.durable.check()?;
-        check_users(&inner.config, op).map_err(|reason| match reason {
+        check_users(&inner.config, op, inner.relation).map_err(|reason| match reason {
             UserCheck::Unknown(user) => Error::UnknownUser {
                 user: UserId(user),
                 users_max: inner.config.users_max,
@@ -394,7 +425,7 @@ impl FollowGraph {
             };
             inner
                 .durable
-                .sync_file(&file)
+                .sync_file(&file, &path)
                 .map(|()| target)
                 .map_err(|e| (path.display().to_string(), e))
         })
@@ -403,11 +434,11 @@ impl FollowGraph {
     /// Makes every change so far durable.
     pub fn sync(&self) -> Result<()> {
         self.inner.durable.check()?;
-        let (target, file) = {
+        let (target, file, path) = {
             let w = self.inner.writer.lock();
-            (w.lsn(), Arc::clone(&w.ops.file))
+            (w.lsn(), Arc::clone(&w.ops.file), w.ops.path.clone())
         };
-        match self.inner.durable.sync_file(&file) {
+        match self.inner.durable.sync_file(&file, &path) {
             Ok(()) => {
                 self.inner.durable.mark_synced(target);
                 Ok(())
@@ -441,13 +472,13 @@ impl std::fmt::Display for UserCheck {
     }
 }
 
-fn check_users(config: &GraphConfig, op: Op) -> Result<(), UserCheck> {
+fn check_users(config: &GraphConfig, op: Op, relation: bool) -> Result<(), UserCheck> {
     for u in [op.a, op.b] {
         if u >= config.users_max {
             return Err(UserCheck::Unknown(u));
         }
     }
-    if op.a == op.b {
+    if op.a == op.b && !relation {
         return Err(UserCheck::Same);
     }
     Ok(())

@@ -10,6 +10,8 @@ mod follow_graph;
 mod neighbors;
 mod oplog;
 mod queries;
+pub(crate) mod registry;
+pub(crate) mod relations;
 mod snapshot_files;
 mod version;
 
@@ -18,3 +20,5 @@ pub use config::GraphConfig;
 pub use follow_graph::FollowGraph;
 pub use neighbors::{Followers, Neighbors};
 pub use queries::GraphStats;
+pub use registry::NAME_BYTES_MAX;
+pub use relations::RelationsCheck;

@@ -9,11 +9,11 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::log::frame::{self, HEADER_BYTES, Tag};
 use crate::log::segment::sync_dir;
 
@@ -129,12 +129,11 @@ impl OpFile {
     /// Creates an empty op log starting at `first_seq` (the directory entry is synced).
     pub(crate) fn create(dir: &Path, first_seq: u64) -> Result<OpFile> {
         let path = dir.join(file_name(first_seq));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .context(|| format!("creating graph op log {}", path.display()))?;
+        let file = fileio::open(
+            OpenOptions::new().read(true).write(true).create_new(true),
+            &path,
+        )
+        .context(|| format!("creating graph op log {}", path.display()))?;
         sync_dir(dir)?;
         Ok(OpFile {
             path,
@@ -145,10 +144,7 @@ impl OpFile {
 
     /// Opens an existing op log to append after its first `len` bytes.
     pub(crate) fn reopen(path: &Path, len: u64) -> Result<OpFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
+        let file = fileio::open(OpenOptions::new().read(true).write(true), path)
             .context(|| format!("opening graph op log {}", path.display()))?;
         Ok(OpFile {
             path: path.to_path_buf(),
@@ -159,7 +155,7 @@ impl OpFile {
 
     /// Writes one op; the caller poisons on error.
     pub(crate) fn append(&mut self, seq: u64, op: Op) -> std::io::Result<()> {
-        self.file.write_all_at(&encode(seq, op), self.len)?;
+        fileio::write_all_at(&self.file, &self.path, &encode(seq, op), self.len)?;
         self.len += RECORD_BYTES as u64;
         Ok(())
     }
@@ -267,6 +263,7 @@ pub(crate) fn replay(dir: &Path, snapshot_seq: u64) -> Result<Replay> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn records_round_trip_and_refuse_damage() {

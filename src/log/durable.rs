@@ -51,8 +51,6 @@ pub(crate) struct Durable {
     writing: AtomicUsize,
     /// Set once, by the first failed write or fsync; never cleared (reopen instead).
     poison: OnceLock<String>,
-    #[cfg(test)]
-    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 impl Durable {
@@ -66,8 +64,6 @@ impl Durable {
             waiting: AtomicUsize::new(0),
             writing: AtomicUsize::new(0),
             poison: OnceLock::new(),
-            #[cfg(test)]
-            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -94,13 +90,14 @@ impl Durable {
         Error::io(context, e)
     }
 
-    /// `fdatasync`, with a test hook that fails it.
-    pub(crate) fn sync_file(&self, file: &File) -> io::Result<()> {
-        #[cfg(test)]
-        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
-            return Err(io::Error::other("injected fsync failure"));
-        }
-        file.sync_data()
+    /// `fdatasync` of `file` (which is `path`), through the fault seam.
+    pub(crate) fn sync_file(&self, file: &File, path: &std::path::Path) -> io::Result<()> {
+        crate::fileio::sync_data(file, path)
+    }
+
+    /// The position before which everything is known to be on disk.
+    pub(crate) fn synced(&self) -> Lsn {
+        self.state.lock().synced
     }
 
     /// Records that everything before `upto` is on disk (after a segment was sealed).

@@ -19,8 +19,21 @@
 pub(crate) const HEADER_BYTES: usize = 16;
 /// Records and payloads start at multiples of this.
 pub(crate) const ALIGN: usize = 16;
-/// The only record format version written so far.
+/// The record format version of every record but one kind: tombstones, scrubbed
+/// records, graph ops, registry entries, and notices addressed to at most one group.
 pub(crate) const VERSION: u8 = 1;
+/// The record format version of a notice addressed to two or more groups: its payload
+/// is a `StoredNoticeV2` archive (see `notice.rs`).
+pub(crate) const VERSION_GROUPS: u8 = 2;
+
+/// Whether a header's version byte is one this build reads for `tag` (a notice, and
+/// the scrubbed record a deleted notice becomes, may be of either version; everything
+/// else is of [`VERSION`]).
+pub(crate) fn version_known(version: u8, tag_byte: u8) -> bool {
+    version == VERSION
+        || (version == VERSION_GROUPS
+            && (tag_byte == Tag::Notice as u8 || tag_byte == Tag::Scrubbed as u8))
+}
 /// The largest id a header can carry.
 pub(crate) const ID_MAX: u64 = (1 << 48) - 1;
 
@@ -37,6 +50,9 @@ pub(crate) enum Tag {
     Scrubbed = 3,
     /// A follow-graph operation (in the graph's op log, never in a notice segment).
     GraphOp = 4,
+    /// A group, list or tag registered (in the graph's registry, never in a notice
+    /// segment).
+    Registry = 5,
 }
 
 impl Tag {
@@ -46,6 +62,7 @@ impl Tag {
             2 => Some(Tag::Tombstone),
             3 => Some(Tag::Scrubbed),
             4 => Some(Tag::GraphOp),
+            5 => Some(Tag::Registry),
             _ => None,
         }
     }
@@ -75,14 +92,28 @@ fn checksum(header: &[u8; HEADER_BYTES], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, payload)
 }
 
-/// Builds the header for `payload`.
+/// Builds the header for `payload`, of format [`VERSION`].
 pub(crate) fn encode_header(tag: Tag, id: u64, payload: &[u8]) -> [u8; HEADER_BYTES] {
+    encode_header_version(tag, VERSION, id, payload)
+}
+
+/// Builds the header for `payload`, of format `version`.
+pub(crate) fn encode_header_version(
+    tag: Tag,
+    version: u8,
+    id: u64,
+    payload: &[u8],
+) -> [u8; HEADER_BYTES] {
+    debug_assert!(
+        version_known(version, tag as u8),
+        "a version this build reads"
+    );
     assert!(!payload.is_empty(), "a record payload is never empty");
     assert!(id <= ID_MAX, "ids fit in 48 bits");
     let len = u32::try_from(payload.len()).expect("payloads are bounded by the segment size");
     let mut header = [0u8; HEADER_BYTES];
     header[0..4].copy_from_slice(&len.to_le_bytes());
-    header[8] = VERSION;
+    header[8] = version;
     header[TAG_OFFSET] = tag as u8;
     header[10..16].copy_from_slice(&id.to_le_bytes()[0..6]);
     let crc = checksum(&header, payload);

@@ -1,13 +1,12 @@
 //! The notice log: appends, zero-copy reads, deletion that scrubs, recovery.
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::check::{CheckReport, LogStats};
 use super::config::{Durability, LogConfig};
@@ -17,6 +16,7 @@ use super::recover::{self, Problem};
 use super::segment::{SEGMENT_HEADER_BYTES, Segment, SegmentHeader};
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
 use crate::ids::NoticeId;
 use crate::notice::{self, Limits, NewNotice, NoticeRef};
 
@@ -24,6 +24,11 @@ use crate::notice::{self, Limits, NewNotice, NoticeRef};
 /// once the notice is deleted. Offsets are 16-byte aligned, so bit 0 is free; a record
 /// never starts at offset 0 (the segment header is there), so 0 means "no entry".
 const DELETED: u64 = 1;
+/// Bit 1: a delete wrote the notice's tombstone (set under the writer lock, with the
+/// tombstone's write) and may not have returned yet. Reads ignore it; appends check it
+/// under the writer lock, so a reply or repeat never lands after its target's
+/// tombstone (a check before the lock alone could pass, then lose the race).
+const DELETING: u64 = 2;
 
 fn loc(slot: usize, offset: u64) -> u64 {
     debug_assert!(
@@ -38,7 +43,7 @@ fn loc_slot(loc: u64) -> usize {
 }
 
 fn loc_offset(loc: u64) -> u64 {
-    loc & 0xffff_ffff & !DELETED
+    loc & 0xffff_ffff & !(DELETED | DELETING)
 }
 
 /// What `open` found and repaired.
@@ -145,7 +150,7 @@ pub struct NoticeLog {
     /// Serialises deletes (rare), so two deletes of one id cannot both succeed.
     delete_lock: Mutex<()>,
     /// uri -> id of live remote notices. Written under `writer` only.
-    uris: RwLock<HashMap<Box<str>, NoticeId>>,
+    uris: papaya::HashMap<Box<str>, NoticeId>,
     durable: Durable,
     scrubs: Scrubs,
     recovery: RecoveryReport,
@@ -194,29 +199,19 @@ impl NoticeLog {
             if slot + 1 == count {
                 if let super::scan::Tail::Torn { bytes, .. } = s.tail {
                     // Zero the torn bytes so the next append starts on a clean tail.
-                    // And the synced mark back to the new end: it may claim records that
-                    // never reached the disk.
                     let zeros = vec![0u8; bytes as usize];
-                    segment
-                        .file
-                        .write_all_at(&zeros, s.end)
-                        .and_then(|()| segment.mark_synced(s.end))
-                        .and_then(|()| segment.file.sync_data())
-                        .context(|| {
-                            format!("cutting off the torn tail of {}", segment.path.display())
-                        })?;
-                } else if super::segment::synced_mark(segment.bytes_quiescent())
-                    .is_some_and(|mark| mark > s.end)
-                {
-                    // A mark that reached the disk before its records did: it would
-                    // count later unsynced records as synced.
-                    segment
-                        .mark_synced(s.end)
-                        .and_then(|()| segment.file.sync_data())
-                        .context(|| {
-                            format!("resetting the synced mark of {}", segment.path.display())
-                        })?;
+                    fileio::write_all_at(&segment.file, &segment.path, &zeros, s.end).context(
+                        || format!("cutting off the torn tail of {}", segment.path.display()),
+                    )?;
                 }
+                // The records the scan read may be in the page cache only (after a
+                // process crash): synced first, then the mark set to their end (down,
+                // where it claimed records that never reached the disk), synced, so
+                // appends start from a mark that claims exactly what is on disk.
+                fileio::sync_data(&segment.file, &segment.path)
+                    .and_then(|()| segment.mark_synced(s.end))
+                    .and_then(|()| fileio::sync_data(&segment.file, &segment.path))
+                    .context(|| format!("syncing the tail of {}", segment.path.display()))?;
                 writer.slot = slot;
                 writer.offset = s.end;
             }
@@ -235,7 +230,7 @@ impl NoticeLog {
                         let at = index.push(AtomicU64::new(entry));
                         assert_eq!(at as u64 + 1, record.id, "scan checked ids are contiguous");
                     }
-                    Tag::Tombstone | Tag::GraphOp => {}
+                    Tag::Tombstone | Tag::GraphOp | Tag::Registry => {}
                 }
             }
             segments.push(segment);
@@ -262,11 +257,16 @@ impl NoticeLog {
             durable: Durable::new(),
             writer: Mutex::new(writer),
             delete_lock: Mutex::new(()),
-            uris: RwLock::new(HashMap::new()),
+            uris: papaya::HashMap::new(),
             scrubs: Scrubs::default(),
             recovery,
             _lock: lock,
         };
+        // Everything scanned was synced above.
+        {
+            let w = log.writer.lock();
+            log.durable.mark_synced(w.lsn());
+        }
         // No reader exists yet, so unfinished scrubs can run right away.
         for entry in &to_scrub {
             log.scrub(*entry)?;
@@ -279,7 +279,7 @@ impl NoticeLog {
     }
 
     fn rebuild_uris(&self) {
-        let mut uris = self.uris.write();
+        let uris = self.uris.pin();
         for notice in self.iter_from(NoticeId(1)) {
             if let Some(uri) = notice.uri() {
                 uris.insert(uri.into(), notice.id());
@@ -346,7 +346,8 @@ impl NoticeLog {
         let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
         let mut encoded = Vec::with_capacity(notices.len());
         for (i, notice) in notices.iter().enumerate() {
-            let mut stored = notice::validate(notice, limits)?;
+            let mut validated = notice::validate(notice, limits)?;
+            let stored = &mut validated.stored;
             // The authors of the notices answered and repeated are stored with the
             // notice, so the reply and repeat rules still hold once those are deleted.
             for (what, target, author) in [
@@ -369,14 +370,14 @@ impl NoticeLog {
                     "uri {uri:?} appears twice in the batch"
                 )));
             }
-            let bytes = notice::encode(&stored);
+            let (bytes, version) = notice::encode(validated);
             if frame::record_bytes(bytes.len()) > capacity {
                 return Err(Error::invalid(format!(
                     "the notice takes {} bytes, more than a segment holds",
                     bytes.len()
                 )));
             }
-            encoded.push(bytes);
+            encoded.push((bytes, version));
         }
         if encoded.is_empty() {
             return Ok(Vec::new());
@@ -386,12 +387,30 @@ impl NoticeLog {
         let mut writer = self.writer.lock();
         // uris are inserted under `writer` only, so this check cannot race an insert.
         {
-            let uris = self.uris.read();
+            let uris = self.uris.pin();
             for notice in notices {
                 if let Some(existing) = notice.uri.as_deref().and_then(|u| uris.get(u)) {
                     return Err(Error::DuplicateUri {
                         existing: *existing,
                     });
+                }
+            }
+        }
+        // Targets checked again under the lock: a delete that wrote its tombstone since
+        // the check above (it takes this lock to write it) refuses the batch here.
+        for notice in notices {
+            for (what, target) in [
+                ("reply_to", notice.reply_to),
+                ("repeat_of", notice.repeat_of),
+            ] {
+                if let Some(target) = target
+                    && self
+                        .entry(target)
+                        .is_none_or(|e| e & (DELETED | DELETING) != 0)
+                {
+                    return Err(Error::invalid(format!(
+                        "{what} names {target}, which was deleted"
+                    )));
                 }
             }
         }
@@ -401,16 +420,16 @@ impl NoticeLog {
         // batch is written: the log stays as it was and usable, as for a single notice.
         let batch_bytes: u64 = encoded
             .iter()
-            .map(|bytes| frame::record_bytes(bytes.len()) as u64)
+            .map(|(bytes, _)| frame::record_bytes(bytes.len()) as u64)
             .sum();
         if writer.offset + batch_bytes > self.segments[writer.slot].len() as u64
             && batch_bytes <= capacity as u64
         {
             self.roll(&mut writer)?;
         }
-        for bytes in &encoded {
+        for (bytes, version) in &encoded {
             let id = writer.next_id;
-            let offset = match self.write_record(&mut writer, Tag::Notice, id, bytes) {
+            let offset = match self.write_record(&mut writer, Tag::Notice, *version, id, bytes) {
                 Ok(offset) => offset,
                 // Part of the batch is written and indexed but not published, and the
                 // next append would publish it: refuse writes until a reopen instead
@@ -426,7 +445,7 @@ impl NoticeLog {
         }
         let last = writer.next_id - 1;
         {
-            let mut uris = self.uris.write();
+            let uris = self.uris.pin();
             for (i, notice) in notices.iter().enumerate() {
                 if let Some(uri) = &notice.uri {
                     uris.insert(uri.as_str().into(), NoticeId(first + i as u64));
@@ -443,7 +462,14 @@ impl NoticeLog {
 
     /// Writes one record at the writer's position (rolling to a new segment when it
     /// does not fit) and returns its offset. A failed write poisons the log.
-    fn write_record(&self, w: &mut Writer, tag: Tag, id: u64, payload: &[u8]) -> Result<u64> {
+    fn write_record(
+        &self,
+        w: &mut Writer,
+        tag: Tag,
+        version: u8,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<u64> {
         let total = frame::record_bytes(payload.len());
         if w.offset + total as u64 > self.segments[w.slot].len() as u64 {
             self.roll(w)?;
@@ -452,7 +478,7 @@ impl NoticeLog {
         // [len: u32 LE][crc32c: u32 LE][version: u8][tag: u8][id: u48 LE][payload][zero pad]
         w.buf.clear();
         w.buf
-            .extend_from_slice(&frame::encode_header(tag, id, payload));
+            .extend_from_slice(&frame::encode_header_version(tag, version, id, payload));
         w.buf.extend_from_slice(payload);
         w.buf.resize(total, 0);
         let offset = w.offset;
@@ -460,7 +486,7 @@ impl NoticeLog {
             offset as usize + total <= segment.len(),
             "the record fits the segment"
         );
-        if let Err(e) = segment.file.write_all_at(&w.buf, offset) {
+        if let Err(e) = fileio::write_all_at(&segment.file, &segment.path, &w.buf, offset) {
             return Err(self.durable.poison(
                 format!(
                     "writing {} bytes at {offset} of {}",
@@ -478,11 +504,14 @@ impl NoticeLog {
     /// sealed segment never has a torn tail) and starts the next one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         let old = &self.segments[w.slot];
-        // Its mark at its end, synced with it: the last segment it stays if the next
-        // cannot be created, and its records are acknowledged by this sync.
-        if let Err(e) = old
-            .mark_synced(w.offset)
-            .and_then(|()| self.durable.sync_file(&old.file))
+        // Its records synced, then its mark at its end, synced: the last segment it
+        // stays if the next cannot be created, and its records are acknowledged by
+        // this seal. The mark goes down only after what it claims (see `wait_durable`).
+        if let Err(e) = self
+            .durable
+            .sync_file(&old.file, &old.path)
+            .and_then(|()| old.mark_synced(w.offset))
+            .and_then(|()| self.durable.sync_file(&old.file, &old.path))
         {
             return Err(self
                 .durable
@@ -511,17 +540,27 @@ impl NoticeLog {
             Durability::GroupCommit { max_delay } => Some(max_delay),
         };
         self.durable.wait(upto, delay, || {
-            let (target, segment) = {
+            let (target, slot, segment) = {
                 let w = self.writer.lock();
-                (w.lsn(), &self.segments[w.slot])
+                (w.lsn(), w.slot, &self.segments[w.slot])
             };
-            // The mark first: this sync makes it durable with the records it covers.
+            // The mark claims what an earlier sync of this segment completed, never
+            // what this one covers: its page can reach the disk before the records'
+            // pages do, so a mark written for this sync could claim records a power
+            // loss then lost. This sync makes it durable; the records of this sync
+            // are claimed by the next one.
+            let confirmed = self.durable.synced();
+            let mark = if (confirmed >> 32) as usize == slot {
+                confirmed & u64::from(u32::MAX)
+            } else {
+                SEGMENT_HEADER_BYTES as u64
+            };
             let name = || segment.path.display().to_string();
             segment
-                .mark_synced(target & u64::from(u32::MAX))
+                .mark_synced(mark)
                 .map_err(|e| (format!("{} (writing its synced mark first)", name()), e))?;
             self.durable
-                .sync_file(&segment.file)
+                .sync_file(&segment.file, &segment.path)
                 .map(|()| target)
                 .map_err(|e| (name(), e))
         })
@@ -534,13 +573,32 @@ impl NoticeLog {
         self.drive_scrubs(None)?;
         let end = self.writer.lock().lsn();
         self.wait_durable(end, true)?;
+        // The mark lags one sync behind (see `wait_durable`): bring it up to what is
+        // on disk now, so that damage to these records later is reported, not cut.
+        let (slot, segment) = {
+            let w = self.writer.lock();
+            (w.slot, &self.segments[w.slot])
+        };
+        let confirmed = self.durable.synced();
+        if (confirmed >> 32) as usize == slot {
+            let mark = confirmed & u64::from(u32::MAX);
+            if segment.marked() != mark
+                && let Err(e) = segment
+                    .mark_synced(mark)
+                    .and_then(|()| self.durable.sync_file(&segment.file, &segment.path))
+            {
+                return Err(self
+                    .durable
+                    .poison(format!("syncing the mark of {}", segment.path.display()), e));
+            }
+        }
         // Scrubs are not waited for by appends; sync the files they touched.
         let mut slots: Vec<usize> = std::mem::take(&mut *self.scrubs.dirty_slots.lock());
         slots.sort_unstable();
         slots.dedup();
         for slot in slots {
             let segment = &self.segments[slot];
-            if let Err(e) = self.durable.sync_file(&segment.file) {
+            if let Err(e) = self.durable.sync_file(&segment.file, &segment.path) {
                 return Err(self
                     .durable
                     .poison(format!("fdatasync of {}", segment.path.display()), e));
@@ -604,9 +662,12 @@ impl NoticeLog {
         // (Release/Acquire), its header's length bytes never change afterwards (a
         // scrub rewrites the tag byte and the payload only), and the header lies
         // inside the map (the writer checked the record fits the segment).
-        let len = unsafe {
+        let (len, version) = unsafe {
             let header = std::slice::from_raw_parts(segment.ptr_at(offset), HEADER_BYTES);
-            u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize
+            (
+                u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize,
+                header[8],
+            )
         };
         debug_assert!(offset + HEADER_BYTES + len <= segment.len());
         // SAFETY: the payload is a complete archive that was encoded by this process
@@ -616,14 +677,14 @@ impl NoticeLog {
         // the deleted bit was set, and this pin saw the bit clear.
         let archived = unsafe {
             let payload = std::slice::from_raw_parts(segment.ptr_at(offset + HEADER_BYTES), len);
-            notice::access_trusted(payload)
+            notice::access_trusted(payload, version)
         };
         Some(NoticeRef::new(id, archived, pin))
     }
 
     /// The id of the stored remote notice with this uri.
     pub fn find_uri(&self, uri: &str) -> Option<NoticeId> {
-        self.uris.read().get(uri).copied()
+        self.uris.pin().get(uri).copied()
     }
 
     /// Iterates over the live notices from `from` on, in id order, up to the last notice
@@ -651,7 +712,14 @@ impl NoticeLog {
         let uri = self.get(id).and_then(|n| n.uri().map(str::to_owned));
         let end = {
             let mut writer = self.writer.lock();
-            self.write_record(&mut writer, Tag::Tombstone, id.0, &id.0.to_le_bytes())?;
+            self.write_record(
+                &mut writer,
+                Tag::Tombstone,
+                frame::VERSION,
+                id.0,
+                &id.0.to_le_bytes(),
+            )?;
+            self.index[(id.0 - 1) as usize].fetch_or(DELETING, Ordering::Release);
             writer.lsn()
         };
         // The tombstone is on disk before anything is scrubbed, whatever the mode: a
@@ -662,7 +730,7 @@ impl NoticeLog {
         self.deleted.fetch_add(1, Ordering::Relaxed);
         if let Some(uri) = uri {
             let _writer = self.writer.lock();
-            self.uris.write().remove(uri.as_str());
+            self.uris.pin().remove(uri.as_str());
         }
         self.scrubs.pending.lock().push(entry);
         let ready = Arc::clone(&self.scrubs.ready);
@@ -719,13 +787,12 @@ impl NoticeLog {
             .read_exact_at(&mut header, offset)
             .and_then(|()| {
                 let len = frame::decode_header(&header).len as usize;
-                segment
-                    .file
-                    .write_all_at(&[Tag::Scrubbed as u8], offset + TAG_OFFSET as u64)?;
-                self.durable.sync_file(&segment.file)?;
-                segment
-                    .file
-                    .write_all_at(&vec![0u8; len], offset + HEADER_BYTES as u64)
+                let path = &segment.path;
+                let tag_at = offset + TAG_OFFSET as u64;
+                fileio::write_all_at(&segment.file, path, &[Tag::Scrubbed as u8], tag_at)?;
+                self.durable.sync_file(&segment.file, path)?;
+                let zeros = vec![0u8; len];
+                fileio::write_all_at(&segment.file, path, &zeros, offset + HEADER_BYTES as u64)
             });
         if let Err(e) = io {
             return Err(self.durable.poison(

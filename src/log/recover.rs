@@ -58,7 +58,7 @@ pub(crate) fn list_segments(dir: &Path, clean_tmp: bool) -> Result<Vec<(u32, Pat
             found.push((index, entry.path()));
         } else if clean_tmp && name.ends_with(".seg.tmp") {
             // Never renamed into place, so never held an acknowledged record.
-            fs::remove_file(entry.path())
+            crate::fileio::remove_file(&entry.path())
                 .context(|| format!("removing unfinished segment {}", entry.path().display()))?;
         }
     }

@@ -156,10 +156,12 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
     if total > bytes.len() - pos {
         return Step::Bad(format!("record length {} runs past the segment end", h.len));
     }
-    if h.version != frame::VERSION {
+    if !frame::version_known(h.version, h.tag_byte) {
         return Step::Bad(format!("unknown record version {}", h.version));
     }
-    let Some(tag) = Tag::from_byte(h.tag_byte).filter(|t| *t != Tag::GraphOp) else {
+    let Some(tag) =
+        Tag::from_byte(h.tag_byte).filter(|t| !matches!(t, Tag::GraphOp | Tag::Registry))
+    else {
         return Step::Bad(format!("unknown record tag {}", h.tag_byte));
     };
     let payload = &bytes[pos + HEADER_BYTES..pos + HEADER_BYTES + h.len as usize];
@@ -182,7 +184,7 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
                 scratch.extend_from_slice(payload);
                 &scratch[..]
             };
-            if let Err(reason) = notice::check_archived(aligned) {
+            if let Err(reason) = notice::check_archived(aligned, h.version) {
                 return Step::Inconsistent(reason);
             }
             if h.id != next_id {
@@ -217,7 +219,7 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
             }
             info.scrub_unfinished = last_nonzero(payload).is_some();
         }
-        Tag::GraphOp => unreachable!("filtered out above"),
+        Tag::GraphOp | Tag::Registry => unreachable!("filtered out above"),
     }
     Step::Record(info, total)
 }
@@ -231,14 +233,14 @@ fn valid_record_after(bytes: &[u8], pos: usize) -> Option<u64> {
         let head = &bytes[q..q + HEADER_BYTES];
         let h = frame::decode_header(head);
         let sane = h.len != 0
-            && h.version == frame::VERSION
+            && frame::version_known(h.version, h.tag_byte)
             && frame::record_bytes(h.len as usize) <= bytes.len() - q;
         if sane {
             let payload = &bytes[q + HEADER_BYTES..q + HEADER_BYTES + h.len as usize];
             let valid = match Tag::from_byte(h.tag_byte) {
                 Some(Tag::Notice | Tag::Tombstone) => frame::crc_matches(head, payload),
                 Some(Tag::Scrubbed) => last_nonzero(payload).is_none(),
-                Some(Tag::GraphOp) | None => false,
+                Some(Tag::GraphOp | Tag::Registry) | None => false,
             };
             if valid {
                 return Some(q as u64);
@@ -317,8 +319,8 @@ mod tests {
                 body: body.into(),
                 ..Default::default()
             };
-            let bytes = encode(
-                &validate(
+            let (bytes, _) = encode(
+                validate(
                     &n,
                     Limits {
                         body_bytes_max: 5000,

@@ -20,15 +20,15 @@
 //! (before the mark) had 28 reserved bytes under a checksum of bytes 0..60; it is still
 //! read, as a segment with no mark.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fileio;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes before the first record.
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 64;
@@ -161,6 +161,10 @@ pub(crate) struct Segment {
     pub(crate) file: File,
     /// The format of its header: a format 1 segment has no room for a synced mark.
     format: u32,
+    /// The synced mark this process last wrote (0: none), so an unchanged mark is not
+    /// written again. Written by whoever writes the mark (the sync leader, `sync`, a
+    /// seal, open); a stale value only costs a rewrite of the same bytes.
+    marked: AtomicU64,
     map: Mmap,
 }
 
@@ -168,10 +172,7 @@ impl Segment {
     /// Opens an existing segment file and maps it (read-only map; the file itself is
     /// opened for writing when `writable`).
     pub(crate) fn open(path: &Path, writable: bool) -> Result<Segment> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
+        let file = fileio::open(OpenOptions::new().read(true).write(writable), path)
             .context(|| format!("opening segment {}", path.display()))?;
         let map = map_file(&file, path)?;
         let header = SegmentHeader::decode(&map).map_err(|r| Error::corrupt(path, 0, r))?;
@@ -181,6 +182,7 @@ impl Segment {
             path: path.to_path_buf(),
             file,
             format,
+            marked: AtomicU64::new(0),
             map,
         })
     }
@@ -192,25 +194,28 @@ impl Segment {
         let path = dir.join(file_name(header.index));
         let tmp = dir.join(format!("{}.tmp", file_name(header.index)));
         let build = || -> Result<File> {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .context(|| format!("creating segment {}", tmp.display()))?;
-            preallocate(&file, header.segment_bytes).context(|| {
+            let file = fileio::open(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                &tmp,
+            )
+            .context(|| format!("creating segment {}", tmp.display()))?;
+            fileio::preallocate(&file, &tmp, header.segment_bytes).context(|| {
                 format!(
                     "preallocating {} bytes for {}",
                     header.segment_bytes,
                     tmp.display()
                 )
             })?;
-            file.write_all_at(&header.encode(), 0)
+            fileio::write_all_at(&file, &tmp, &header.encode(), 0)
                 .context(|| format!("writing segment header of {}", tmp.display()))?;
-            file.sync_all()
+            fileio::sync_all(&file, &tmp)
                 .context(|| format!("syncing new segment {}", tmp.display()))?;
-            fs::rename(&tmp, &path).context(|| format!("renaming {} into place", tmp.display()))?;
+            fileio::rename(&tmp, &path)
+                .context(|| format!("renaming {} into place", tmp.display()))?;
             sync_dir(dir)?;
             Ok(file)
         };
@@ -218,7 +223,7 @@ impl Segment {
             Ok(file) => file,
             Err(e) => {
                 // Nothing refers to the temporary file; removing it gives back the space.
-                let _ = fs::remove_file(&tmp);
+                let _ = fileio::remove_file(&tmp);
                 return Err(e);
             }
         };
@@ -228,19 +233,28 @@ impl Segment {
             path,
             file,
             format: FORMAT,
+            marked: AtomicU64::new(SEGMENT_HEADER_BYTES as u64),
             map,
         })
     }
 
     /// Records in the header that the records before byte `end` are about to be synced
-    /// (call it just before the `fdatasync` that covers them; the sync makes the mark
-    /// durable with them). Nothing for a format 1 segment: its header has no mark, and
-    /// those bytes are under its checksum.
+    /// Records in the header that the records before byte `end` are on disk (call it
+    /// only once a completed sync covered them; the next sync makes the mark durable).
+    /// Nothing for a format 1 segment: its header has no mark, and those bytes are
+    /// under its checksum; nothing either when the mark already says `end`.
     pub(crate) fn mark_synced(&self, end: u64) -> io::Result<()> {
-        if self.format != FORMAT {
+        if self.format != FORMAT || self.marked.load(Ordering::Relaxed) == end {
             return Ok(());
         }
-        self.file.write_all_at(&encode_mark(end), MARK_AT as u64)
+        fileio::write_all_at(&self.file, &self.path, &encode_mark(end), MARK_AT as u64)?;
+        self.marked.store(end, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The mark last written by this process (0: none yet).
+    pub(crate) fn marked(&self) -> u64 {
+        self.marked.load(Ordering::Relaxed)
     }
 
     /// The segment's size in bytes.
@@ -273,26 +287,9 @@ fn map_file(file: &File, path: &Path) -> Result<Mmap> {
     unsafe { MmapOptions::new().map(file) }.context(|| format!("mapping {}", path.display()))
 }
 
-/// Reserves the blocks of `file` up to `bytes`, so later writes cannot hit a full disk.
-fn preallocate(file: &File, bytes: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
-    // SAFETY: plain syscall on a file descriptor that `file` keeps open.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-    match rc {
-        0 => Ok(()),
-        // Filesystems without fallocate: fall back to a sparse file of the right size;
-        // disk-full then shows up at the first write instead.
-        libc::EOPNOTSUPP => file.set_len(bytes),
-        errno => Err(io::Error::from_raw_os_error(errno)),
-    }
-}
-
 /// Makes the directory entries of `dir` durable (after a create or a rename).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(|| format!("syncing directory {}", dir.display()))
+    fileio::sync_dir(dir).context(|| format!("syncing directory {}", dir.display()))
 }
 
 #[cfg(test)]

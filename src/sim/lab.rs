@@ -17,9 +17,9 @@ use crate::engine::{Clock, Config, Engine, EngineStats};
 use crate::error::Result;
 use crate::fanout::{KnownRates, Strategy};
 use crate::graph::{FollowGraph, GraphConfig};
-use crate::ids::UserId;
+use crate::ids::{GroupId, UserId};
 use crate::log::Durability;
-use crate::timeline::Page;
+use crate::timeline::{Page, TimelinePage};
 
 /// Where a run is, for progress bars and Ctrl-C. Every method has a default that does
 /// nothing, so `&()` is an observer that sees nothing and never stops.
@@ -66,6 +66,56 @@ impl Default for LabConfig {
             warm_up_ops: 0,
             known_rates: false,
         }
+    }
+}
+
+/// The groups and followed tags of a run (`feedcore sim --groups N --tag-follows F`):
+/// with `groups`, every user joins [`GROUPS_PER_USER`] of them at random and
+/// [`GROUP_POST_FRACTION`] of the posts go to a random group; with `tag_follows`,
+/// every user follows that many of [`SIM_TAGS`] tags and [`TAGGED_FRACTION`] of the
+/// posts carry a random one. Either adds reads of the new streams (a group's, a
+/// tag's, the public timeline) beside every eighth home read, timed apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamMix {
+    /// Groups (0: none).
+    pub groups: u32,
+    /// Tags each user follows (0: none).
+    pub tag_follows: u32,
+}
+
+/// Groups each user joins in a [`StreamMix`] with groups.
+pub const GROUPS_PER_USER: u32 = 2;
+/// Posts addressed to a group in a [`StreamMix`] with groups.
+pub const GROUP_POST_FRACTION: f64 = 0.1;
+/// Tags of a [`StreamMix`] with tag follows.
+pub const SIM_TAGS: u32 = 64;
+/// Posts carrying a tag in a [`StreamMix`] with tag follows.
+pub const TAGGED_FRACTION: f64 = 0.2;
+
+impl StreamMix {
+    fn active(&self) -> bool {
+        self.groups > 0 || self.tag_follows > 0
+    }
+}
+
+/// Read latency of one of the new streams in a run with a [`StreamMix`].
+#[derive(Clone, Debug, Default)]
+pub struct StreamReads {
+    /// `"group"`, `"tag"` or `"public"`.
+    pub stream: &'static str,
+    /// Pages read (of the workload's page size, with bodies).
+    pub reads: u64,
+    /// Latency, nanoseconds, at [`LATENCY_QUANTILES`].
+    pub read_ns_quantiles: Vec<(f64, u64)>,
+}
+
+impl StreamReads {
+    /// Latency at quantile `q` (one of [`LATENCY_QUANTILES`]), nanoseconds.
+    pub fn read_ns(&self, q: f64) -> u64 {
+        self.read_ns_quantiles
+            .iter()
+            .find(|(at, _)| (*at - q).abs() < 1e-12)
+            .map_or(0, |&(_, ns)| ns)
     }
 }
 
@@ -140,6 +190,8 @@ pub struct EngineRun {
     pub cost_ring_reads: u64,
     /// See `cost_timeline_writes`; the cost unit of the tables and plots.
     pub cost_bytes_touched: u64,
+    /// With a [`StreamMix`]: the new streams' read latency (empty otherwise).
+    pub stream_reads: Vec<StreamReads>,
 }
 
 impl EngineRun {
@@ -167,7 +219,28 @@ pub fn run_engine(
     config: &LabConfig,
     observer: &dyn Observer,
 ) -> Result<EngineRun> {
+    run_engine_with_streams(
+        dir,
+        edges,
+        workload,
+        config,
+        &StreamMix::default(),
+        observer,
+    )
+}
+
+/// [`run_engine`] with groups and followed tags in the workload (see [`StreamMix`]).
+pub fn run_engine_with_streams(
+    dir: &Path,
+    edges: &[(UserId, UserId)],
+    workload: &Workload,
+    config: &LabConfig,
+    mix: &StreamMix,
+    observer: &dyn Observer,
+) -> Result<EngineRun> {
+    use rand::{RngExt, SeedableRng};
     let users = workload.users;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(workload.seed ^ 0x5eed_57e4);
     trim_heap();
     let rss_before = resident_anon_bytes().unwrap_or(0);
 
@@ -185,18 +258,34 @@ pub fn run_engine(
         edges.iter().copied(),
     )?);
     let clock = Clock::manual(0);
-    let engine = Engine::open(
-        dir,
-        Config {
-            users_max: users,
-            timeline_capacity: config.timeline_capacity,
-            durability: Durability::Buffered,
-            workers: config.workers,
-            clock: clock.clone(),
-            strategy: config.strategy,
-            ..Config::default()
-        },
-    )?;
+    let engine_config = Config {
+        users_max: users,
+        timeline_capacity: config.timeline_capacity,
+        durability: Durability::Buffered,
+        workers: config.workers,
+        clock: clock.clone(),
+        strategy: config.strategy,
+        ..Config::default()
+    };
+    let groups = mix.groups.min(users);
+    if groups > 0 {
+        let names: Vec<String> = (0..groups).map(|g| format!("g{g}")).collect();
+        let list: Vec<(UserId, &str)> = names.iter().map(|n| (UserId(0), n.as_str())).collect();
+        let memberships: Vec<(UserId, GroupId)> = (0..users)
+            .flat_map(|u| (0..GROUPS_PER_USER).map(move |_| u))
+            .map(|u| (UserId(u), GroupId(rng.random_range(0..groups))))
+            .collect();
+        Engine::bulk_load_groups(dir, &engine_config, &list, memberships)?;
+    }
+    let engine = Engine::open(dir, engine_config)?;
+    if mix.tag_follows > 0 {
+        for u in 0..users {
+            for _ in 0..mix.tag_follows.min(SIM_TAGS) {
+                let tag = format!("tag{}", rng.random_range(0..SIM_TAGS));
+                engine.follow_tag(UserId(u), tag)?;
+            }
+        }
+    }
     observer.advance(edges.len() as u64);
     let load = started.elapsed();
 
@@ -232,8 +321,11 @@ pub fn run_engine(
     } else {
         observer.phase("run", workload.ops);
     }
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
+    let histogram =
+        || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds");
+    let mut latency = histogram();
+    // Group, tag and public page latency (see `StreamMix`).
+    let mut stream_latency = [histogram(), histogram(), histogram()];
     // A run measuring from now on (the warm-up so far is not measured).
     let fresh_run = |warm_up| EngineRun {
         strategy: config.strategy.name(),
@@ -252,6 +344,9 @@ pub fn run_engine(
             warm_up += started.elapsed();
             before = engine.stats();
             latency.reset();
+            for h in &mut stream_latency {
+                h.reset();
+            }
             run = fresh_run(warm_up);
             offset = warm_up_ops;
             observer.phase("run", workload.ops - warm_up_ops);
@@ -274,7 +369,13 @@ pub fn run_engine(
         }
         match op {
             Op::Post(post) => {
-                let notice = post.notice();
+                let mut notice = post.notice();
+                if groups > 0 && rng.random_bool(GROUP_POST_FRACTION) {
+                    notice.groups = vec![GroupId(rng.random_range(0..groups))];
+                }
+                if mix.tag_follows > 0 && rng.random_bool(TAGGED_FRACTION) {
+                    notice.tags = vec![format!("tag{}", rng.random_range(0..SIM_TAGS))];
+                }
                 let t = Instant::now();
                 engine.post(notice)?;
                 run.post_time += t.elapsed();
@@ -294,6 +395,27 @@ pub fn run_engine(
                 run.body_bytes_read += bytes;
                 let _ = latency.record((ns.as_nanos() as u64).max(1));
                 run.reads += 1;
+                if mix.active() && run.reads.is_multiple_of(8) {
+                    let page = Page::latest(workload.page_size);
+                    let tag = format!("tag{}", rng.random_range(0..SIM_TAGS));
+                    let group = GroupId(rng.random_range(0..groups.max(1)));
+                    for (k, h) in stream_latency.iter_mut().enumerate() {
+                        let t = Instant::now();
+                        let got: Result<TimelinePage> = match k {
+                            0 if groups > 0 => engine.group_timeline(user, group, page),
+                            1 if mix.tag_follows > 0 => engine.tag_timeline(user, &tag, page),
+                            2 => engine.public_timeline(user, page),
+                            _ => continue,
+                        };
+                        let Ok(got) = got else { continue };
+                        for id in &got.ids {
+                            if let Some(notice) = engine.notice(*id) {
+                                run.body_bytes_read += notice.body().len() as u64 + 1;
+                            }
+                        }
+                        let _ = h.record((t.elapsed().as_nanos() as u64).max(1));
+                    }
+                }
             }
         }
         run.ops_done += 1;
@@ -311,6 +433,18 @@ pub fn run_engine(
     run.cost_ring_reads = after.cost_ring_reads - before.cost_ring_reads;
     run.cost_bytes_touched = after.cost_bytes_touched - before.cost_bytes_touched;
     run.read_ns_quantiles = latency_quantiles(&latency);
+    if mix.active() {
+        run.stream_reads = ["group", "tag", "public"]
+            .into_iter()
+            .zip(&stream_latency)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(stream, h)| StreamReads {
+                stream,
+                reads: h.len(),
+                read_ns_quantiles: latency_quantiles(h),
+            })
+            .collect();
+    }
     run.resident_anon_delta_bytes = resident_anon_bytes().unwrap_or(0) as i64 - rss_before as i64;
     run.stats = after;
     drop(engine);

@@ -14,7 +14,11 @@ mod zipf_graph;
 pub use graph_gen::{GraphSummary, TwitterGraph, summarize};
 pub use graph_model::GraphModel;
 pub use graph_ops::{RelationOp, random_relation_ops};
-pub use lab::{EngineRun, LATENCY_QUANTILES, LabConfig, Observer, latency_quantiles, run_engine};
+pub use lab::{
+    EngineRun, GROUP_POST_FRACTION, GROUPS_PER_USER, LATENCY_QUANTILES, LabConfig, Observer,
+    SIM_TAGS, StreamMix, StreamReads, TAGGED_FRACTION, latency_quantiles, run_engine,
+    run_engine_with_streams,
+};
 pub use memory::{estimate_bytes, mem_total_bytes, resident_anon_bytes, trim_heap};
 pub use synthetic::{SYNTHETIC_BODY_BYTES, synthetic_notice};
 pub use workload::{Op, PostKind, PostOp, RatesPerOp, Workload, WorkloadSummary};

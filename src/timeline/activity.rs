@@ -16,10 +16,11 @@
 //!   stored timeline in several fetches checks after each that the word is still fresh
 //!   and ready with the count it started with: otherwise the ring it copied from may
 //!   have been freed and replaced by one still being rebuilt (see `HomeCandidates` in
-//!   `engine/read.rs`). A ring is freed only by a rebuild (after `begin_rebuild` bumped
-//!   the count) or by a worker that made the word stale under the ring's lock, and a
-//!   word becomes ready again only through the `end_rebuild` of the rebuild whose
-//!   `begin_rebuild` wrote it; so an equal count, fresh and ready, means the same ring.
+//!   `engine/read/candidates.rs`). A ring is freed only by a rebuild (after
+//!   `begin_rebuild` bumped the count) or by a worker that made the word stale under
+//!   the ring's lock, and a word becomes ready again only through the `end_rebuild` of
+//!   the rebuild whose `begin_rebuild` wrote it; so an equal count, fresh and ready,
+//!   means the same ring.
 //!
 //! SeqCst throughout: a worker that sees a user not fresh is ordered before the
 //! rebuild that sets it, so the rebuild's merge sees the notice the worker skipped.

@@ -12,8 +12,9 @@
 //! Storage: chunks of slots that double in size (8, 16, 32, ... slots; the last one
 //! takes whatever the capacity leaves), added as the ring fills and never moved or
 //! freed before the ring itself. Growing is one allocation: no copy, and no smaller
-//! array left behind in the allocator (rings that grew by copying into arrays twice
-//! the size held 10 resident bytes an entry once full, for 4 used).
+//! array left behind in the allocator (growing by copying into arrays twice the size
+//! leaves them in its free lists: about 10 resident bytes an entry once full, for 4
+//! used).
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 

@@ -263,8 +263,9 @@ impl Timelines {
     /// the ring's writer lock, which `free` takes too, so the ring freed is the one the
     /// user had when it went stale: a rebuild that began after it frees that ring
     /// itself (finding it retired), and one that began before makes this fail. (Made
-    /// stale first and freed after, a worker could unlink the ring a rebuild had just
-    /// stored, leaving a ready user with no ring.) False when the word moved.
+    /// stale first and freed after, without the lock, a worker could unlink the ring a
+    /// rebuild had just stored, leaving a ready user with no ring.) False when the word
+    /// moved.
     pub(crate) fn make_stale_and_free(&self, user: u32, seen: State) -> bool {
         let guard = epoch::pin();
         let slot = &self.slots[user as usize].ring;

@@ -234,7 +234,7 @@ pub fn page(engine: &Engine, stream: Stream, user: u32, page: Page) -> TimelineP
     let u = UserId(user);
     match stream {
         Stream::Home => engine.home_timeline(u, page),
-        Stream::User => engine.user_timeline(u, page),
+        Stream::User => engine.user_timeline(u, u, page),
         Stream::Mentions => engine.mentions(u, page),
     }
     .unwrap_or_else(|e| panic!("{stream:?} of user {user}, {page:?}: {e}"))

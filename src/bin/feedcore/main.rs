@@ -14,6 +14,8 @@ mod resp;
 mod sim;
 mod sim_plots;
 mod sim_report;
+mod stream_load;
+mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +74,12 @@ enum Command {
         /// and `ack mute A B` lines (see `engine_load.rs`). For the engine crash test.
         #[arg(long, hide = true, default_value_t = 0)]
         engine_ops: u64,
+        /// Runs this many seeded group and tag operations (group posts, joins, leaves,
+        /// tag follows, reads) through an `Engine` on the store instead; with
+        /// `--print-acks`, prints `ack gpost ...`, `ack member U G 0|1` and `ack tag U
+        /// T` lines (see `stream_load.rs`). For the streams crash test.
+        #[arg(long, hide = true, default_value_t = 0)]
+        stream_ops: u64,
     },
     /// Verify every record of a store; exit 0 when sound, 1 with the file and byte
     /// offset of each problem.
@@ -95,6 +103,12 @@ enum Command {
     Graph(graph_cmd::GraphCmdArgs),
     /// The notice log alone: append, random reads, reopen, each beside a baseline.
     BenchLog(bench_log::BenchLogArgs),
+    /// A crash loop: child processes on one store killed with SIGKILL at random
+    /// moments, every acknowledged operation checked after each reopen.
+    Torture(torture::TortureArgs),
+    /// One child of `torture` (not for direct use).
+    #[command(hide = true)]
+    TortureChild(torture::ChildArgs),
 }
 
 /// Durability modes as command-line values.
@@ -149,6 +163,22 @@ fn main() -> ExitCode {
         }),
         Command::Load {
             dir,
+            users,
+            seed,
+            durability,
+            print_acks,
+            stream_ops,
+            ..
+        } if stream_ops > 0 => stream_load::run(&stream_load::StreamLoadArgs {
+            dir,
+            ops: stream_ops,
+            users,
+            seed,
+            durability: durability.to_durability(),
+            print_acks,
+        }),
+        Command::Load {
+            dir,
             notices,
             graph_ops,
             users,
@@ -158,6 +188,7 @@ fn main() -> ExitCode {
             batch,
             compact_after,
             engine_ops: _,
+            stream_ops: _,
         } => load::run(&load::LoadArgs {
             dir,
             notices,
@@ -174,6 +205,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Graph(args) => graph_cmd::run(&args),
         Command::BenchLog(args) => bench_log::run(&args),
+        Command::Torture(args) => torture::run(&args),
+        Command::TortureChild(args) => torture::child(&args),
     };
     match outcome {
         Ok(code) => code,

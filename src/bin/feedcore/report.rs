@@ -67,6 +67,12 @@ pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
             "graph: {} users, {} follows, {} blocks, {} mutes, {} ops after the snapshot",
             r.stats.users, r.stats.follows, r.stats.blocks, r.stats.mutes, r.ops_replayed
         );
+        if let Some(rel) = &r.relations {
+            println!(
+                "streams: {} groups, {} lists, {} tags; {} memberships, {} list members, {} tag follows",
+                rel.groups, rel.lists, rel.tags, rel.memberships, rel.list_members, rel.tag_follows
+            );
+        }
         print_problems(&r.problems);
         sound &= r.is_sound();
     }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use feedcore::Strategy;
 use feedcore::sim::{
-    LabConfig, Observer, Workload, estimate_bytes, mem_total_bytes, run_engine, summarize,
+    LabConfig, Observer, StreamMix, Workload, estimate_bytes, mem_total_bytes,
+    run_engine_with_streams, summarize,
 };
 use indicatif::ProgressBar;
 
@@ -91,6 +92,14 @@ pub(crate) struct SimArgs {
     /// Fraction of original posts that mention someone.
     #[arg(long, default_value_t = 0.1)]
     pub(crate) mentions: f64,
+    /// Groups in the workload: every user joins 2 at random, a tenth of the posts go
+    /// to one, and the group streams' read latency is reported (0: no groups).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) groups: u32,
+    /// Tags each user follows (of 64): a fifth of the posts carry one, and the tag
+    /// streams' read latency is reported (0: no tags).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) tag_follows: u32,
     /// Fan-out worker threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: u32,
@@ -247,6 +256,20 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
     if args.lossy_k == 0 {
         return Err("--lossy-k must be at least 1".into());
     }
+    if args.groups > model.users() {
+        return Err(format!(
+            "--groups {} is more than the {} users (group ids stay below users_max)",
+            args.groups,
+            model.users()
+        ));
+    }
+    if args.tag_follows > feedcore::sim::SIM_TAGS {
+        return Err(format!(
+            "--tag-follows {} is more than the {} tags of the workload",
+            args.tag_follows,
+            feedcore::sim::SIM_TAGS
+        ));
+    }
     let ratios = match &args.sweep {
         Some(spec) => parse_sweep(spec)?,
         None => vec![args.read_write],
@@ -386,7 +409,11 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 known_rates: args.selective_known_rates,
                 ..LabConfig::default()
             };
-            let run = run_engine(&dir, &edges, workload, &config, &phases)?;
+            let mix = StreamMix {
+                groups: args.groups,
+                tag_follows: args.tag_follows,
+            };
+            let run = run_engine_with_streams(&dir, &edges, workload, &config, &mix, &phases)?;
             drop(phases);
             report.add(Row::from_engine(&run, workload.read_write_ratio));
             if args.dir.is_none() {

@@ -40,6 +40,9 @@ pub(crate) struct Row {
     /// Id bytes touched per operation (feedcore only).
     pub(crate) cost_per_op: Option<f64>,
     pub(crate) quantiles: Vec<(f64, u64)>,
+    /// With `--groups` / `--tag-follows`: each new stream's pages read and p50, p99
+    /// latency, microseconds.
+    pub(crate) streams: Vec<(&'static str, u64, f64, f64)>,
     /// Everything measured, for the JSON report.
     pub(crate) detail: Value,
 }
@@ -77,9 +80,29 @@ impl Row {
             bytes_per_entry: s.timeline_bytes_per_entry,
             cost_per_op: Some(r.cost_per_op()),
             quantiles: r.read_ns_quantiles.clone(),
+            streams: r
+                .stream_reads
+                .iter()
+                .map(|x| {
+                    let us = |q| x.read_ns(q) as f64 / 1000.0;
+                    (x.stream, x.reads, us(0.5), us(0.99))
+                })
+                .collect(),
             detail: Value::Null,
         };
+        let streams: Vec<Value> = r
+            .stream_reads
+            .iter()
+            .map(|x| {
+                json!({
+                    "stream": x.stream,
+                    "reads": x.reads,
+                    "quantiles": quantiles_json(&x.read_ns_quantiles),
+                })
+            })
+            .collect();
         let detail = json!({
+            "stream_reads": streams,
             "system": "feedcore",
             "strategy": r.strategy,
             "read_write": read_write,
@@ -138,6 +161,7 @@ impl Row {
             lag_ms: [r.lag_ms_p50, r.lag_ms_p99],
             memory_mb: r.used_memory_delta_bytes as f64 / 1e6,
             bytes_per_entry: r.bytes_per_entry,
+            streams: Vec::new(),
             cost_per_op: None,
             quantiles: r.read_ns_quantiles.clone(),
             detail: Value::Null,
@@ -426,6 +450,21 @@ impl SimReport {
                     "",
                 );
             }
+        }
+        for r in self.rows.iter().filter(|r| !r.streams.is_empty()) {
+            let parts: Vec<String> = r
+                .streams
+                .iter()
+                .map(|(name, reads, p50, p99)| {
+                    format!("{name} page p50 {p50:.1} us, p99 {p99:.1} us ({reads} reads)")
+                })
+                .collect();
+            println!(
+                "streams {} r:w {}: {}",
+                r.name,
+                r.read_write,
+                parts.join("; ")
+            );
         }
         println!();
         println!(

@@ -7,6 +7,7 @@ use super::candidates::HomeCandidates;
 use super::paging::finish;
 use super::repair::ReadRepair;
 use super::rules::REPEAT_WINDOW;
+use super::streams::Reach;
 use crate::engine::facade::Shared;
 use crate::ids::NoticeId;
 use crate::timeline::{Page, TimelinePage};
@@ -24,10 +25,12 @@ impl Shared {
             &plan,
             limit,
         );
+        let reach = Reach::default();
         let mut next_visible = || {
-            candidates
-                .by_ref()
-                .find_map(|id| self.visible_home(user, id).map(|repeat_of| (id, repeat_of)))
+            candidates.by_ref().find_map(|id| {
+                self.visible_home(user, id, &reach)
+                    .map(|repeat_of| (id, repeat_of))
+            })
         };
         // Visible entries not emitted yet, newest first: the look-ahead of the
         // fall-off rule.

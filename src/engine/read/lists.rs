@@ -1,4 +1,5 @@
-//! Pages of one list: an author's own notices, and the notices that mention a user.
+//! Pages of one list: the notices that mention a user; the walk of one id list that
+//! the other streams (`streams.rs`) page with too.
 
 use super::paging::finish;
 use crate::engine::facade::Shared;
@@ -6,13 +7,6 @@ use crate::ids::{NoticeId, UserId};
 use crate::timeline::{Page, TimelinePage};
 
 impl Shared {
-    /// A page of `author`'s own notices.
-    pub(crate) fn user_page(&self, author: u32, page: &Page, limit: usize) -> TimelinePage {
-        self.list_page(&self.by_author, author, page, limit, |n| {
-            n.repeat_of().is_none_or(|o| self.log.get(o).is_some())
-        })
-    }
-
     /// A page of the notices that mention `user`.
     pub(crate) fn mentions_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
         let u = UserId(user);
@@ -22,7 +16,7 @@ impl Shared {
         })
     }
 
-    fn list_page(
+    pub(super) fn list_page(
         &self,
         lists: &crate::timeline::IdLists,
         user: u32,

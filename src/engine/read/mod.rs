@@ -16,9 +16,10 @@ mod pull_merge;
 mod rebuild;
 mod repair;
 mod rules;
+mod streams;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use paging::check_page;
 pub(crate) use plan::CachedPlan;
-pub(crate) use pull_merge::ReadCost;
+pub(crate) use pull_merge::{ReadCost, Source};

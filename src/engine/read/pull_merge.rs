@@ -1,14 +1,33 @@
-//! The pull read: a k-way merge of authors' lists, newest first, fetched a chunk at a
-//! time, with lazy sources read only once the merge reaches their bound.
+//! The pull read: a k-way merge of authors' lists (and of the lists of the reader's
+//! groups and followed tags), newest first, fetched a chunk at a time, with lazy
+//! sources read only once the merge reaches their bound. A notice in two lists (an
+//! author's and a group's) comes out once, as the author's.
 
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::engine::facade::Shared;
 use crate::ids::UserId;
 
-/// The newest ids of one author's list in a range, fetched a chunk at a time.
+/// Which lists a merge source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An author's notices (`by_author`).
+    Author,
+    /// A group's notices (`by_group`).
+    Group,
+    /// A tag's notices (`by_tag`).
+    Tag,
+}
+
+/// What the merge yields as the author of an id that came from a group's or a tag's
+/// list only.
+pub(crate) const NOT_AUTHOR: u32 = u32::MAX;
+
+/// The newest ids of one list in a range, fetched a chunk at a time.
 struct Cursor {
+    /// The author, group or tag (by `source`).
     author: u32,
+    source: Source,
     /// Ids fetched, newest first, not yet taken.
     buf: VecDeque<u64>,
     /// Fetch below this next.
@@ -42,12 +61,17 @@ pub(crate) struct ReadCost {
     pub(crate) lists_read: u64,
 }
 
-/// A k-way merge of authors' lists, newest first: each source below its own bound,
-/// all at or above `floor`. The pull read of a home timeline; yields `(id, author)`.
+/// A k-way merge of lists, newest first: each source below its own bound, all at or
+/// above `floor`. The pull read of a home timeline; yields `(id, author)`, each id
+/// once (`NOT_AUTHOR` for an id found only in group or tag lists).
 pub(crate) struct PullMerge<'s> {
     shared: &'s Shared,
     cursors: Vec<Cursor>,
-    heap: BinaryHeap<(u64, usize)>,
+    /// (id, whether from an author's list, cursor): an author's copy of an id pops
+    /// before a group's or tag's.
+    heap: BinaryHeap<(u64, bool, usize)>,
+    /// The last id yielded: later copies are skipped.
+    last: Option<u64>,
     floor: u64,
     scratch: Vec<u64>,
     cost: ReadCost,
@@ -76,6 +100,7 @@ impl<'s> PullMerge<'s> {
     ) -> Self {
         let cursor = |author, below, opened| Cursor {
             author,
+            source: Source::Author,
             buf: VecDeque::new(),
             below,
             exhausted: false,
@@ -95,6 +120,7 @@ impl<'s> PullMerge<'s> {
                 )
                 .collect(),
             heap: BinaryHeap::new(),
+            last: None,
             floor,
             scratch: Vec::new(),
             cost: ReadCost::default(),
@@ -124,22 +150,54 @@ impl<'s> PullMerge<'s> {
             if let Some(bound) = merge.cursors[i].below
                 && bound > merge.floor
             {
-                merge.heap.push((bound - 1, i));
+                merge.heap.push((bound - 1, true, i));
             }
         }
         merge
     }
 
-    /// All of `reader`'s candidates: the reader's own list and every followed author's.
+    /// All of `reader`'s candidates: the reader's own list, every followed author's,
+    /// every joined group's and every followed tag's.
     pub(crate) fn everything(shared: &'s Shared, reader: u32, below: Option<u64>) -> Self {
         let authors =
             std::iter::once(reader).chain(shared.graph.following(UserId(reader)).map(|u| u.0));
-        PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0)
+        let mut merge = PullMerge::new(shared, authors.map(|a| (a, below)).collect(), 0);
+        let r = UserId(reader);
+        let groups = shared
+            .relations
+            .members
+            .following(r)
+            .map(|g| (Source::Group, g.0));
+        let tags = shared
+            .relations
+            .tags
+            .following(r)
+            .map(|t| (Source::Tag, t.0));
+        for (source, key) in groups.chain(tags) {
+            merge.add_stream(source, key, below);
+        }
+        merge
+    }
+
+    /// Adds the list of group or tag `key` as a source below `below`, opened now.
+    pub(crate) fn add_stream(&mut self, source: Source, key: u32, below: Option<u64>) {
+        debug_assert!(source != Source::Author, "authors are given to `new`");
+        self.cursors.push(Cursor {
+            author: key,
+            source,
+            buf: VecDeque::new(),
+            below,
+            exhausted: false,
+            fetched: 0,
+            opened: true,
+            listed: None,
+        });
+        self.open(self.cursors.len() - 1);
     }
 
     /// At least the next id the merge yields (a lazy source counts at its bound).
     pub(super) fn peek_bound(&self) -> Option<u64> {
-        self.heap.peek().map(|&(id, _)| id)
+        self.heap.peek().map(|&(id, _, _)| id)
     }
 
     /// Reads cursor `i`'s first chunk and puts its head in the heap.
@@ -150,8 +208,13 @@ impl<'s> PullMerge<'s> {
             self.cost.lists_read += 1;
         }
         if let Some(&id) = self.cursors[i].buf.front() {
-            self.heap.push((id, i));
+            self.push_head(id, i);
         }
+    }
+
+    fn push_head(&mut self, id: u64, i: usize) {
+        let author = self.cursors[i].source == Source::Author;
+        self.heap.push((id, author, i));
     }
 
     fn refill(&mut self, i: usize) {
@@ -160,7 +223,12 @@ impl<'s> PullMerge<'s> {
             return;
         }
         self.scratch.clear();
-        let listed = self.shared.by_author.copy_below_pinned(
+        let lists = match c.source {
+            Source::Author => &self.shared.by_author,
+            Source::Group => &self.shared.by_group,
+            Source::Tag => &self.shared.by_tag,
+        };
+        let listed = lists.copy_below_pinned(
             &self.guard,
             c.author,
             c.below,
@@ -196,6 +264,7 @@ impl<'s> PullMerge<'s> {
         self.cursors
             .iter()
             .take(self.eager)
+            .filter(|c| c.source == Source::Author)
             .filter_map(|c| c.listed.map(|(len, head)| (c.author, len, head)))
     }
 
@@ -210,22 +279,35 @@ impl Iterator for PullMerge<'_> {
     type Item = (u64, u32);
 
     fn next(&mut self) -> Option<(u64, u32)> {
-        let (id, i) = loop {
-            let (id, i) = self.heap.pop()?;
-            if self.cursors[i].opened {
-                break (id, i);
+        loop {
+            let (id, i) = loop {
+                let (id, _, i) = self.heap.pop()?;
+                if self.cursors[i].opened {
+                    break (id, i);
+                }
+                // A lazy source's stand-in: everything newer was emitted; read it now.
+                self.open(i);
+            };
+            self.cost.merge_steps += 1;
+            let taken = self.cursors[i].buf.pop_front();
+            debug_assert_eq!(taken, Some(id), "the heap holds each cursor's head");
+            self.refill(i);
+            if let Some(&next) = self.cursors[i].buf.front() {
+                self.push_head(next, i);
             }
-            // A lazy source's stand-in: everything newer was emitted; read it now.
-            self.open(i);
-        };
-        self.cost.merge_steps += 1;
-        self.wanted = self.wanted.saturating_sub(1);
-        let taken = self.cursors[i].buf.pop_front();
-        debug_assert_eq!(taken, Some(id), "the heap holds each cursor's head");
-        self.refill(i);
-        if let Some(&next) = self.cursors[i].buf.front() {
-            self.heap.push((next, i));
+            // A second copy (the same notice in a group's or tag's list).
+            if self.last == Some(id) {
+                continue;
+            }
+            self.last = Some(id);
+            self.wanted = self.wanted.saturating_sub(1);
+            let c = &self.cursors[i];
+            let author = if c.source == Source::Author {
+                c.author
+            } else {
+                NOT_AUTHOR
+            };
+            return Some((id, author));
         }
-        Some((id, self.cursors[i].author))
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::plan::ReadPlan;
-use super::pull_merge::{PullMerge, ReadCost};
+use super::pull_merge::{NOT_AUTHOR, PullMerge, ReadCost, Source};
 use crate::engine::facade::Shared;
 use crate::ids::UserId;
 use crate::timeline::State;
@@ -87,16 +87,17 @@ impl Shared {
         })
     }
 
-    /// Fills `user`'s ring with the newest `capacity` candidates the strategy pushes,
+    /// Fills `user`'s ring with the newest `capacity` candidates the strategy pushes
+    /// (and those of the user's groups and followed tags, which are always pushed),
     /// and sets its floor when older ones exist.
     pub(super) fn rebuild(&self, user: u32) {
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
         let capacity = self.timelines.capacity() as usize;
         let ctx = self.strategy_ctx();
         let mut merge = PullMerge::everything(self, user, None);
-        let mut kept = merge
-            .by_ref()
-            .filter(|&(id, author)| self.strategy.push_to(&ctx, id, author, user));
+        let mut kept = merge.by_ref().filter(|&(id, author)| {
+            author == NOT_AUTHOR || self.strategy.push_to(&ctx, id, author, user)
+        });
         let mut ids: Vec<u64> = kept.by_ref().take(capacity).map(|(id, _)| id).collect();
         let more = kept.next().is_some();
         ids.reverse();
@@ -114,13 +115,27 @@ impl Shared {
     /// follow), keeping the ring's invariant: every pushed candidate at or above the
     /// floor.
     pub(crate) fn merge_author(&self, reader: u32, author: u32) {
+        self.merge_list(reader, Source::Author, author);
+    }
+
+    /// Merges the newest notices of a group's or a tag's list into `reader`'s stored
+    /// timeline (after a join or a tag follow): all of them, as a delivery would.
+    pub(crate) fn merge_stream(&self, reader: u32, source: Source, key: u32) {
+        self.merge_list(reader, source, key);
+    }
+
+    fn merge_list(&self, reader: u32, source: Source, key: u32) {
         if !self.strategy.pushes() || !self.timelines.state(reader).fresh() {
-            return; // nothing stored, or the next read rebuilds it, this author included
+            return; // nothing stored, or the next read rebuilds it, this list included
         }
         let capacity = self.timelines.capacity() as usize;
         let mut ids = Vec::with_capacity(capacity + 1);
-        self.by_author
-            .copy_below(author, None, capacity + 1, &mut ids);
+        let lists = match source {
+            Source::Author => &self.by_author,
+            Source::Group => &self.by_group,
+            Source::Tag => &self.by_tag,
+        };
+        lists.copy_below(key, None, capacity + 1, &mut ids);
         self.add_read_cost(ReadCost {
             author_ids: ids.len() as u64,
             ..ReadCost::default()
@@ -129,7 +144,9 @@ impl Shared {
         ids.truncate(capacity);
         let oldest = ids.last().copied();
         let ctx = self.strategy_ctx();
-        ids.retain(|&id| self.strategy.push_to(&ctx, id, author, reader));
+        if source == Source::Author {
+            ids.retain(|&id| self.strategy.push_to(&ctx, id, key, reader));
+        }
         ids.reverse();
         let written = self.timelines.insert(reader, &ids);
         self.add_merged(written as u64);

@@ -1,7 +1,9 @@
-//! The visibility rules of a home timeline, applied at read time: follows, blocks,
-//! mutes, scope, the reply rule, and the repeat fall-off.
+//! The visibility rules of a home timeline, applied at read time: follows, group
+//! memberships and tag follows, blocks, mutes, scope, the reply rule, and the repeat
+//! fall-off.
 
 use super::pull_merge::PullMerge;
+use super::streams::Reach;
 use crate::engine::facade::Shared;
 use crate::ids::{NoticeId, UserId};
 use crate::notice::Scope;
@@ -13,7 +15,12 @@ pub(crate) const REPEAT_WINDOW: usize = 40;
 impl Shared {
     /// Whether `reader` sees notice `id` in the home timeline, by the rules; when it
     /// does, the id of the notice it repeats (for the fall-off rule).
-    pub(super) fn visible_home(&self, reader: u32, id: u64) -> Option<Option<u64>> {
+    pub(super) fn visible_home<'s>(
+        &'s self,
+        reader: u32,
+        id: u64,
+        reach: &Reach<'s>,
+    ) -> Option<Option<u64>> {
         let n = self.log.get(NoticeId(id))?;
         let repeat_of = n.repeat_of().map(|o| o.0);
         // A repeat of a deleted notice goes with it.
@@ -27,14 +34,20 @@ impl Shared {
             return Some(repeat_of);
         }
         let (r, a) = (UserId(reader), UserId(author));
-        if !self.graph.is_following(r, a)
-            || self.graph.is_muted(r, a)
-            || self.graph.is_blocked(r, a)
-        {
+        if self.graph.is_muted(r, a) || self.graph.is_blocked(r, a) {
+            return None;
+        }
+        let follows = self.graph.is_following(r, a);
+        if !follows && !self.reaches_by_stream(reader, &n, reach) {
             return None;
         }
         let mentioned = n.mentions().any(|m| m.0 == reader);
         if n.scope() == Scope::Addressees && !mentioned {
+            return None;
+        }
+        // Followers-only reaches the author's followers, whatever groups or tags it
+        // names.
+        if n.scope() == Scope::Followers && !follows {
             return None;
         }
         if let Some(x) = n.reply_to_author()
@@ -55,9 +68,10 @@ impl Shared {
     /// strategies whose stored timeline is a sample).
     pub(super) fn falls_off_in_full(&self, user: u32, id: u64, original: u64) -> bool {
         let mut merge = PullMerge::everything(self, user, Some(id));
+        let reach = Reach::default();
         let hidden = merge
             .by_ref()
-            .filter_map(|(i, _)| self.visible_home(user, i).map(|r| (i, r)))
+            .filter_map(|(i, _)| self.visible_home(user, i, &reach).map(|r| (i, r)))
             .take(REPEAT_WINDOW)
             .any(|(i, r)| i == original || r == Some(original));
         self.add_read_cost(merge.cost());

@@ -10,10 +10,10 @@
 //! older ones. Pairs it calls pull are pulled at read time.
 //! Decisions change over time (a rate crosses a threshold); a change goes through
 //! [`Signals::set_class`], which marks the user's pairs "pull" while it is under way and
-//! then records the change's ticket. A reader whose ring was rebuilt before the newest
-//! ticket of its push pairs rebuilds it (with the current decisions) before trusting
-//! it, so a read never trusts the ring for a notice a worker decided on under an old
-//! rule.
+//! then records the change's ticket. A reader whose ring was repaired before the newest
+//! ticket of its push pairs merges the changed authors again, or rebuilds the ring (with
+//! the current decisions), before trusting it, so a read never trusts the ring for a
+//! notice a worker decided on under an old rule.
 
 mod hybrid;
 mod lossy;
@@ -300,8 +300,8 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Invalidates the cached plans of `author`'s followers whose pair with the
     /// author `flipped` says changed decision (a walk of the followers, as a post's
-    /// fan-out is; classes move by whole octaves, so this is rare). A reader that
-    /// starts following the author later invalidates its own plan by following.
+    /// fan-out is; classes move only by an octave or more, so this is rare). A reader
+    /// that starts following the author later invalidates its own plan by following.
     pub(crate) fn invalidate_followers(&self, author: u32, mut flipped: impl FnMut(u32) -> bool) {
         if self.signals.plan_gens.is_empty() {
             return;

@@ -63,13 +63,13 @@ impl ReturnRates {
     /// `WATCHED_INTERVALS` mean intervals of that rate. Early on only the readers who
     /// come back soon have had time to, and the raw rate is overstated: it is scaled
     /// by the fraction of those intervals watched. (Used only after one whole interval
-    /// instead, and not at all before, readers of slow buckets counted as not reading
-    /// and pulled everything until then: at 10 reads a post the cold sweep cost 1.03x
-    /// push's, against 1.00x with the discount.) Watched since the table's first read,
-    /// not the bucket's first reader: a bucket first filled late is used as soon as it
-    /// holds the exposure (timing each bucket from its first reader measured worse,
-    /// 1.03x and 1.08x the better strategy warm at 1 and 10 reads a post, against
-    /// 0.99x and 1.04x, in session 4).
+    /// instead, and not at all before, readers of slow buckets would count as not
+    /// reading and pull everything until then: at 10 reads a post the cold sweep costs
+    /// 1.03x push's that way, against 1.00x with the discount.) Watched since the
+    /// table's first read, not the bucket's first reader: a bucket first filled late is
+    /// used as soon as it holds the exposure (timing each bucket from its first reader
+    /// measures worse: 1.03x and 1.08x the better strategy warm at 1 and 10 reads a
+    /// post, against 0.99x and 1.04x).
     pub(crate) fn read(&mut self, now_ms: u64, old: Option<usize>, new: usize) -> Option<f64> {
         let started = *self.started_ms.get_or_insert(now_ms);
         self.advance(now_ms);

@@ -253,9 +253,9 @@ impl Selective {
                 .lock()
                 .read(now_ms, came_before, evidence(f64::from(rate as f32)));
         // Not the larger of the two: a reader's own few reads are noise the bucket's
-        // rate has already averaged out (as the floor, a burst of reads by a reader
-        // who then left pushed to it: 1.019x pull's cost cold at 0.1 reads a post,
-        // 1.013x without).
+        // rate has already averaged out (as a floor, a burst of reads by a reader who
+        // then leaves keeps its pushes: 1.019x pull's cost cold at 0.1 reads a post,
+        // against 1.013x without).
         measured.unwrap_or_else(|| read_rate_after_a_read(rate))
     }
 
@@ -310,8 +310,8 @@ impl FanoutStrategy for Selective {
     fn on_open(&self, ctx: &Ctx<'_>, _users: u32) {
         // Until the engine has measured both, a pull of one list costs two pushes.
         // No ring exists before the first read after open, so none needs repairing:
-        // the change keeps the old ticket (a new one made every reader's first push
-        // pairs merge twice).
+        // the change keeps the old ticket (a new one would make every reader's first
+        // push pairs merge twice).
         let seen = ctx.signals.global();
         ctx.signals.set_class(None, seen, PRIOR_COST_CLASS, false);
     }
