@@ -746,6 +746,7 @@ impl Shared {
             repeat_of: gid(notice.repeat_of()),
             conversation: notice.conversation(),
             group: notice.group().map(|g| g.0),
+            reply_to_author: notice.reply_to_author().map(|u| u.0),
             mentions: notice.mentions().map(|m| m.0).collect(),
             tags: notice.tags().map(str::to_owned).collect(),
             body: notice.body().to_owned(),

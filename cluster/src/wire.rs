@@ -28,7 +28,8 @@ const FLAG_GROUP: u8 = 8;
 /// Sent again for a new follower (or as a reply's referenced notice), not as a new
 /// post: its lag is not a delivery lag.
 const FLAG_BACKFILL: u8 = 16;
-const FLAGS_KNOWN: u8 = 31;
+const FLAG_REPLY_TO_AUTHOR: u8 = 32;
+const FLAGS_KNOWN: u8 = 63;
 
 /// One notice as it travels: the origin's global id stands for it everywhere.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +45,10 @@ pub(crate) struct WireNotice {
     pub(crate) repeat_of: Option<GlobalId>,
     pub(crate) conversation: Option<u64>,
     pub(crate) group: Option<u32>,
+    /// The author of the notice this one answers, sent also when that notice is gone
+    /// (deleted at its origin before this copy was made): the receiver keeps the reply
+    /// rule without it.
+    pub(crate) reply_to_author: Option<u32>,
     pub(crate) mentions: Vec<u32>,
     pub(crate) tags: Vec<String>,
     pub(crate) body: String,
@@ -62,6 +67,8 @@ impl WireNotice {
             body: self.body.clone(),
             created_at_ms: self.created_at_ms,
             reply_to,
+            // Used by the engine only where `reply_to` is unresolved here.
+            reply_to_author: self.reply_to_author.map(UserId),
             repeat_of,
             conversation: self.conversation,
             mentions: self.mentions.iter().map(|&m| UserId(m)).collect(),
@@ -125,6 +132,7 @@ fn put_gid(out: &mut Vec<u8>, id: GlobalId) {
 ///                 [sent_at_us: u64][scope: u8][flags: u8]
 ///                 [reply_to: u16 + u64, if flag 1][repeat_of: u16 + u64, if flag 2]
 ///                 [conversation: u64, if flag 4][group: u32, if flag 8]
+///                 [reply_to_author: u32, if flag 32]
 ///                 [mentions: u8 count][mention: u32]*
 ///                 [tags: u8 count]([len: u8][utf-8 bytes])*
 ///                 [body: the rest, utf-8]
@@ -159,7 +167,12 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             } else {
                 0
             }) | (if n.group.is_some() { FLAG_GROUP } else { 0 })
-                | (if n.backfill { FLAG_BACKFILL } else { 0 });
+                | (if n.backfill { FLAG_BACKFILL } else { 0 })
+                | (if n.reply_to_author.is_some() {
+                    FLAG_REPLY_TO_AUTHOR
+                } else {
+                    0
+                });
             out.push(flags);
             if let Some(id) = n.reply_to {
                 put_gid(&mut out, id);
@@ -172,6 +185,9 @@ pub(crate) fn encode(message: &Message) -> Vec<u8> {
             }
             if let Some(g) = n.group {
                 out.extend_from_slice(&g.to_le_bytes());
+            }
+            if let Some(a) = n.reply_to_author {
+                out.extend_from_slice(&a.to_le_bytes());
             }
             debug_assert!(n.mentions.len() <= usize::from(u8::MAX));
             out.push(n.mentions.len().min(255) as u8);
@@ -346,6 +362,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
             } else {
                 None
             };
+            let reply_to_author = if flags & FLAG_REPLY_TO_AUTHOR != 0 {
+                Some(r.u32("reply_to_author")?)
+            } else {
+                None
+            };
             let count = r.u8("mention count")?;
             let mut mentions = Vec::with_capacity(usize::from(count));
             for _ in 0..count {
@@ -373,6 +394,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
                 repeat_of,
                 conversation,
                 group,
+                reply_to_author,
                 mentions,
                 tags,
                 body,
@@ -433,6 +455,7 @@ mod tests {
             repeat_of: None,
             conversation: Some(44),
             group: Some(3),
+            reply_to_author: Some(12),
             mentions: vec![1, 2, 400_000],
             tags: vec!["rust".into(), "héllo".into()],
             body: "hello @1 @2 #rust".into(),
@@ -448,6 +471,7 @@ mod tests {
                 repeat_of: Some(GlobalId::new(0, NoticeId(1))),
                 conversation: None,
                 group: None,
+                reply_to_author: None,
                 mentions: vec![],
                 tags: vec![],
                 body: String::new(),
@@ -494,6 +518,7 @@ mod tests {
             reply_to: None,
             conversation: None,
             group: None,
+            reply_to_author: None,
             mentions: vec![],
             tags: vec![],
             body: "x".repeat(100),

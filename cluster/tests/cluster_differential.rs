@@ -228,10 +228,16 @@ fn three_partitions_show_what_one_engine_shows_across_a_nats_server_kill() {
                         let origin = &pair.nodes[gid.partition as usize];
                         match origin.engine().notice(gid.local) {
                             Some(n) => format!(
-                                "{gid} by {} {:?} reply_to {:?} scope {:?} mentions {:?}",
+                                "{gid} by {} {:?} reply_to {:?} (alive at origin: {}; \
+                                 the reader's copy replies to {:?}) scope {:?} mentions {:?}",
                                 n.author().0,
                                 n.body(),
                                 n.reply_to(),
+                                n.reply_to()
+                                    .is_some_and(|r| origin.engine().notice(r).is_some()),
+                                node.local_id(*gid)
+                                    .and_then(|l| node.engine().notice(l))
+                                    .map(|c| c.reply_to_author()),
                                 n.scope(),
                                 n.mentions().collect::<Vec<_>>()
                             ),
