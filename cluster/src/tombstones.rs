@@ -3,15 +3,17 @@
 //! delete) is not stored again: the notice log frees a uri when its notice is
 //! deleted, so the uri alone cannot refuse it.
 //!
-//! `DIR/cluster/deleted` is a sequence of 14-byte records, each synced before the
-//! delete message is acked:
+//! `DIR/cluster/deleted` is a header and a sequence of 14-byte records, each synced
+//! before the delete message is acked:
 //!
 //! ```text
-//! [partition: u16 LE][local id: u64 LE][crc32c of the 10 bytes before: u32 LE]
+//! header:  [magic: "FCDEL\0\0\x01" 8 bytes]
+//! record:  [partition: u16 LE][local id: u64 LE][crc32c of the 10 bytes before: u32 LE]
 //! ```
 //!
-//! Reading stops at the first short or damaged record (a torn append), which the next
-//! append overwrites.
+//! Reading stops at the first short or damaged record (a torn append), which is cut
+//! off and overwritten by the next append. A file shorter than its header that starts
+//! like it (a torn creation) is written again; any other header is an error.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -24,6 +26,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::partition::GlobalId;
 
+const MAGIC: &[u8; 8] = b"FCDEL\0\0\x01";
 const RECORD_BYTES: usize = 14;
 
 /// The deleted global ids, in memory and in their file.
@@ -67,9 +70,27 @@ impl Tombstones {
             .map_err(|e| io("opening", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|e| io("reading", e))?;
+        if bytes.len() < MAGIC.len() && MAGIC.starts_with(&bytes) {
+            file.set_len(0).map_err(|e| io("emptying", e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io("seeking in", e))?;
+            file.write_all(MAGIC)
+                .map_err(|e| io("writing the header of", e))?;
+            file.sync_all().map_err(|e| io("syncing", e))?;
+            bytes = MAGIC.to_vec();
+        }
+        if !bytes.starts_with(MAGIC) {
+            return Err(io(
+                "reading",
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a file of deleted notices (its header is not FCDEL, version 1)",
+                ),
+            ));
+        }
         let mut ids = HashSet::new();
-        let mut good = 0;
-        for record in bytes.chunks(RECORD_BYTES) {
+        let mut good = MAGIC.len();
+        for record in bytes[MAGIC.len()..].chunks(RECORD_BYTES) {
             match decode(record) {
                 Some(id) if record.len() == RECORD_BYTES => {
                     ids.insert(id);
@@ -126,7 +147,7 @@ mod tests {
         let path = dir.path().join("deleted");
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
-            2 * RECORD_BYTES as u64
+            (MAGIC.len() + 2 * RECORD_BYTES) as u64
         );
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[1, 2, 3]).unwrap(); // a torn third record
@@ -139,5 +160,22 @@ mod tests {
         drop(t);
         let t = Tombstones::open(dir.path()).unwrap();
         assert!(t.contains(c), "the torn tail was overwritten");
+    }
+
+    #[test]
+    fn a_torn_creation_is_redone_and_a_foreign_file_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deleted");
+        std::fs::write(&path, &MAGIC[..3]).unwrap();
+        let t = Tombstones::open(dir.path()).unwrap();
+        t.insert(GlobalId::new(1, NoticeId(2))).unwrap();
+        drop(t);
+        assert!(
+            Tombstones::open(dir.path())
+                .unwrap()
+                .contains(GlobalId::new(1, NoticeId(2)))
+        );
+        std::fs::write(&path, b"something else entirely").unwrap();
+        assert!(Tombstones::open(dir.path()).is_err());
     }
 }
