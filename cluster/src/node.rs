@@ -1321,9 +1321,10 @@ async fn consume(
                     .in_hand
                     .fetch_sub(applied.len() as u64, Ordering::AcqRel);
             }
-            // Stale until the next look: a batch was here, so something may be left.
+            // Stale until the next look (at most 50 ms on): a batch was here, so
+            // something may be left. The look is not made at once: a round trip to the
+            // server before each batch would sit in every delivery's lag.
             shared.backlog.store(u64::MAX, Ordering::Release);
-            looked = Instant::now() - Duration::from_secs(1);
             if broken {
                 break;
             }
