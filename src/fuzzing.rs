@@ -60,6 +60,7 @@ pub fn notice(data: &[u8]) {
         },
         created_at_ms: u64::from(flags) << 20,
         reply_to: (flags & 2 != 0).then_some(NoticeId(u64::from(author))),
+        reply_to_author: None,
         repeat_of: (flags & 4 != 0).then_some(NoticeId(u64::from(flags))),
         conversation: (flags & 8 != 0).then_some(7),
         mentions,

@@ -72,6 +72,11 @@ pub struct NewNotice {
     pub created_at_ms: u64,
     /// The notice this one answers; it must be stored and not deleted.
     pub reply_to: Option<NoticeId>,
+    /// For a remote notice (`uri` set) that answers a notice not stored here (gone, or
+    /// not arrived), with `reply_to` `None`: the author of the notice it answers, so
+    /// the reply rule of home timelines holds as if that notice were here. With
+    /// `reply_to` set, the author of `reply_to` is taken and this is ignored.
+    pub reply_to_author: Option<UserId>,
     /// The notice this one repeats (a retweet / reblog); it must be stored and not deleted.
     pub repeat_of: Option<NoticeId>,
     /// The conversation (thread) this notice belongs to.
@@ -156,6 +161,11 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<Validated> 
             "body is empty and the notice is not a repeat",
         ));
     }
+    if notice.reply_to_author.is_some() && notice.reply_to.is_none() && notice.uri.is_none() {
+        return Err(Error::invalid(
+            "reply_to_author without reply_to is for remote notices (with a uri)",
+        ));
+    }
     if notice.reply_to == Some(NoticeId(0)) || notice.repeat_of == Some(NoticeId(0)) {
         return Err(Error::invalid("notice ids start at 1; 0 is not a notice"));
     }
@@ -217,7 +227,8 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<Validated> 
         author: notice.author.0,
         created_at_ms: notice.created_at_ms,
         reply_to: notice.reply_to.map(|id| id.0),
-        reply_to_author: None,
+        // Replaced by the log with `reply_to`'s author when `reply_to` is set.
+        reply_to_author: notice.reply_to_author.map(|u| u.0),
         repeat_of: notice.repeat_of.map(|id| id.0),
         repeat_of_author: None,
         conversation: notice.conversation,
@@ -431,6 +442,7 @@ impl<'a> NoticeRef<'a> {
             body: self.body().to_owned(),
             created_at_ms: self.created_at_ms(),
             reply_to: self.reply_to(),
+            reply_to_author: self.reply_to_author().filter(|_| self.reply_to().is_none()),
             repeat_of: self.repeat_of(),
             conversation: self.conversation(),
             mentions: self.mentions().collect(),
@@ -476,6 +488,7 @@ mod tests {
             body: "héllo #World".into(),
             created_at_ms: 1_700_000_000_000,
             reply_to: Some(NoticeId(3)),
+            reply_to_author: None,
             repeat_of: None,
             conversation: Some(44),
             mentions: vec![UserId(1), UserId(2), UserId(1)],

@@ -263,6 +263,7 @@ impl Model {
             body: g.body.clone(),
             created_at_ms: g.created_at_ms,
             reply_to: g.reply_to.map(|s| self.pick(s)),
+            reply_to_author: None,
             repeat_of: g.repeat_of.map(|s| self.pick(s)),
             conversation: g.conversation,
             mentions: g.mentions.iter().copied().map(UserId).collect(),

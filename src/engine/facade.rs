@@ -434,7 +434,7 @@ impl Engine {
     /// is written.
     pub fn post(&self, mut notice: NewNotice) -> Result<NoticeId> {
         let author = self.user(notice.author)?;
-        for &m in &notice.mentions {
+        for &m in notice.mentions.iter().chain(&notice.reply_to_author) {
             self.user(m)?;
         }
         let groups = self.notice_groups(&mut notice)?;

@@ -386,7 +386,8 @@ impl NoticeLog {
         let writing = self.durable.writing();
         let mut writer = self.writer.lock();
         // uris are inserted under `writer` only, so this check cannot race an insert.
-        {
+        let remote = notices.iter().any(|n| n.uri.is_some());
+        if remote {
             let uris = self.uris.pin();
             for notice in notices {
                 if let Some(existing) = notice.uri.as_deref().and_then(|u| uris.get(u)) {
@@ -444,7 +445,7 @@ impl NoticeLog {
             writer.next_id += 1;
         }
         let last = writer.next_id - 1;
-        {
+        if remote {
             let uris = self.uris.pin();
             for (i, notice) in notices.iter().enumerate() {
                 if let Some(uri) = &notice.uri {

@@ -1,0 +1,5 @@
+//! `feedcore-server`: serves a feedcore store over Mastodon's client API.
+
+fn main() {
+    feedcore_server::cli::main();
+}
