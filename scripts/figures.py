@@ -4,6 +4,7 @@
 Inputs (each optional; a missing one is listed as not measured):
   target/figures/{log,graph,fanout,strategies,restart,streams}.json   written by `cargo bench --bench NAME`
   target/figures/sim.json          `feedcore sim --json` on its defaults
+  target/figures/sim-capacity.json `feedcore sim --users 1000000 --strategy push --json`
   target/figures/sim-redis.json    `feedcore sim --baseline redis --json`
   target/figures/sweep.json        `feedcore sim --sweep read-write=0.1,1,10 --ops 1000000 --json`
 
@@ -113,8 +114,8 @@ def sim_section():
         "Cost is id bytes touched per operation; the last column is each strategy's cost over "
         "push's, same run.",
         "",
-        "| strategy | posts/s | deliveries/s | reads/s | read p50 / p99 / p999 us | lag p50 / p99 ms | anon RSS delta MB | B/entry | cost B/op | cost / push |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| strategy | posts/s | deliveries/s | reads/s | read p50 / p99 / p999 us | lag p50 / p99 ms | anon RSS delta MB | B/entry | cost B/op | cost / push | capacity deliveries/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     runs = [r for r in m["runs"] if r.get("system", "feedcore") == "feedcore"]
     push = next((r for r in runs if r["strategy"] == "push"), None)
@@ -125,11 +126,21 @@ def sim_section():
         lag_s = f"{num(lag.get('p50'))} / {num(lag.get('p99'))}" if r["deliveries"] else "-"
         bpe = num(mem.get("timeline_bytes_per_entry")) if mem.get("timeline_entries") else "-"
         ratio = num(r["cost"]["per_op"] / push["cost"]["per_op"]) if push else "-"
+        cap = r.get("capacity")
+        cap_s = num(cap["deliveries_per_s"]) if cap else "-"
         lines.append(
             f"| {r['strategy']} | {num(r['posts_per_s'])} | {num(r['deliveries_per_s'])} | {num(r['reads_per_s'])} "
             f"| {num(lat['p50'])} / {num(lat['p99'])} / {num(lat['p999'])} | {lag_s} "
-            f"| {num(mem['resident_anon_delta_bytes'] / 1e6)} | {bpe} | {num(r['cost']['per_op'])} | {ratio} |"
+            f"| {num(mem['resident_anon_delta_bytes'] / 1e6)} | {bpe} | {num(r['cost']['per_op'])} | {ratio} | {cap_s} |"
         )
+    cap = push and push.get("capacity")
+    if cap:
+        lines += [
+            "",
+            f"Capacity: after each pushing run, {cap['drivers']} driver threads post {cap['posts']:,} notices as fast "
+            "as they can (authors drawn by follower count) into the active timelines; deliveries per second from the "
+            "first post to the end of the flush.",
+        ]
     lines.append("")
     return lines
 
@@ -167,6 +178,15 @@ def redis_section():
     row("read p50 us", lambda r: r["read_latency_us"]["p50"])
     row("read p99 us", lambda r: r["read_latency_us"]["p99"])
     row("memory delta MB", lambda r: r["memory"].get("resident_anon_delta_bytes", r["memory"].get("used_memory_delta_bytes", 0)) / 1e6)
+    bench = m.get("redis_benchmark")
+    if bench:
+        lines += [
+            "",
+            f"`{bench['command']}` against the same server: {num(bench['lpush_per_s'])} LPUSH/s. The fan-out's "
+            "commands per second beside it: "
+            + "; ".join(f"{f['layout']} {num(f['fan_out_commands_per_s'])} ({num(f['ratio_to_benchmark'])}x)" for f in bench["fan_out"])
+            + ".",
+        ]
     lines.append("")
     return lines
 
@@ -237,6 +257,18 @@ def headline_rows():
             rows.append(
                 f"| selective's cost, `feedcore sim` defaults | {num(sel)} B/op | the cheaper of push ({num(push)}) "
                 f"and pull ({num(pull)}) | {sel / min(push, pull):.3f} | <= 1 | `cargo run --release -- sim` |"
+            )
+    capacity = load("sim-capacity")
+    if capacity:
+        push = next((r for r in capacity["measured"]["runs"] if r["strategy"] == "push" and r.get("capacity")), None)
+        if push:
+            g = capacity["workload"]["graph"]["summary"]
+            cap = push["capacity"]
+            rows.append(
+                f"| push fan-out capacity in the sim, {g['users']:,} users, {cap['drivers']} drivers posting flat out "
+                f"| {num(cap['deliveries_per_s'])} deliveries/s | the mixed run before it: {num(push['deliveries_per_s'])} deliveries/s "
+                f"| {num(cap['deliveries_per_s'] / push['deliveries_per_s'])} | >= 20 M/s "
+                "| `cargo run --release -- sim --users 1000000 --strategy push` |"
             )
     redis = load("sim-redis")
     if redis:
