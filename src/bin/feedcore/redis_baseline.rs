@@ -1,7 +1,7 @@
 //! `feedcore sim --baseline redis`: the same workload through a local `redis-server`,
 //! the way Twitter kept home timelines (a list per user: `LPUSH` then `LTRIM 0 799` per
-//! follower per post) and the way Mastodon does (a sorted set per user: `ZADD` then
-//! `ZREMRANGEBYRANK` down to 800), with the client as those systems ran it: several
+//! follower per post); `redis-zset` the way Mastodon does (a sorted set per user: `ZADD`
+//! then `ZREMRANGEBYRANK` down to 800), `redis-all` both; with the client as those systems ran it: several
 //! connections, fan-out pipelined about 4000 commands at a time behind the post, and
 //! reads pipelined (a batch of `LRANGE`/`ZREVRANGE`, then the `MGET`s of the bodies).
 //! Bodies are stored with `SET`. `redis-benchmark -P 4000 -t lpush` against the same

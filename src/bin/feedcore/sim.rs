@@ -37,8 +37,23 @@ pub(crate) enum StrategyArg {
 /// Baselines as command-line values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum BaselineArg {
-    /// A local redis-server: lists (Twitter) and sorted sets (Mastodon).
+    /// A local redis-server keeping timelines as Twitter did: a list a user.
     Redis,
+    /// A local redis-server keeping timelines as Mastodon does: a sorted set a user.
+    RedisZset,
+    /// Both Redis layouts, one after the other, on one server.
+    RedisAll,
+}
+
+impl BaselineArg {
+    /// The Redis layouts this baseline runs.
+    fn layouts(self) -> &'static [Layout] {
+        match self {
+            BaselineArg::Redis => &[Layout::List],
+            BaselineArg::RedisZset => &[Layout::SortedSet],
+            BaselineArg::RedisAll => &[Layout::List, Layout::SortedSet],
+        }
+    }
 }
 
 #[derive(Args)]
@@ -120,7 +135,8 @@ pub(crate) struct SimArgs {
     /// Write report.json and SVG plots into this directory.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
-    /// Run the same workload through a baseline too.
+    /// Run the same workload through a baseline too: `redis` (lists, as Twitter kept
+    /// home timelines), `redis-zset` (sorted sets, as Mastodon does) or `redis-all`.
     #[arg(long, value_enum)]
     pub(crate) baseline: Option<BaselineArg>,
 }
@@ -324,9 +340,9 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
     {
         return Err(format!("--dir {}: must be missing or empty", dir.display()));
     }
-    if args.baseline == Some(BaselineArg::Redis) && redis_baseline::find_binary().is_none() {
+    if args.baseline.is_some() && redis_baseline::find_binary().is_none() {
         return Err(
-            "--baseline redis: redis-server is not on PATH; install it (apt-get install redis-server)"
+            "--baseline: redis-server is not on PATH; install it (apt-get install redis-server)"
                 .into(),
         );
     }
@@ -435,13 +451,15 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
         }
     }
     let mut failure = None;
-    if args.baseline == Some(BaselineArg::Redis) && !STOP.load(Ordering::Relaxed) {
+    if let Some(baseline) = args.baseline
+        && !STOP.load(Ordering::Relaxed)
+    {
         let mut followers: Vec<Vec<u32>> = vec![Vec::new(); plan.model.users() as usize];
         for &(a, b) in &edges {
             followers[b.0 as usize].push(a.0);
         }
         drop(edges);
-        if let Err(e) = run_redis(&plan, args, &followers, &mut report) {
+        if let Err(e) = run_redis(&plan, args, baseline.layouts(), &followers, &mut report) {
             failure = Some(e);
         }
     }
@@ -471,16 +489,17 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Both Redis layouts at each ratio, on one server that is stopped whatever happens.
+/// The Redis layouts at each ratio, on one server that is stopped whatever happens.
 fn run_redis(
     plan: &Plan,
     args: &SimArgs,
+    layouts: &[Layout],
     followers: &[Vec<u32>],
     report: &mut SimReport,
 ) -> Result<(), String> {
     let server = RedisServer::start()?;
     for workload in &plan.workloads {
-        for layout in [Layout::List, Layout::SortedSet] {
+        for &layout in layouts {
             if STOP.load(Ordering::Relaxed) {
                 return Ok(());
             }
