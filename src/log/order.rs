@@ -123,7 +123,8 @@ impl OrderKeys {
 
     /// The place of notice `id` among in-order notices: the first id whose (running
     /// maximum, id) is above `pos`, or one past the last notice. In-order notices below
-    /// `pos` are exactly those with smaller ids; for an in-order `id` this is `id`.
+    /// `pos` are exactly those with smaller ids (for an in-order notice's place, its
+    /// id + 1).
     pub(crate) fn first_above(&self, pos: Pos) -> u64 {
         let n = self.entries.count() as u64;
         // (running maximum, id) grows strictly with the id.
@@ -162,7 +163,7 @@ mod tests {
         // In-order notices below (150, 3): id 1 only; below (50, 5): none.
         assert_eq!(keys.first_above(keys.pos(3)), 2);
         assert_eq!(keys.first_above(keys.pos(5)), 1);
-        assert_eq!(keys.first_above(keys.pos(4)), 4);
+        assert_eq!(keys.first_above(keys.pos(4)), 5);
         assert_eq!(keys.first_above(keys.pos(9)), 6);
         assert!(keys.is_late(3) && !keys.is_late(4) && !keys.is_late(9));
     }
