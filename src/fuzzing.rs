@@ -59,6 +59,7 @@ pub fn notice(data: &[u8]) {
             String::new()
         },
         created_at_ms: u64::from(flags) << 20,
+        published: None,
         reply_to: (flags & 2 != 0).then_some(NoticeId(u64::from(author))),
         reply_to_author: None,
         repeat_of: (flags & 4 != 0).then_some(NoticeId(u64::from(flags))),
@@ -77,10 +78,11 @@ pub fn notice(data: &[u8]) {
     };
     if let Ok(validated) = notice::validate(&input, limits) {
         let mentions = validated.stored.mentions.len();
-        let (encoded, version) = notice::encode(validated);
+        let (encoded, version) =
+            notice::encode(validated, (flags & 1 != 0).then_some(u64::from(flags)));
         notice::check_archived(&encoded, version).expect("what we encode validates");
         // SAFETY: validated just above; `encoded` outlives the borrow.
-        let (archived, _) = unsafe { notice::access_trusted(&encoded, version) };
+        let (archived, _, _) = unsafe { notice::access_trusted(&encoded, version) };
         assert_eq!(archived.body.as_str(), input.body);
         assert_eq!(archived.mentions.len(), mentions);
     }
@@ -89,6 +91,7 @@ pub fn notice(data: &[u8]) {
     aligned.extend_from_slice(data);
     let _ = notice::check_archived(&aligned, 1);
     let _ = notice::check_archived(&aligned, 2);
+    let _ = notice::check_archived(&aligned, 3);
 }
 
 /// Which graph-layer file [`graph_file`] writes its input as: its first byte modulo

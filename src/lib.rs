@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod clock;
 mod dirlock;
 mod engine;
 mod error;
@@ -55,8 +56,8 @@ pub use graph::{
 };
 pub use ids::{GroupId, ListId, NoticeId, UserId};
 pub use log::{
-    CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, Problem, RecoveryReport,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    CheckReport, Durability, Iter, LogConfig, LogStats, NoticeLog, PUBLISHED_MS_MIN, Problem,
+    RecoveryReport, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use notice::{
     BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX,

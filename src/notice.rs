@@ -70,6 +70,15 @@ pub struct NewNotice {
     pub body: String,
     /// When it was written, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// For a remote notice: when its server published it, milliseconds since the Unix
+    /// epoch; `None` for a local post. Every stream places a notice by this time (then
+    /// by id), so a notice published before what streams already hold lands by its
+    /// time, not at the head. A time after the engine's clock is clamped to the clock;
+    /// one before [`PUBLISHED_MS_MIN`](crate::PUBLISHED_MS_MIN) (2006-03-21) is
+    /// refused as [`Error::InvalidNotice`]. Without it, the notice is placed by
+    /// `created_at_ms`, raised to the newest time stored before it: a local post always
+    /// goes at the head. [`NoticeRef::published_ms`] reads back the time used.
+    pub published: Option<u64>,
     /// The notice this one answers; it must be stored and not deleted.
     pub reply_to: Option<NoticeId>,
     /// For a remote notice (`uri` set) that answers a notice not stored here (gone, or
@@ -131,6 +140,18 @@ pub(crate) struct StoredNoticeV2 {
     pub(crate) notice: StoredNotice,
     /// The groups after the first, in the order given, without duplicates.
     pub(crate) more_groups: Vec<u32>,
+}
+
+/// The stored form of a notice with an explicit time it is placed by (record format
+/// version 3): a remote notice's clamped `published` time, or a notice whose
+/// `created_at_ms` is below a time stored before it (the time it was raised to). Any
+/// number of groups.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+pub(crate) struct StoredNoticeV3 {
+    pub(crate) published_ms: u64,
+    /// The groups after the first, in the order given, without duplicates.
+    pub(crate) more_groups: Vec<u32>,
+    pub(crate) notice: StoredNotice,
 }
 
 /// A validated notice: its stored form, and the groups past the first.
@@ -246,9 +267,19 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<Validated> 
 }
 
 /// Serialises a validated notice into its archived bytes; returns them and the record
-/// format version they are of (2 only for a notice with two or more groups).
-pub(crate) fn encode(notice: Validated) -> (AlignedVec, u8) {
+/// format version they are of (3 for a notice with an explicit time `published_ms`,
+/// else 2 for a notice with two or more groups, else 1).
+pub(crate) fn encode(notice: Validated, published_ms: Option<u64>) -> (AlignedVec, u8) {
     let expect = "serialising into a growable in-memory buffer has no failure mode";
+    if let Some(published_ms) = published_ms {
+        let v3 = StoredNoticeV3 {
+            published_ms,
+            more_groups: notice.more_groups,
+            notice: notice.stored,
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&v3).expect(expect);
+        return (bytes, crate::log::frame::VERSION_PUBLISHED);
+    }
     if notice.more_groups.is_empty() {
         let bytes = rkyv::to_bytes::<rancor::Error>(&notice.stored).expect(expect);
         return (bytes, crate::log::frame::VERSION);
@@ -264,7 +295,11 @@ pub(crate) fn encode(notice: Validated) -> (AlignedVec, u8) {
 /// Validates archived bytes of record format `version` read from disk: the rkyv
 /// structure and the notice's own rules (scope tag). Returns a reason on failure.
 pub(crate) fn check_archived(bytes: &[u8], version: u8) -> Result<(), String> {
-    let archived = if version == crate::log::frame::VERSION_GROUPS {
+    let archived = if version == crate::log::frame::VERSION_PUBLISHED {
+        let v3 = rkyv::access::<ArchivedStoredNoticeV3, rancor::Error>(bytes)
+            .map_err(|e| format!("notice archive (version 3) does not validate: {e}"))?;
+        &v3.notice
+    } else if version == crate::log::frame::VERSION_GROUPS {
         let v2 = rkyv::access::<ArchivedStoredNoticeV2, rancor::Error>(bytes)
             .map_err(|e| format!("notice archive (version 2) does not validate: {e}"))?;
         if v2.more_groups.is_empty() {
@@ -284,32 +319,47 @@ pub(crate) fn check_archived(bytes: &[u8], version: u8) -> Result<(), String> {
 /// The groups past the first of a version-1 notice: none.
 const NO_MORE_GROUPS: &[rkyv::rend::u32_le] = &[];
 
+/// What [`access_trusted`] returns: the notice, its groups past the first, and its
+/// explicit time (version 3 only).
+pub(crate) type Trusted<'a> = (
+    &'a ArchivedStoredNotice,
+    &'a [rkyv::rend::u32_le],
+    Option<u64>,
+);
+
 /// Reinterprets bytes that were validated by [`check_archived`] (or written by
 /// [`encode`]) as of record format `version`, without checking them again; returns the
-/// notice and its groups past the first.
+/// notice, its groups past the first and its explicit time.
 ///
 /// # Safety
 /// `bytes` must be exactly the bytes of a notice archive of format `version` that
 /// passed `check_archived` or came out of `encode`, aligned to 16 bytes, and must stay
 /// unchanged for `'a`.
-pub(crate) unsafe fn access_trusted(
-    bytes: &[u8],
-    version: u8,
-) -> (&ArchivedStoredNotice, &[rkyv::rend::u32_le]) {
+pub(crate) unsafe fn access_trusted(bytes: &[u8], version: u8) -> Trusted<'_> {
     debug_assert!(
         bytes.as_ptr().align_offset(16) == 0,
         "payloads are 16-byte aligned"
     );
+    if version == crate::log::frame::VERSION_PUBLISHED {
+        // SAFETY: forwarded from the caller: the bytes are a validated version-3
+        // archive that does not change while borrowed.
+        let v3 = unsafe { rkyv::access_unchecked::<ArchivedStoredNoticeV3>(bytes) };
+        return (
+            &v3.notice,
+            v3.more_groups.as_slice(),
+            Some(v3.published_ms.to_native()),
+        );
+    }
     if version == crate::log::frame::VERSION_GROUPS {
         // SAFETY: forwarded from the caller: the bytes are a validated version-2
         // archive that does not change while borrowed.
         let v2 = unsafe { rkyv::access_unchecked::<ArchivedStoredNoticeV2>(bytes) };
-        return (&v2.notice, v2.more_groups.as_slice());
+        return (&v2.notice, v2.more_groups.as_slice(), None);
     }
     // SAFETY: forwarded from the caller: the bytes are a validated version-1 archive
     // that does not change while borrowed.
     let v1 = unsafe { rkyv::access_unchecked::<ArchivedStoredNotice>(bytes) };
-    (v1, NO_MORE_GROUPS)
+    (v1, NO_MORE_GROUPS, None)
 }
 
 /// A notice read in place from the mapped log: no copy, no deserialisation.
@@ -325,6 +375,11 @@ pub struct NoticeRef<'a> {
     archived: &'a ArchivedStoredNotice,
     /// The groups past the first (empty for a version-1 record).
     more_groups: &'a [rkyv::rend::u32_le],
+    /// The time it is placed by, when stored in the record (version 3).
+    explicit_ms: Option<u64>,
+    /// The time it is placed by, as the log's order keys hold it (`None` while the
+    /// log is being recovered).
+    placed_ms: Option<u64>,
     // Keeps the scrub of a concurrently deleted notice from running while `archived`
     // is borrowed (see `log::notice_log::NoticeLog::delete`).
     _pin: crossbeam_epoch::Guard,
@@ -333,15 +388,32 @@ pub struct NoticeRef<'a> {
 impl<'a> NoticeRef<'a> {
     pub(crate) fn new(
         id: NoticeId,
-        (archived, more_groups): (&'a ArchivedStoredNotice, &'a [rkyv::rend::u32_le]),
+        (archived, more_groups, explicit_ms): Trusted<'a>,
+        placed_ms: Option<u64>,
         pin: crossbeam_epoch::Guard,
     ) -> Self {
         NoticeRef {
             id,
             archived,
             more_groups,
+            explicit_ms,
+            placed_ms,
             _pin: pin,
         }
+    }
+
+    /// The time it is placed by in every stream, milliseconds since the Unix epoch:
+    /// its clamped `published` time when it gave one, else `created_at_ms` raised to
+    /// the newest time stored before it (see [`NewNotice::published`]).
+    pub fn published_ms(&self) -> u64 {
+        self.placed_ms
+            .or(self.explicit_ms)
+            .unwrap_or_else(|| self.created_at_ms())
+    }
+
+    /// The time stored in the record, when it has one (record version 3).
+    pub(crate) fn explicit_ms(&self) -> Option<u64> {
+        self.explicit_ms
     }
 
     /// The notice's id.
@@ -441,6 +513,7 @@ impl<'a> NoticeRef<'a> {
             author: self.author(),
             body: self.body().to_owned(),
             created_at_ms: self.created_at_ms(),
+            published: self.uri().and(self.explicit_ms),
             reply_to: self.reply_to(),
             reply_to_author: self.reply_to_author().filter(|_| self.reply_to().is_none()),
             repeat_of: self.repeat_of(),
@@ -487,6 +560,7 @@ mod tests {
             author: UserId(9),
             body: "héllo #World".into(),
             created_at_ms: 1_700_000_000_000,
+            published: None,
             reply_to: Some(NoticeId(3)),
             reply_to_author: None,
             repeat_of: None,
@@ -498,13 +572,14 @@ mod tests {
             scope: Scope::Followers,
             uri: Some("https://example.org/notice/1".into()),
         };
-        let (bytes, version) = encode(validate(&input, LIMITS).unwrap());
+        let (bytes, version) = encode(validate(&input, LIMITS).unwrap(), None);
         assert_eq!(version, 1, "one group: a version-1 record");
         check_archived(&bytes, version).unwrap();
         // SAFETY: checked just above; `bytes` outlives the view.
         let view = NoticeRef::new(
             NoticeId(1),
             unsafe { access_trusted(&bytes, version) },
+            None,
             crossbeam_epoch::pin(),
         );
         let back = view.to_new_notice();
@@ -527,14 +602,14 @@ mod tests {
             groups: vec![GroupId(7), GroupId(3), GroupId(9)],
             ..notice("to groups")
         };
-        let (bytes, version) = encode(validate(&input, LIMITS).unwrap());
+        let (bytes, version) = encode(validate(&input, LIMITS).unwrap(), None);
         assert_eq!(version, 2);
         check_archived(&bytes, version).unwrap();
         assert!(
             check_archived(&bytes, 1).is_err() || {
                 // A version-2 archive read as version 1 must not pass as this notice.
                 // SAFETY: it validated as version 1 just now.
-                let (v1, _) = unsafe { access_trusted(&bytes, 1) };
+                let (v1, _, _) = unsafe { access_trusted(&bytes, 1) };
                 v1.body.as_str() != "to groups"
             }
         );
@@ -542,6 +617,7 @@ mod tests {
         let view = NoticeRef::new(
             NoticeId(1),
             unsafe { access_trusted(&bytes, version) },
+            None,
             crossbeam_epoch::pin(),
         );
         let groups: Vec<GroupId> = view.groups().collect();
@@ -597,7 +673,7 @@ mod tests {
 
     #[test]
     fn garbage_archives_are_refused() {
-        let (bytes, version) = encode(validate(&notice("hello"), LIMITS).unwrap());
+        let (bytes, version) = encode(validate(&notice("hello"), LIMITS).unwrap(), None);
         let mut damaged = AlignedVec::<16>::new();
         damaged.extend_from_slice(&bytes);
         let last = damaged.len() - 1;

@@ -6,14 +6,17 @@
 //! relation sets and computes every stream by scanning every notice with the rules.
 //! Every read pages through the home timeline, the user stream and the mentions with a
 //! random page size (timelines hold 1 to 4 entries, so deeper pages come from the pull
-//! merge) and must equal the model, page by page within the paging contract.
+//! merge) and must equal the model, page by page within the paging contract. Posts
+//! are local, or remote with a `published` time before the clock (placed by it: late
+//! when older than what is stored), after it (clamped to the clock), or before 2006
+//! (refused); every stream is ordered by (time, id).
 
 mod engine_common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use engine_common::{Model, Notice, Relations, STREAMS, read_all};
+use engine_common::{Model, Notice, Relations, STREAMS, read_all_by};
 use feedcore::{
     Clock, Config, Durability, Engine, Error, NewNotice, NoticeId, Page, SEGMENT_BYTES_MIN, Scope,
     UserId,
@@ -53,6 +56,9 @@ enum Op {
         author: u32,
         mentions: Vec<u32>,
         scope: Scope,
+        /// A remote notice published this many milliseconds before the clock
+        /// (negative: after it); `i64::MIN`: in 1970, refused.
+        published: Option<i64>,
     },
     Reply {
         author: u32,
@@ -106,6 +112,19 @@ fn mentions() -> impl Strategy<Value = Vec<u32>> {
     prop::collection::vec(0..USERS_MAX, 0..3)
 }
 
+/// Two posts in five are remote: published up to five hours before the clock, a few
+/// up to a minute after it, a few in 1970.
+fn published() -> impl Strategy<Value = Option<i64>> {
+    prop::option::weighted(
+        0.4,
+        prop_oneof![
+            12 => 0..18_000_000i64,
+            2 => -60_000..0i64,
+            1 => Just(i64::MIN),
+        ],
+    )
+}
+
 fn target() -> impl Strategy<Value = Target> {
     (any::<Index>(), prop::bool::weighted(0.08))
         .prop_map(|(index, missing)| Target { index, missing })
@@ -125,8 +144,8 @@ fn kind() -> impl Strategy<Value = Kind> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         30 => (kind(), user(), user()).prop_map(|(k, a, b)| Op::Relation(k, a, b)),
-        20 => (user(), mentions(), scope())
-            .prop_map(|(author, mentions, scope)| Op::Post { author, mentions, scope }),
+        20 => (user(), mentions(), scope(), published())
+            .prop_map(|(author, mentions, scope, published)| Op::Post { author, mentions, scope, published }),
         8 => (user(), target(), mentions(), scope())
             .prop_map(|(author, to, mentions, scope)| Op::Reply { author, to, mentions, scope }),
         10 => (user(), target(), any::<bool>(), mentions(), scope()).prop_map(
@@ -165,6 +184,8 @@ fn config(clock: &Clock, timeline_capacity: u32) -> Config {
 struct State {
     model: Model,
     appended: u64,
+    /// The highest time of the notices posted so far.
+    high: u64,
 }
 
 /// Why the model refuses a relation change.
@@ -220,8 +241,29 @@ impl State {
         (self.appended > 0).then(|| NoticeId(1 + i.index(self.appended as usize) as u64))
     }
 
-    /// Records a notice the engine accepted as `id`.
-    fn add(&mut self, id: u64, mut notice: Notice) {
+    /// What a reopen knows of the times: a deleted notice's time is gone from the
+    /// log, so it counts as in order at the highest time below it, and raises
+    /// nothing; the notices after it are late or not against the times left.
+    fn reopened(&mut self) {
+        self.high = 0;
+        for n in self.model.notices.values_mut() {
+            if n.deleted {
+                n.key = self.high;
+                n.late = false;
+            } else {
+                n.late = n.key < self.high;
+                self.high = self.high.max(n.key);
+            }
+        }
+    }
+
+    /// Records a notice the engine accepted as `id`; `published` is its clamped
+    /// time, for a remote notice that gave one. A local post (time 0 here) is raised
+    /// to the highest time stored.
+    fn add(&mut self, id: u64, mut notice: Notice, published: Option<u64>) {
+        notice.key = published.unwrap_or(self.high);
+        notice.late = notice.key < self.high;
+        self.high = self.high.max(notice.key);
         assert_eq!(
             id,
             self.appended + 1,
@@ -249,6 +291,8 @@ fn notice(author: u32, mentions: &[u32], scope: Scope) -> Notice {
         reply_to_author: None,
         repeat_of: None,
         deleted: false,
+        key: 0,
+        late: false,
     }
 }
 
@@ -283,12 +327,13 @@ fn post(
     n: NewNotice,
     model: Notice,
     refused: bool,
+    now_ms: u64,
 ) -> Result<(), TestCaseError> {
     let before = engine.log().len();
     match engine.post(n.clone()) {
         Ok(id) => {
             prop_assert!(!refused, "step {step}: {n:?} was accepted as {id:?}");
-            state.add(id.0, model);
+            state.add(id.0, model, n.published.map(|p| p.min(now_ms)));
         }
         Err(Error::InvalidNotice { .. }) => {
             prop_assert!(refused, "step {step}: {n:?} was refused");
@@ -309,12 +354,16 @@ fn compare(
 ) -> Result<(), TestCaseError> {
     engine.flush().unwrap();
     for stream in STREAMS {
-        let got = read_all(engine, stream, user, first);
+        let got = read_all_by(engine, stream, user, first, &|id| model.pos(id.0));
         let expected: Vec<u64> = model
             .stream(stream, user)
             .into_iter()
-            .filter(|&id| first.since_id.is_none_or(|s| id > s.0))
-            .filter(|&id| first.max_id.is_none_or(|m| id < m.0))
+            .filter(|&id| {
+                first
+                    .since_id
+                    .is_none_or(|s| model.pos(id) > model.pos(s.0))
+            })
+            .filter(|&id| first.max_id.is_none_or(|m| model.pos(id) < model.pos(m.0)))
             .collect();
         prop_assert_eq!(
             &got,
@@ -337,6 +386,7 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
     let mut state = State {
         model: Model::default(),
         appended: 0,
+        high: 0,
     };
     for (step, op) in ops.iter().enumerate() {
         match op {
@@ -356,15 +406,28 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
                 author,
                 mentions,
                 scope,
+                published,
             } => {
-                let n = new_notice(*author, &format!("post {step}"), mentions, *scope);
+                let now = clock.now_ms();
+                let n = NewNotice {
+                    published: published.map(|ago| {
+                        if ago == i64::MIN {
+                            0
+                        } else {
+                            now.saturating_add_signed(-ago)
+                        }
+                    }),
+                    uri: published.map(|_| format!("https://remote.example/{step}")),
+                    ..new_notice(*author, &format!("post {step}"), mentions, *scope)
+                };
                 post(
                     &engine,
                     &mut state,
                     step,
                     n,
                     notice(*author, mentions, *scope),
-                    false,
+                    *published == Some(i64::MIN),
+                    now,
                 )?;
             }
             Op::Reply {
@@ -384,7 +447,15 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
                     reply_to_author: parent_author,
                     ..notice(*author, mentions, *scope)
                 };
-                post(&engine, &mut state, step, n, m, parent_author.is_none())?;
+                post(
+                    &engine,
+                    &mut state,
+                    step,
+                    n,
+                    m,
+                    parent_author.is_none(),
+                    clock.now_ms(),
+                )?;
             }
             Op::Repeat {
                 author,
@@ -408,7 +479,7 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
                     repeat_of: Some(original),
                     ..notice(*author, mentions, *scope)
                 };
-                post(&engine, &mut state, step, n, m, refused)?;
+                post(&engine, &mut state, step, n, m, refused, clock.now_ms())?;
             }
             Op::EmptyBody { author } => {
                 let n = new_notice(*author, "", &[], Scope::Public);
@@ -419,6 +490,7 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
                     n,
                     notice(*author, &[], Scope::Public),
                     true,
+                    clock.now_ms(),
                 )?;
             }
             Op::Delete(t) => {
@@ -444,7 +516,7 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
                 let mut since_id = since.as_ref().and_then(|i| state.bound(i));
                 let max_id = max.as_ref().and_then(|i| state.bound(i));
                 if let (Some(s), Some(m)) = (since_id, max_id)
-                    && s >= m
+                    && state.model.pos(s.0) >= state.model.pos(m.0)
                 {
                     since_id = None;
                 }
@@ -459,6 +531,7 @@ fn run(ops: Vec<Op>, timeline_capacity: u32, final_limit: usize) -> Result<(), T
             Op::Reopen => {
                 drop(engine);
                 engine = open(dir.path());
+                state.reopened();
             }
         }
     }

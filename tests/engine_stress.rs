@@ -17,7 +17,7 @@ mod engine_common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use engine_common::{Model, STREAMS, Stream, check_page, page, read_all};
+use engine_common::{Model, STREAMS, Stream, check_page, engine_pos, page, read_all};
 use feedcore::{
     Clock, Config, Durability, Engine, Error, NewNotice, NoticeId, Page, SEGMENT_BYTES_MIN, Scope,
     Strategy, UserId,
@@ -127,7 +127,7 @@ fn reader(engine: &Engine, seed: u64, done: &AtomicBool, pages: &AtomicU64) {
         for _ in 0..rng.random_range(1..=4) {
             let Some(asked) = next else { break };
             let got = page(engine, stream, user, asked);
-            if let Err(e) = check_page(&asked, &got) {
+            if let Err(e) = check_page(&asked, &got, &engine_pos(engine)) {
                 panic!("during the run: {stream:?} of user {user}, {asked:?}: {e}");
             }
             pages.fetch_add(1, Ordering::Relaxed);

@@ -262,6 +262,12 @@ impl Model {
             author: UserId(g.author),
             body: g.body.clone(),
             created_at_ms: g.created_at_ms,
+            // A remote notice's publication time makes a version-3 record: the model
+            // covers that format too.
+            published: g
+                .uri
+                .as_ref()
+                .map(|_| feedcore::PUBLISHED_MS_MIN + g.created_at_ms % 1_000_000),
             reply_to: g.reply_to.map(|s| self.pick(s)),
             reply_to_author: None,
             repeat_of: g.repeat_of.map(|s| self.pick(s)),

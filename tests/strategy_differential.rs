@@ -3,7 +3,10 @@
 //! unfollows and tagged posts, reads, quiet spells and reopens, push, hybrid and
 //! selective page exactly the same ids as pull (the reference) for every reader and
 //! every page size, before and after reopen; lossy pages a subset of pull's. The group,
-//! tag and public streams page the same under every strategy.
+//! tag and public streams page the same under every strategy. Posts are local, or
+//! remote with a `published` time minutes to hours before the clock (late when older
+//! than what is stored, placed by their time); every stream pages in the order (by
+//! time, then id).
 
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ enum Op {
         author: u32,
         mention: Option<u32>,
         addressees: bool,
+        /// A remote notice published this many minutes before the clock.
+        published: Option<u32>,
     },
     Reply {
         author: u32,
@@ -47,6 +52,7 @@ enum Op {
         group: u32,
         by_name: bool,
         followers_only: bool,
+        published: Option<u32>,
     },
     FollowTag(u32, usize),
     UnfollowTag(u32, usize),
@@ -55,6 +61,7 @@ enum Op {
         tag: usize,
         group: Option<u32>,
         followers_only: bool,
+        published: Option<u32>,
     },
     Read {
         user: u32,
@@ -75,19 +82,20 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Block(a, b)),
         1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Unblock(a, b)),
         1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Mute(a, b)),
-        8 => (u.clone(), proptest::option::of(u.clone()), any::<bool>())
-            .prop_map(|(author, mention, addressees)| Op::Post { author, mention, addressees }),
+        8 => (u.clone(), proptest::option::of(u.clone()), any::<bool>(), published())
+            .prop_map(|(author, mention, addressees, published)| Op::Post { author, mention, addressees, published }),
         2 => (u.clone(), any::<usize>()).prop_map(|(author, to)| Op::Reply { author, to }),
         2 => (u.clone(), any::<usize>()).prop_map(|(author, of)| Op::Repeat { author, of }),
         1 => any::<usize>().prop_map(Op::Delete),
         3 => (u.clone(), 0..GROUPS).prop_map(|(a, g)| Op::Join(a, g)),
         1 => (u.clone(), 0..GROUPS).prop_map(|(a, g)| Op::Leave(a, g)),
-        4 => (u.clone(), 0..GROUPS, any::<bool>(), proptest::bool::weighted(0.2)).prop_map(
-            |(author, group, by_name, followers_only)| Op::GroupPost {
+        4 => (u.clone(), 0..GROUPS, any::<bool>(), proptest::bool::weighted(0.2), published()).prop_map(
+            |(author, group, by_name, followers_only, published)| Op::GroupPost {
                 author,
                 group,
                 by_name,
                 followers_only,
+                published,
             }
         ),
         2 => (u.clone(), 0..TAGS.len()).prop_map(|(a, t)| Op::FollowTag(a, t)),
@@ -96,19 +104,26 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
             u.clone(),
             0..TAGS.len(),
             proptest::option::weighted(0.3, 0..GROUPS),
-            proptest::bool::weighted(0.2)
+            proptest::bool::weighted(0.2),
+            published()
         )
-            .prop_map(|(author, tag, group, followers_only)| Op::TagPost {
+            .prop_map(|(author, tag, group, followers_only, published)| Op::TagPost {
                 author,
                 tag,
                 group,
                 followers_only,
+                published,
             }),
         5 => (u.clone(), 1usize..6).prop_map(|(user, page)| Op::Read { user, page }),
         2 => (1u32..240).prop_map(|minutes| Op::Advance { minutes }),
         1 => Just(Op::Quiet),
         1 => Just(Op::Reopen),
     ]
+}
+
+/// A third of the posts are remote, published up to ten hours before the clock.
+fn published() -> impl proptest::strategy::Strategy<Value = Option<u32>> {
+    proptest::option::weighted(0.35, 0u32..600)
 }
 
 const STRATEGIES: [Strategy; 5] = [
@@ -145,7 +160,8 @@ fn config(strategy: Strategy, clock: &Clock, capacity: u32) -> Config {
 
 impl Lab {
     fn new(capacity: u32) -> Lab {
-        let clock = Clock::manual(1_000_000_000_000);
+        // After 2006-03-21: remote notices give `published` times from then on.
+        let clock = Clock::manual(1_700_000_000_000);
         let dirs: Vec<_> = STRATEGIES
             .iter()
             .map(|_| tempfile::tempdir().unwrap())
@@ -237,10 +253,14 @@ impl Lab {
 
     fn check_reader(&self, user: u32, size: usize) {
         let streams = Lab::streams(&self.engines[0], user, size);
+        for s in &streams {
+            assert_ordered(&self.engines[0], s, "a stream");
+        }
         for e in &self.engines[1..] {
             assert_eq!(Lab::streams(e, user, size), streams, "streams differ");
         }
         let reference = Lab::pages(&self.engines[0], user, size);
+        assert_ordered(&self.engines[0], &reference, "pull's home timeline");
         for (strategy, e) in STRATEGIES.iter().zip(&self.engines).skip(1) {
             let got = Lab::pages(e, user, size);
             match strategy {
@@ -261,9 +281,35 @@ impl Lab {
     }
 }
 
+/// Asserts that `ids` come newest first in the order: by time, then id.
+fn assert_ordered(e: &Engine, ids: &[u64], what: &str) {
+    let pos: Vec<(u64, u64)> = ids
+        .iter()
+        .map(|&id| (e.notice(NoticeId(id)).unwrap().published_ms(), id))
+        .collect();
+    assert!(
+        pos.windows(2).all(|w| w[0] > w[1]),
+        "{what} not in the order: {pos:?}"
+    );
+}
+
+/// The fields that make a notice remote and published `minutes` before the clock.
+fn remote(clock: &Clock, serial: &mut u64, minutes: Option<u32>) -> NewNotice {
+    let Some(minutes) = minutes else {
+        return NewNotice::default();
+    };
+    *serial += 1;
+    NewNotice {
+        published: Some(clock.now_ms() - u64::from(minutes) * 60_000),
+        uri: Some(format!("https://remote.example/{serial}")),
+        ..Default::default()
+    }
+}
+
 fn run(capacity: u32, ops: Vec<Op>) {
     let mut lab = Lab::new(capacity);
     let mut notices: Vec<NoticeId> = Vec::new();
+    let mut serial = 0u64;
     for op in ops {
         match op {
             Op::Follow(a, b) => {
@@ -285,6 +331,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                 author,
                 mention,
                 addressees,
+                published,
             } => {
                 let n = NewNotice {
                     author: UserId(author),
@@ -295,7 +342,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                     } else {
                         Scope::Public
                     },
-                    ..Default::default()
+                    ..remote(&lab.clock, &mut serial, published)
                 };
                 if let Some(id) = lab.all(|e| e.post(n.clone())) {
                     notices.push(id);
@@ -337,6 +384,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                 group,
                 by_name,
                 followers_only,
+                published,
             } => {
                 let n = NewNotice {
                     author: UserId(author),
@@ -351,7 +399,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                     } else {
                         Scope::Public
                     },
-                    ..Default::default()
+                    ..remote(&lab.clock, &mut serial, published)
                 };
                 if let Some(id) = lab.all(|e| e.post(n.clone())) {
                     notices.push(id);
@@ -368,6 +416,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                 tag,
                 group,
                 followers_only,
+                published,
             } => {
                 let n = NewNotice {
                     author: UserId(author),
@@ -379,7 +428,7 @@ fn run(capacity: u32, ops: Vec<Op>) {
                     } else {
                         Scope::Public
                     },
-                    ..Default::default()
+                    ..remote(&lab.clock, &mut serial, published)
                 };
                 if let Some(id) = lab.all(|e| e.post(n.clone())) {
                     notices.push(id);
@@ -479,6 +528,7 @@ fn selective_after_reopen_regression() {
                 author: 2,
                 mention: None,
                 addressees: false,
+                published: None,
             },
             Repeat { author: 6, of: 0 },
             Repeat {
@@ -489,11 +539,13 @@ fn selective_after_reopen_regression() {
                 author: 0,
                 mention: Some(2),
                 addressees: true,
+                published: None,
             },
             Post {
                 author: 4,
                 mention: None,
                 addressees: true,
+                published: None,
             },
             Reply {
                 author: 3,
@@ -507,17 +559,20 @@ fn selective_after_reopen_regression() {
                 author: 0,
                 mention: Some(4),
                 addressees: true,
+                published: None,
             },
             Reopen,
             Post {
                 author: 5,
                 mention: None,
                 addressees: true,
+                published: None,
             },
             Post {
                 author: 2,
                 mention: Some(1),
                 addressees: false,
+                published: None,
             },
             Reply {
                 author: 6,
@@ -536,7 +591,58 @@ fn selective_after_reopen_regression() {
                 author: 6,
                 mention: Some(5),
                 addressees: false,
+                published: None,
             },
         ],
     );
+}
+
+/// Remote notices published before local ones already stored, with timelines smaller
+/// than the history: every strategy pages them by time, as pull does.
+#[test]
+fn late_remote_notices_history() {
+    use Op::*;
+    let post = |author, published| Post {
+        author,
+        mention: None,
+        addressees: false,
+        published,
+    };
+    let tag_post = |author, tag, published| TagPost {
+        author,
+        tag,
+        group: None,
+        followers_only: false,
+        published,
+    };
+    let group_post = |author, group, published| GroupPost {
+        author,
+        group,
+        by_name: false,
+        followers_only: false,
+        published,
+    };
+    let mut ops = vec![
+        Follow(0, 1),
+        Follow(0, 2),
+        Join(0, 1),
+        FollowTag(0, 0),
+        Read { user: 0, page: 2 },
+    ];
+    for i in 0..6 {
+        ops.push(post(1, None));
+        ops.push(Advance { minutes: 10 });
+        ops.push(tag_post(3, 0, None));
+        ops.push(post(2, Some(5 + 25 * i)));
+        ops.push(tag_post(4, 0, Some(40 * i)));
+        ops.push(group_post(5, 1, Some(7 * i)));
+        ops.push(Read {
+            user: 0,
+            page: 1 + i as usize,
+        });
+    }
+    ops.push(Reopen);
+    ops.push(post(1, Some(1000)));
+    run(3, ops.clone());
+    run(64, ops);
 }

@@ -66,6 +66,7 @@ impl WireNotice {
             author: UserId(self.author),
             body: self.body.clone(),
             created_at_ms: self.created_at_ms,
+            published: None,
             reply_to,
             // Used by the engine only where `reply_to` is unresolved here.
             reply_to_author: self.reply_to_author.map(UserId),

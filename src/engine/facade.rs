@@ -9,7 +9,8 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use super::config::Config;
-use super::read::{CachedPlan, check_page};
+use super::late::{Late, LateLists};
+use super::read::{CachedPlan, check_notice_page};
 use super::stats::EngineStats;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) by_tag: IdLists,
     /// Two lists: every public notice (`PUBLIC`), and those without a uri (`LOCAL`).
     pub(crate) public: IdLists,
+    /// The late notices of each stream (see `late.rs`): in none of the lists above.
+    pub(crate) late: LateLists,
     /// Delivery lag in microseconds, recorded when every worker finished a post.
     lag_us: Mutex<Histogram<u64>>,
     pub(crate) rebuilds: AtomicU64,
@@ -94,7 +97,27 @@ fn ewma(cell: &AtomicU64, sample: f64) {
     cell.store(new.to_bits(), Ordering::Relaxed);
 }
 
+/// How a notice joins a stream's list: `id` into the id list, or, when it is late, its
+/// place into the stream's list of late notices.
+fn listing<'a>(
+    log: &'a NoticeLog,
+    late: &'a LateLists,
+    id: u64,
+) -> impl Fn(&IdLists, Late, u32) + 'a {
+    let order = log.order();
+    let pos = order.is_late(id).then(|| order.pos(id));
+    move |lists, kind, slot| match pos {
+        Some(pos) => late.add(kind, slot, pos),
+        None => lists.add(slot, id),
+    }
+}
+
 impl Shared {
+    /// Checks a page request of a notice stream (see `check_notice_page`).
+    pub(crate) fn check_page(&self, page: &Page) -> Result<usize> {
+        check_notice_page(page, self.config.page_limit_max, self.log.order())
+    }
+
     pub(crate) fn strategy_ctx(&self) -> Ctx<'_> {
         Ctx {
             signals: &self.signals,
@@ -257,7 +280,8 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
         let lock = DirLock::acquire(&dir)?;
-        let log = NoticeLog::open(dir.join("notices"), config.log_config())?;
+        let mut log = NoticeLog::open(dir.join("notices"), config.log_config())?;
+        log.set_clock(config.clock.clone());
         let graph = FollowGraph::open(dir.join("graph"), config.graph_config())?;
         let relations = Relations::open(&dir.join("graph"), &config.graph_config())?;
         let users = config.users_max;
@@ -266,6 +290,7 @@ impl Engine {
         let by_group = IdLists::new(users);
         let by_tag = IdLists::new(users);
         let public = IdLists::new(2);
+        let late = LateLists::default();
         for notice in log.iter_from(NoticeId(1)) {
             let author = notice.author().0;
             if author >= users {
@@ -276,25 +301,30 @@ impl Engine {
                     ),
                 });
             }
-            by_author.add(author, notice.id().0);
-            for m in notice.mentions().filter(|m| m.0 < users) {
-                mentions.add(m.0, notice.id().0);
-            }
             let id = notice.id().0;
+            let add = listing(&log, &late, id);
+            add(&by_author, Late::Author, author);
+            for m in notice.mentions().filter(|m| m.0 < users) {
+                add(&mentions, Late::Mention, m.0);
+            }
             for g in notice
                 .groups()
                 .filter(|g| g.0 < relations.registry.groups())
             {
-                by_group.add(g.0, id);
+                add(&by_group, Late::Group, g.0);
             }
             for tag in notice.tags() {
                 // A tag whose registration a crash lost is registered again here.
-                by_tag.add(relations.registry.tag_or_register(tag, false)?, id);
+                add(
+                    &by_tag,
+                    Late::Tag,
+                    relations.registry.tag_or_register(tag, false)?,
+                );
             }
             if notice.scope() == Scope::Public {
-                public.add(PUBLIC, id);
+                add(&public, Late::Public, PUBLIC);
                 if notice.uri().is_none() {
-                    public.add(LOCAL, id);
+                    add(&public, Late::Public, LOCAL);
                 }
             }
         }
@@ -325,6 +355,7 @@ impl Engine {
             by_group,
             by_tag,
             public,
+            late,
         });
         {
             let ctx = shared.strategy_ctx();
@@ -443,22 +474,27 @@ impl Engine {
         // The lists first, then the fan-out: a rebuild that starts after a worker
         // skipped this notice finds it in the author's list (or its group's, or its
         // tag's).
-        self.shared.by_author.add(author, id.0);
+        let s = &*self.shared;
+        let add = listing(&s.log, &s.late, id.0);
+        add(&s.by_author, Late::Author, author);
         for m in &notice.mentions {
-            self.shared.mentions.add(m.0, id.0);
+            add(&s.mentions, Late::Mention, m.0);
         }
         for &g in &groups {
-            self.shared.by_group.add(g, id.0);
+            add(&s.by_group, Late::Group, g);
         }
         for &t in &tags {
-            self.shared.by_tag.add(t, id.0);
+            add(&s.by_tag, Late::Tag, t);
         }
         if notice.scope == Scope::Public {
-            self.shared.public.add(PUBLIC, id.0);
+            add(&s.public, Late::Public, PUBLIC);
             if notice.uri.is_none() {
-                self.shared.public.add(LOCAL, id.0);
+                add(&s.public, Late::Public, LOCAL);
             }
         }
+        // A late notice is read from the late lists by every strategy: nothing to
+        // deliver.
+        let late = s.log.order().is_late(id.0);
         // Pairs with `Repair::push_from_now`: a reader switching pairs to push either
         // counts this notice in the log's length (and it is in its author's list, for
         // the reader's lazy source), or the workers deciding it see the reader's new
@@ -481,7 +517,7 @@ impl Engine {
             let costs = self.shared.measured_bytes(deliveries);
             self.shared.strategy.on_costs(&ctx, costs);
         }
-        if self.shared.strategy.pushes() {
+        if self.shared.strategy.pushes() && !late {
             let mut job = Job::new(id.0, author, addressees);
             job.groups = groups.into_boxed_slice();
             job.tags = tags.into_boxed_slice();
@@ -505,15 +541,15 @@ impl Engine {
     /// they follow, under the visibility rules (see the README), newest first.
     pub fn home_timeline(&self, user: UserId, page: Page) -> Result<TimelinePage> {
         let user = self.user(user)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
-        Ok(self.shared.home_page(user, &page, limit))
+        let limit = self.shared.check_page(&page)?;
+        Ok(self.shared.ordered_home_page(user, &page, limit))
     }
 
     /// A page of the notices that mention `user`, whoever wrote them (unless blocked
     /// either way or muted), whatever their scope, newest first.
     pub fn mentions(&self, user: UserId, page: Page) -> Result<TimelinePage> {
         let user = self.user(user)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.mentions_page(user, &page, limit))
     }
 

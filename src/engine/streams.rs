@@ -258,7 +258,7 @@ impl Engine {
     ) -> Result<TimelinePage> {
         let r = self.user(reader)?;
         let g = self.group_id(group)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.group_page(r, g, &page, limit))
     }
 
@@ -307,7 +307,7 @@ impl Engine {
     ) -> Result<TimelinePage> {
         let r = self.user(reader)?;
         let t = self.tag_id(tag.as_ref())?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.tag_page(r, t, &page, limit))
     }
 
@@ -366,7 +366,7 @@ impl Engine {
                 user: owner,
             });
         }
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.list_timeline_page(o, list.0, &page, limit))
     }
 
@@ -374,7 +374,7 @@ impl Engine {
     /// newest first, as `reader` sees it (no blocks either way, no mutes).
     pub fn public_timeline(&self, reader: UserId, page: Page) -> Result<TimelinePage> {
         let r = self.user(reader)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.public_page(r, false, &page, limit))
     }
 
@@ -382,7 +382,7 @@ impl Engine {
     /// without a uri).
     pub fn local_timeline(&self, reader: UserId, page: Page) -> Result<TimelinePage> {
         let r = self.user(reader)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.public_page(r, true, &page, limit))
     }
 
@@ -399,7 +399,7 @@ impl Engine {
         let stream = author.into();
         let r = self.user(reader)?;
         let a = self.user(stream.author)?;
-        let limit = check_page(&page, self.shared.config.page_limit_max)?;
+        let limit = self.shared.check_page(&page)?;
         Ok(self.shared.author_page(r, a, stream.replies, &page, limit))
     }
 

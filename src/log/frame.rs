@@ -25,13 +25,16 @@ pub(crate) const VERSION: u8 = 1;
 /// The record format version of a notice addressed to two or more groups: its payload
 /// is a `StoredNoticeV2` archive (see `notice.rs`).
 pub(crate) const VERSION_GROUPS: u8 = 2;
+/// The record format version of a notice with an explicit time it is placed by: its
+/// payload is a `StoredNoticeV3` archive (see `notice.rs` and `order.rs`).
+pub(crate) const VERSION_PUBLISHED: u8 = 3;
 
 /// Whether a header's version byte is one this build reads for `tag` (a notice, and
 /// the scrubbed record a deleted notice becomes, may be of either version; everything
 /// else is of [`VERSION`]).
 pub(crate) fn version_known(version: u8, tag_byte: u8) -> bool {
     version == VERSION
-        || (version == VERSION_GROUPS
+        || ((version == VERSION_GROUPS || version == VERSION_PUBLISHED)
             && (tag_byte == Tag::Notice as u8 || tag_byte == Tag::Scrubbed as u8))
 }
 /// The largest id a header can carry.

@@ -12,8 +12,10 @@ use super::check::{CheckReport, LogStats};
 use super::config::{Durability, LogConfig};
 use super::durable::{self, Durable, Lsn};
 use super::frame::{self, HEADER_BYTES, TAG_OFFSET, Tag};
+use super::order::{OrderKeys, clamp_published};
 use super::recover::{self, Problem};
 use super::segment::{SEGMENT_HEADER_BYTES, Segment, SegmentHeader};
+use crate::clock::Clock;
 use crate::dirlock::DirLock;
 use crate::error::{Error, IoContext, Result};
 use crate::fileio;
@@ -151,6 +153,10 @@ pub struct NoticeLog {
     delete_lock: Mutex<()>,
     /// uri -> id of live remote notices. Written under `writer` only.
     uris: papaya::HashMap<Box<str>, NoticeId>,
+    /// The time each notice is placed by (see `order.rs`).
+    order: OrderKeys,
+    /// The clock `published` times are clamped to.
+    clock: Clock,
     durable: Durable,
     scrubs: Scrubs,
     recovery: RecoveryReport,
@@ -258,6 +264,8 @@ impl NoticeLog {
             writer: Mutex::new(writer),
             delete_lock: Mutex::new(()),
             uris: papaya::HashMap::new(),
+            order: OrderKeys::default(),
+            clock: Clock::system(),
             scrubs: Scrubs::default(),
             recovery,
             _lock: lock,
@@ -275,7 +283,70 @@ impl NoticeLog {
             log.sync()?;
         }
         log.rebuild_uris();
+        log.rebuild_order();
         Ok(log)
+    }
+
+    /// The keys of the order, in id order, as `append` computed them: a version-3
+    /// record's own time; else `created_at_ms` raised to the highest key before it (a
+    /// raised time was written as version 3, so this is the time computed then). A
+    /// deleted notice's time is gone: it counts as in order and raises nothing, which
+    /// moves no other notice's key.
+    fn rebuild_order(&self) {
+        for id in 1..=self.len() {
+            let high = self.order.high();
+            let key = self.get(NoticeId(id)).map_or(high, |n| {
+                n.explicit_ms()
+                    .unwrap_or_else(|| n.created_at_ms().max(high))
+            });
+            self.order.push(id, key);
+        }
+    }
+
+    /// The order keys, for the streams (see `order.rs`).
+    pub(crate) fn order(&self) -> &OrderKeys {
+        &self.order
+    }
+
+    /// Sets the clock `published` times are clamped to (the engine's).
+    pub(crate) fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Validates `notice`, fills in the authors of the notices it answers and repeats,
+    /// and encodes it (as version 3 with `published_ms` when given).
+    fn prepare(
+        &self,
+        notice: &NewNotice,
+        limits: Limits,
+        published_ms: Option<u64>,
+    ) -> Result<(rkyv::util::AlignedVec, u8)> {
+        let mut validated = notice::validate(notice, limits)?;
+        let stored = &mut validated.stored;
+        // The authors of the notices answered and repeated are stored with the
+        // notice, so the reply and repeat rules still hold once those are deleted.
+        for (what, target, author) in [
+            ("reply_to", notice.reply_to, &mut stored.reply_to_author),
+            ("repeat_of", notice.repeat_of, &mut stored.repeat_of_author),
+        ] {
+            if let Some(target) = target {
+                let Some(parent) = self.get(target) else {
+                    return Err(Error::invalid(format!(
+                        "{what} names {target}, which is not in the log"
+                    )));
+                };
+                *author = Some(parent.author().0);
+            }
+        }
+        let (bytes, version) = notice::encode(validated, published_ms);
+        let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
+        if frame::record_bytes(bytes.len()) > capacity {
+            return Err(Error::invalid(format!(
+                "the notice takes {} bytes, more than a segment holds",
+                bytes.len()
+            )));
+        }
+        Ok((bytes, version))
     }
 
     fn rebuild_uris(&self) {
@@ -345,24 +416,12 @@ impl NoticeLog {
         };
         let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
         let mut encoded = Vec::with_capacity(notices.len());
+        let now_ms = self.clock.now_ms();
         for (i, notice) in notices.iter().enumerate() {
-            let mut validated = notice::validate(notice, limits)?;
-            let stored = &mut validated.stored;
-            // The authors of the notices answered and repeated are stored with the
-            // notice, so the reply and repeat rules still hold once those are deleted.
-            for (what, target, author) in [
-                ("reply_to", notice.reply_to, &mut stored.reply_to_author),
-                ("repeat_of", notice.repeat_of, &mut stored.repeat_of_author),
-            ] {
-                if let Some(target) = target {
-                    let Some(parent) = self.get(target) else {
-                        return Err(Error::invalid(format!(
-                            "{what} names {target}, which is not in the log"
-                        )));
-                    };
-                    *author = Some(parent.author().0);
-                }
-            }
+            let published = notice
+                .published
+                .map(|p| clamp_published(p, now_ms))
+                .transpose()?;
             if let Some(uri) = &notice.uri
                 && notices[..i].iter().any(|n| n.uri.as_ref() == Some(uri))
             {
@@ -370,14 +429,8 @@ impl NoticeLog {
                     "uri {uri:?} appears twice in the batch"
                 )));
             }
-            let (bytes, version) = notice::encode(validated);
-            if frame::record_bytes(bytes.len()) > capacity {
-                return Err(Error::invalid(format!(
-                    "the notice takes {} bytes, more than a segment holds",
-                    bytes.len()
-                )));
-            }
-            encoded.push((bytes, version));
+            let (bytes, version) = self.prepare(notice, limits, published)?;
+            encoded.push((bytes, version, published));
         }
         if encoded.is_empty() {
             return Ok(Vec::new());
@@ -415,20 +468,37 @@ impl NoticeLog {
                 }
             }
         }
+        // The keys of the order: a local post's time is raised to the highest stored
+        // before it, and then written with the notice (version 3), so that a reopen
+        // finds the same key whatever was deleted since.
+        let mut high = self.order.high();
+        let mut keys = Vec::with_capacity(encoded.len());
+        for (notice, (bytes, version, published)) in notices.iter().zip(&mut encoded) {
+            let key = match *published {
+                Some(key) => key,
+                None if notice.created_at_ms >= high => notice.created_at_ms,
+                None => {
+                    (*bytes, *version) = self.prepare(notice, limits, Some(high))?;
+                    high
+                }
+            };
+            high = high.max(key);
+            keys.push(key);
+        }
         let first = writer.next_id;
         // A batch that does not fit the rest of the segment but fits a new one starts in
         // the new one, so that a failed roll (disk full) comes before any record of the
         // batch is written: the log stays as it was and usable, as for a single notice.
         let batch_bytes: u64 = encoded
             .iter()
-            .map(|(bytes, _)| frame::record_bytes(bytes.len()) as u64)
+            .map(|(bytes, _, _)| frame::record_bytes(bytes.len()) as u64)
             .sum();
         if writer.offset + batch_bytes > self.segments[writer.slot].len() as u64
             && batch_bytes <= capacity as u64
         {
             self.roll(&mut writer)?;
         }
-        for (bytes, version) in &encoded {
+        for ((bytes, version, _), &key) in encoded.iter().zip(&keys) {
             let id = writer.next_id;
             let offset = match self.write_record(&mut writer, Tag::Notice, *version, id, bytes) {
                 Ok(offset) => offset,
@@ -442,6 +512,7 @@ impl NoticeLog {
             };
             let at = self.index.push(AtomicU64::new(loc(writer.slot, offset)));
             debug_assert_eq!(at as u64 + 1, id, "index positions follow ids");
+            self.order.push(id, key);
             writer.next_id += 1;
         }
         let last = writer.next_id - 1;
@@ -680,7 +751,7 @@ impl NoticeLog {
             let payload = std::slice::from_raw_parts(segment.ptr_at(offset + HEADER_BYTES), len);
             notice::access_trusted(payload, version)
         };
-        Some(NoticeRef::new(id, archived, pin))
+        Some(NoticeRef::new(id, archived, self.order.key(id.0), pin))
     }
 
     /// The id of the stored remote notice with this uri.

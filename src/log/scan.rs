@@ -327,6 +327,7 @@ mod tests {
                     },
                 )
                 .unwrap(),
+                None,
             );
             let id = self.next_id;
             self.next_id += 1;

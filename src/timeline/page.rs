@@ -2,8 +2,12 @@
 
 use crate::ids::NoticeId;
 
-/// Which part of a stream to read: ids strictly between `since_id` and `max_id`
-/// (both exclusive, as in Mastodon's API), newest first, at most `limit`.
+/// Which part of a stream to read: the entries strictly between `since_id` and
+/// `max_id` (both exclusive, as in Mastodon's API), newest first, at most `limit`.
+///
+/// Streams are ordered by publication time, then id ([`NoticeRef::published_ms`](crate::NoticeRef::published_ms)):
+/// `max_id` keeps the entries placed below that notice, `since_id` those placed above
+/// it. For local posts only, that is the id order.
 ///
 /// A full page's `next` is the page of older entries; following it pages the whole
 /// stream, past what the engine keeps in memory.
@@ -28,9 +32,9 @@ use crate::ids::NoticeId;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
-    /// Only ids greater than this.
+    /// Only entries placed above this notice (newer in the order).
     pub since_id: Option<NoticeId>,
-    /// Only ids smaller than this.
+    /// Only entries placed below this notice (older in the order).
     pub max_id: Option<NoticeId>,
     /// At most this many ids (1 to `Config::page_limit_max`).
     pub limit: usize,

@@ -4,6 +4,10 @@
 //! engine's log and graph, and a reader that pages through a stream checking the
 //! paging contract on every page. Not a test itself; each test file uses what it needs.
 //!
+//! Streams are ordered by (time, id), newest first: a notice's time is its
+//! `published_ms`; a *late* notice (time below an earlier notice's) neither falls off
+//! by rule 7 nor counts in its window.
+//!
 //! The scan is deliberately naive (every notice, newest first, every rule spelled
 //! out) and shares no code with `src/engine/read.rs`, so that the two can disagree.
 
@@ -29,6 +33,10 @@ pub struct Notice {
     pub reply_to_author: Option<u32>,
     pub repeat_of: Option<u64>,
     pub deleted: bool,
+    /// The time it is placed by (`NoticeRef::published_ms`).
+    pub key: u64,
+    /// Its time is below that of a notice stored before it.
+    pub late: bool,
 }
 
 /// Relations as plain sets of directed pairs.
@@ -92,7 +100,11 @@ impl Model {
     /// deleted) and the graph's relations among users `0..users`.
     pub fn from_engine(engine: &Engine, users: u32) -> Model {
         let mut notices = BTreeMap::new();
+        let mut high = 0;
         for n in engine.log().iter_from(NoticeId(1)) {
+            let key = n.published_ms();
+            let late = key < high;
+            high = high.max(key);
             let mut mentions: Vec<u32> = Vec::new();
             for m in n.mentions() {
                 if !mentions.contains(&m.0) {
@@ -110,6 +122,8 @@ impl Model {
                     reply_to_author: n.reply_to_author().map(|u| u.0),
                     repeat_of: n.repeat_of().map(|i| i.0),
                     deleted: false,
+                    key,
+                    late,
                 },
             );
         }
@@ -117,6 +131,23 @@ impl Model {
             notices,
             relations: Relations::from_engine(engine, users),
         }
+    }
+
+    /// The place of `id` in the order: (time, id); an id never handed out is above
+    /// every notice (0 below every one).
+    pub fn pos(&self, id: u64) -> (u64, u64) {
+        match self.notices.get(&id) {
+            Some(n) => (n.key, id),
+            None if id == 0 => (0, 0),
+            None => (u64::MAX, id),
+        }
+    }
+
+    /// Every notice, newest first in the order.
+    fn ordered(&self) -> Vec<&Notice> {
+        let mut v: Vec<&Notice> = self.notices.values().collect();
+        v.sort_unstable_by_key(|n| std::cmp::Reverse((n.key, n.id)));
+        v
     }
 
     /// The notice `id` when it exists and is not deleted.
@@ -168,29 +199,33 @@ impl Model {
     /// The whole home timeline of `r`, newest first.
     pub fn home(&self, r: u32) -> Vec<u64> {
         let v: Vec<&Notice> = self
-            .notices
-            .values()
-            .rev()
+            .ordered()
+            .into_iter()
             .filter(|n| self.passes_home_rules(r, n))
             .collect();
         // Rule 7: a repeat falls off when its original, or another repeat of it, is
-        // among the REPEAT_WINDOW entries of V just after (older than) it.
-        (0..v.len())
-            .filter(|&i| match v[i].repeat_of {
-                None => true,
-                Some(o) => !v[i + 1..(i + 1 + REPEAT_WINDOW).min(v.len())]
+        // among the REPEAT_WINDOW entries of V just after (older than) it; among the
+        // notices in order only.
+        let in_order: Vec<&Notice> = v.iter().copied().filter(|n| !n.late).collect();
+        let hidden: BTreeSet<u64> = (0..in_order.len())
+            .filter(|&i| match in_order[i].repeat_of {
+                None => false,
+                Some(o) => in_order[i + 1..(i + 1 + REPEAT_WINDOW).min(in_order.len())]
                     .iter()
                     .any(|w| w.id == o || w.repeat_of == Some(o)),
             })
-            .map(|i| v[i].id)
+            .map(|i| in_order[i].id)
+            .collect();
+        v.iter()
+            .map(|n| n.id)
+            .filter(|id| !hidden.contains(id))
             .collect()
     }
 
     /// The whole user stream of `a`, newest first.
     pub fn user_timeline(&self, a: u32) -> Vec<u64> {
-        self.notices
-            .values()
-            .rev()
+        self.ordered()
+            .into_iter()
             .filter(|n| n.author == a && self.alive_with_original(n))
             .map(|n| n.id)
             .collect()
@@ -199,9 +234,8 @@ impl Model {
     /// The whole mention stream of `u`, newest first.
     pub fn mentions(&self, u: u32) -> Vec<u64> {
         let rel = &self.relations;
-        self.notices
-            .values()
-            .rev()
+        self.ordered()
+            .into_iter()
             .filter(|n| !n.deleted && n.mentions.contains(&u))
             .filter(|n| {
                 n.author == u || !(rel.blocked_either(u, n.author) || rel.mutes(u, n.author))
@@ -240,10 +274,34 @@ pub fn page(engine: &Engine, stream: Stream, user: u32, page: Page) -> TimelineP
     .unwrap_or_else(|e| panic!("{stream:?} of user {user}, {page:?}: {e}"))
 }
 
+/// The place of `id` in the order as `engine` has it: (time, id). For engines whose
+/// cursors are live notices (or ids never handed out).
+pub fn engine_pos(engine: &Engine) -> impl Fn(NoticeId) -> (u64, u64) + '_ {
+    move |id| match engine.notice(id) {
+        Some(n) => (n.published_ms(), id.0),
+        None if id.0 == 0 => (0, 0),
+        None if id.0 > engine.log().len() => (u64::MAX, id.0),
+        // A deleted notice: its time is gone from the log's records; in a history
+        // without late notices, the time of the live notice below it places it right.
+        None => (
+            (1..id.0)
+                .rev()
+                .find_map(|i| engine.notice(NoticeId(i)).map(|n| n.published_ms()))
+                .unwrap_or(0),
+            id.0,
+        ),
+    }
+}
+
 /// Checks one page against the paging contract: at most `limit` ids, strictly
-/// descending, inside the bounds, `next` set exactly when the page is full and then
-/// pointing below its last id with the same `since_id` and limit.
-pub fn check_page(asked: &Page, got: &TimelinePage) -> Result<(), String> {
+/// descending in the order (`pos`), inside the bounds, `next` set exactly when the
+/// page is full and then pointing below its last id with the same `since_id` and
+/// limit.
+pub fn check_page(
+    asked: &Page,
+    got: &TimelinePage,
+    pos: &dyn Fn(NoticeId) -> (u64, u64),
+) -> Result<(), String> {
     if got.ids.len() > asked.limit {
         return Err(format!(
             "{} ids for limit {}: {:?}",
@@ -252,16 +310,16 @@ pub fn check_page(asked: &Page, got: &TimelinePage) -> Result<(), String> {
             got.ids
         ));
     }
-    if !got.ids.windows(2).all(|w| w[0] > w[1]) {
+    if !got.ids.windows(2).all(|w| pos(w[0]) > pos(w[1])) {
         return Err(format!("not strictly descending: {:?}", got.ids));
     }
     if let (Some(max), Some(first)) = (asked.max_id, got.ids.first())
-        && *first >= max
+        && pos(*first) >= pos(max)
     {
         return Err(format!("{first:?} is not below max_id {max:?}"));
     }
     if let (Some(since), Some(last)) = (asked.since_id, got.ids.last())
-        && *last <= since
+        && pos(*last) <= pos(since)
     {
         return Err(format!("{last:?} is not above since_id {since:?}"));
     }
@@ -284,6 +342,17 @@ pub fn check_page(asked: &Page, got: &TimelinePage) -> Result<(), String> {
 /// Reads a whole stream by following `next` from `first`, checking every page;
 /// returns the ids, newest first.
 pub fn read_all(engine: &Engine, stream: Stream, user: u32, first: Page) -> Vec<u64> {
+    read_all_by(engine, stream, user, first, &engine_pos(engine))
+}
+
+/// [`read_all`] with the order's places given by `pos`.
+pub fn read_all_by(
+    engine: &Engine,
+    stream: Stream,
+    user: u32,
+    first: Page,
+    pos: &dyn Fn(NoticeId) -> (u64, u64),
+) -> Vec<u64> {
     let mut all: Vec<u64> = Vec::new();
     let mut next = Some(first);
     let mut pages = 0usize;
@@ -294,7 +363,7 @@ pub fn read_all(engine: &Engine, stream: Stream, user: u32, first: Page) -> Vec<
             "{stream:?} of user {user}: paging does not end"
         );
         let got = page(engine, stream, user, asked);
-        if let Err(e) = check_page(&asked, &got) {
+        if let Err(e) = check_page(&asked, &got, pos) {
             panic!("{stream:?} of user {user}, page {pages} ({asked:?}): {e}");
         }
         all.extend(got.ids.iter().map(|i| i.0));

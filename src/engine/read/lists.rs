@@ -3,6 +3,7 @@
 
 use super::paging::finish;
 use crate::engine::facade::Shared;
+use crate::engine::late::Late;
 use crate::ids::{NoticeId, UserId};
 use crate::timeline::{Page, TimelinePage};
 
@@ -10,7 +11,7 @@ impl Shared {
     /// A page of the notices that mention `user`.
     pub(crate) fn mentions_page(&self, user: u32, page: &Page, limit: usize) -> TimelinePage {
         let u = UserId(user);
-        self.list_page(&self.mentions, user, page, limit, |n| {
+        self.ordered_list_page(&self.mentions, Late::Mention, user, page, limit, |n| {
             let a = n.author();
             a == u || !(self.graph.is_blocked(u, a) || self.graph.is_muted(u, a))
         })

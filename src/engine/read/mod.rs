@@ -10,6 +10,7 @@
 mod candidates;
 mod home;
 mod lists;
+mod order;
 mod paging;
 mod plan;
 mod pull_merge;
@@ -20,6 +21,6 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use paging::check_page;
+pub(crate) use paging::{check_notice_page, check_page};
 pub(crate) use plan::CachedPlan;
 pub(crate) use pull_merge::{ReadCost, Source};

@@ -21,6 +21,33 @@ pub(crate) fn check_page(page: &Page, limit_max: usize) -> Result<usize> {
     Ok(page.limit.min(limit_max))
 }
 
+/// Checks a page request of a notice stream: `since_id` must come before `max_id` in
+/// the order (by time, then id; see `log/order.rs`), not by id.
+pub(crate) fn check_notice_page(
+    page: &Page,
+    limit_max: usize,
+    order: &crate::log::order::OrderKeys,
+) -> Result<usize> {
+    let limit = check_page(
+        &Page {
+            since_id: None,
+            ..*page
+        },
+        limit_max,
+    )?;
+    if let (Some(since), Some(max)) = (page.since_id, page.max_id)
+        && order.pos(since.0) >= order.pos(max.0)
+    {
+        return Err(Error::InvalidPage {
+            reason: format!(
+                "since_id {} does not come before max_id {} in the order",
+                since.0, max.0
+            ),
+        });
+    }
+    Ok(limit)
+}
+
 /// A full page points at the next older one; a short page is the last.
 pub(super) fn finish(ids: Vec<NoticeId>, page: &Page, limit: usize) -> TimelinePage {
     let next = (ids.len() == limit).then(|| Page {

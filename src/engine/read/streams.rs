@@ -8,6 +8,7 @@ use std::cell::OnceCell;
 use super::paging::finish;
 use super::pull_merge::PullMerge;
 use crate::engine::facade::{LOCAL, PUBLIC, Shared};
+use crate::engine::late::Late;
 use crate::ids::{NoticeId, UserId};
 use crate::notice::{NoticeRef, Scope};
 use crate::timeline::{Page, TimelinePage};
@@ -95,7 +96,7 @@ impl Shared {
         page: &Page,
         limit: usize,
     ) -> TimelinePage {
-        self.list_page(&self.by_group, group, page, limit, |n| {
+        self.ordered_list_page(&self.by_group, Late::Group, group, page, limit, |n| {
             self.visible_in_stream(reader, n)
         })
     }
@@ -108,7 +109,7 @@ impl Shared {
         page: &Page,
         limit: usize,
     ) -> TimelinePage {
-        self.list_page(&self.by_tag, tag, page, limit, |n| {
+        self.ordered_list_page(&self.by_tag, Late::Tag, tag, page, limit, |n| {
             self.visible_in_stream(reader, n)
         })
     }
@@ -122,7 +123,7 @@ impl Shared {
         limit: usize,
     ) -> TimelinePage {
         let list = if local { LOCAL } else { PUBLIC };
-        self.list_page(&self.public, list, page, limit, |n| {
+        self.ordered_list_page(&self.public, Late::Public, list, page, limit, |n| {
             self.visible_in_stream(reader, n)
         })
     }
@@ -137,7 +138,7 @@ impl Shared {
         page: &Page,
         limit: usize,
     ) -> TimelinePage {
-        self.list_page(&self.by_author, author, page, limit, |n| {
+        self.ordered_list_page(&self.by_author, Late::Author, author, page, limit, |n| {
             (replies || n.reply_to().is_none()) && self.visible_in_stream(reader, n)
         })
     }
@@ -153,39 +154,52 @@ impl Shared {
         limit: usize,
     ) -> TimelinePage {
         let lists = &self.relations.lists;
-        let members: Vec<(u32, Option<u64>)> = lists
-            .following(UserId(list))
-            .map(|m| (m.0, page.max_id.map(|b| b.0)))
-            .collect();
-        let mut merge = PullMerge::new(self, members, 0).wanting(limit + limit / 4 + 1);
         let o = UserId(owner);
-        let mut ids = Vec::with_capacity(limit);
-        for (id, _) in merge.by_ref() {
-            if page.since_id.is_some_and(|s| id <= s.0) {
-                break;
-            }
-            let Some(n) = self.log.get(NoticeId(id)) else {
-                continue;
-            };
-            if !self.visible_in_stream(owner, &n) {
-                continue;
+        let keep = |n: &NoticeRef<'_>| {
+            if !self.visible_in_stream(owner, n) {
+                return false;
             }
             let mentioned = n.mentions().any(|m| m == o);
-            if let Some(x) = n.reply_to_author()
-                && !(x == o
+            n.reply_to_author().is_none_or(|x| {
+                x == o
                     || mentioned
                     || self.graph.is_following(o, x)
-                    || lists.is_following(UserId(list), x))
-            {
-                continue;
+                    || lists.is_following(UserId(list), x)
+            })
+        };
+        let in_order = |page: &Page| {
+            let members: Vec<(u32, Option<u64>)> = lists
+                .following(UserId(list))
+                .map(|m| (m.0, page.max_id.map(|b| b.0)))
+                .collect();
+            let mut merge = PullMerge::new(self, members, 0).wanting(limit + limit / 4 + 1);
+            let mut ids = Vec::with_capacity(limit);
+            for (id, _) in merge.by_ref() {
+                if page.since_id.is_some_and(|s| id <= s.0) {
+                    break;
+                }
+                if self.log.get(NoticeId(id)).is_some_and(|n| keep(&n)) {
+                    ids.push(NoticeId(id));
+                    if ids.len() == limit {
+                        break;
+                    }
+                }
             }
-            ids.push(NoticeId(id));
-            if ids.len() == limit {
-                break;
-            }
-        }
-        self.add_read_cost(merge.cost());
-        finish(ids, page, limit)
+            self.add_read_cost(merge.cost());
+            finish(ids, page, limit)
+        };
+        self.ordered_page(
+            page,
+            limit,
+            in_order,
+            || {
+                lists
+                    .following(UserId(list))
+                    .filter_map(|m| self.late.get(Late::Author, m.0))
+                    .collect()
+            },
+            |id| self.log.get(NoticeId(id)).is_some_and(|n| keep(&n)),
+        )
     }
 
     /// A page of group `group`'s members, highest user id first; the page's ids are
