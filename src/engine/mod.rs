@@ -4,6 +4,7 @@
 
 mod config;
 mod facade;
+mod federation;
 mod read;
 mod stats;
 mod streams;
