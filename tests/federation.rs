@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use feedcore::{
-    Clock, Config, Delivery, DeliveryKind, Engine, Error, NewNotice, NoticeId, OutboxReport,
-    Page, UserId,
+    Clock, Config, Delivery, DeliveryKind, Engine, Error, NewNotice, NoticeId, OutboxReport, Page,
+    UserId,
 };
 
 const LOCAL: u32 = 50;
@@ -61,11 +61,24 @@ fn remote_accounts_get_ids_past_the_local_ones_and_keep_them() {
     let (a, b, c);
     {
         let e = open(dir.path(), &clock);
-        a = e.register_remote("a.example", "https://a.example/users/ann").unwrap();
-        b = e.register_remote("B.Example", "https://b.example/users/bob").unwrap();
-        c = e.register_remote("a.example", "https://a.example/users/cy").unwrap();
-        assert_eq!([a, b, c], [UserId(LOCAL), UserId(LOCAL + 1), UserId(LOCAL + 2)]);
-        assert_eq!(e.register_remote("a.example", "https://a.example/users/ann").unwrap(), a);
+        a = e
+            .register_remote("a.example", "https://a.example/users/ann")
+            .unwrap();
+        b = e
+            .register_remote("B.Example", "https://b.example/users/bob")
+            .unwrap();
+        c = e
+            .register_remote("a.example", "https://a.example/users/cy")
+            .unwrap();
+        assert_eq!(
+            [a, b, c],
+            [UserId(LOCAL), UserId(LOCAL + 1), UserId(LOCAL + 2)]
+        );
+        assert_eq!(
+            e.register_remote("a.example", "https://a.example/users/ann")
+                .unwrap(),
+            a
+        );
         assert!(e.is_remote(a) && !e.is_remote(UserId(3)) && !e.is_remote(UserId(LOCAL + 3)));
         assert_eq!(e.remote_server(b), Some("b.example"));
         assert_eq!(e.remote_server(UserId(3)), None);
@@ -75,7 +88,11 @@ fn remote_accounts_get_ids_past_the_local_ones_and_keep_them() {
         assert!(e.graph().is_following(a, UserId(1)));
     }
     let e = open(dir.path(), &clock);
-    assert_eq!(e.register_remote("a.example", "https://a.example/users/cy").unwrap(), c);
+    assert_eq!(
+        e.register_remote("a.example", "https://a.example/users/cy")
+            .unwrap(),
+        c
+    );
     assert_eq!(e.remote_server(a), Some("a.example"));
     assert!(e.graph().is_following(a, UserId(1)) && e.graph().is_following(UserId(2), b));
     // A remote account has no home timeline.
@@ -90,10 +107,18 @@ fn one_delivery_per_server_with_the_followers_there() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a1 = e.register_remote("a.example", "https://a.example/u/1").unwrap();
-    let a2 = e.register_remote("a.example", "https://a.example/u/2").unwrap();
-    let b1 = e.register_remote("b.example", "https://b.example/u/1").unwrap();
-    let _idle = e.register_remote("c.example", "https://c.example/u/1").unwrap();
+    let a1 = e
+        .register_remote("a.example", "https://a.example/u/1")
+        .unwrap();
+    let a2 = e
+        .register_remote("a.example", "https://a.example/u/2")
+        .unwrap();
+    let b1 = e
+        .register_remote("b.example", "https://b.example/u/1")
+        .unwrap();
+    let _idle = e
+        .register_remote("c.example", "https://c.example/u/1")
+        .unwrap();
     for f in [a1, a2, b1] {
         e.follow(f, UserId(1)).unwrap();
     }
@@ -104,7 +129,11 @@ fn one_delivery_per_server_with_the_followers_there() {
     assert_eq!(ds.len(), 2, "{ds:?}");
     for d in &ds {
         assert_eq!((d.notice, d.kind, d.attempt), (n, DeliveryKind::Create, 1));
-        let want = if d.server == "a.example" { vec![a1, a2] } else { vec![b1] };
+        let want = if d.server == "a.example" {
+            vec![a1, a2]
+        } else {
+            vec![b1]
+        };
         assert_eq!(d.followers, want);
     }
     assert_ne!(ds[0].token, ds[1].token);
@@ -118,7 +147,10 @@ fn one_delivery_per_server_with_the_followers_there() {
     assert!(drain(&e).is_empty());
     // The local follower got it the usual way.
     e.flush().unwrap();
-    assert_eq!(e.home_timeline(UserId(3), Page::latest(5)).unwrap().ids, [n]);
+    assert_eq!(
+        e.home_timeline(UserId(3), Page::latest(5)).unwrap().ids,
+        [n]
+    );
 }
 
 #[test]
@@ -131,7 +163,9 @@ fn acked_deliveries_never_come_back_and_unacked_ones_always_do() {
         let e = open(dir.path(), &clock);
         for s in 0..5 {
             let host = format!("s{s}.example");
-            let u = e.register_remote(&host, &format!("https://{host}/u")).unwrap();
+            let u = e
+                .register_remote(&host, &format!("https://{host}/u"))
+                .unwrap();
             e.follow(u, UserId(1)).unwrap();
             servers.push(host);
         }
@@ -171,14 +205,23 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a = e.register_remote("down.example", "https://down.example/u").unwrap();
-    let b = e.register_remote("up.example", "https://up.example/u").unwrap();
+    let a = e
+        .register_remote("down.example", "https://down.example/u")
+        .unwrap();
+    let b = e
+        .register_remote("up.example", "https://up.example/u")
+        .unwrap();
     e.follow(a, UserId(1)).unwrap();
     e.follow(b, UserId(1)).unwrap();
     let n = post(&e, 1, "x");
     let ds = drain(&e);
-    let down = ds.iter().find(|d| d.server == "down.example").unwrap().clone();
-    e.ack(ds.iter().find(|d| d.server == "up.example").unwrap()).unwrap();
+    let down = ds
+        .iter()
+        .find(|d| d.server == "down.example")
+        .unwrap()
+        .clone();
+    e.ack(ds.iter().find(|d| d.server == "up.example").unwrap())
+        .unwrap();
     // Explicit retry_after.
     e.fail(&down, Some(Duration::from_secs(30))).unwrap();
     assert!(drain(&e).is_empty(), "not due yet");
@@ -187,7 +230,10 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     let again = drain(&e);
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].notice, again[0].attempt), (n, 2));
-    assert!(matches!(e.ack(&down), Err(Error::UnknownDelivery { .. })), "old token");
+    assert!(
+        matches!(e.ack(&down), Err(Error::UnknownDelivery { .. })),
+        "old token"
+    );
     // Default backoff: grows, jittered to at least half the full wait.
     let mut d = again[0].clone();
     let mut waits = Vec::new();
@@ -207,7 +253,10 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     }
     for (i, w) in waits.iter().enumerate() {
         let full = 10u64 << (i + 1);
-        assert!(*w >= full / 2 && *w <= full + 1, "wait {i}: {w} s of {full}");
+        assert!(
+            *w >= full / 2 && *w <= full + 1,
+            "wait {i}: {w} s of {full}"
+        );
     }
     // A week of failures: the server goes unavailable, its deliveries are dropped.
     let m = post(&e, 1, "y");
@@ -223,7 +272,10 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     assert!(e.server_unavailable("down.example"));
     let stats = e.stats().outbox;
     assert_eq!(stats.unavailable_servers, 1);
-    assert_eq!(stats.dropped, 2, "the failed one and the pending one of {m}");
+    assert_eq!(
+        stats.dropped, 2,
+        "the failed one and the pending one of {m}"
+    );
     post(&e, 1, "z");
     let ds = drain(&e);
     assert!(ds.iter().all(|x| x.server == "up.example"));
@@ -249,33 +301,41 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
 }
 
 #[test]
-fn deleting_a_delivered_notice_enqueues_deletes_and_drops_pending_creates() {
+fn deleting_a_notice_enqueues_deletes_and_drops_pending_creates() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a = e.register_remote("a.example", "https://a.example/u").unwrap();
-    let b = e.register_remote("b.example", "https://b.example/u").unwrap();
+    let a = e
+        .register_remote("a.example", "https://a.example/u")
+        .unwrap();
+    let b = e
+        .register_remote("b.example", "https://b.example/u")
+        .unwrap();
     e.follow(a, UserId(1)).unwrap();
     e.follow(b, UserId(1)).unwrap();
     let n = post(&e, 1, "regret");
     let first = e.deliveries(1).unwrap();
     assert_eq!(first.len(), 1);
     e.ack(&first[0]).unwrap();
-    // The other server's create is still pending: it never leaves.
+    // The other server's create is still pending: it never leaves; both servers get
+    // the delete, with the author's followers there.
     e.delete(n).unwrap();
     let ds = drain(&e);
-    assert_eq!(ds.len(), 1, "{ds:?}");
-    assert_eq!(
-        (ds[0].notice, ds[0].kind, ds[0].server.as_str()),
-        (n, DeliveryKind::Delete, first[0].server.as_str())
+    assert_eq!(ds.len(), 2, "{ds:?}");
+    assert!(
+        ds.iter()
+            .all(|d| d.notice == n && d.kind == DeliveryKind::Delete)
     );
+    assert_eq!(ds[0].server, first[0].server);
     assert_eq!(ds[0].followers, first[0].followers);
+    assert_eq!(ds[1].followers, [b]);
+    e.ack(&ds[1]).unwrap();
     drop(e);
-    // Unacked, the delete comes back after a reopen, with its followers.
+    // Unacked, a delete comes back after a reopen, with its followers.
     let e = open(dir.path(), &clock);
     let ds2 = drain(&e);
-    assert_eq!(keys(&ds2), keys(&ds));
-    assert_eq!(ds2[0].followers, ds[0].followers);
+    assert_eq!(keys(&ds2), keys(&ds[..1]));
+    assert_eq!(ds2[0].followers, [a]);
     e.ack(&ds2[0]).unwrap();
     assert!(drain(&e).is_empty());
 }
@@ -285,8 +345,12 @@ fn remote_notices_are_stored_once_per_uri_and_reach_local_followers() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let r = e.register_remote("a.example", "https://a.example/u").unwrap();
-    let r2 = e.register_remote("b.example", "https://b.example/u").unwrap();
+    let r = e
+        .register_remote("a.example", "https://a.example/u")
+        .unwrap();
+    let r2 = e
+        .register_remote("b.example", "https://b.example/u")
+        .unwrap();
     e.follow(UserId(4), r).unwrap();
     e.follow(r2, UserId(4)).unwrap();
     let uri = "https://a.example/notes/1";
@@ -304,21 +368,34 @@ fn remote_notices_are_stored_once_per_uri_and_reach_local_followers() {
     ));
     assert_eq!(e.notice(id).unwrap().body(), "from afar");
     e.flush().unwrap();
-    assert_eq!(e.home_timeline(UserId(4), Page::latest(5)).unwrap().ids, [id]);
+    assert_eq!(
+        e.home_timeline(UserId(4), Page::latest(5)).unwrap().ids,
+        [id]
+    );
     // Remote notices are never delivered to remote servers.
     assert!(drain(&e).is_empty());
     // Bad input.
     assert!(matches!(
-        e.post_remote(NewNotice { uri: None, ..remote("x") }),
+        e.post_remote(NewNotice {
+            uri: None,
+            ..remote("x")
+        }),
         Err(Error::InvalidRemote { .. })
     ));
     assert!(matches!(
-        e.post_remote(NewNotice { uri: Some("not a uri".into()), ..remote("x") }),
+        e.post_remote(NewNotice {
+            uri: Some("not a uri".into()),
+            ..remote("x")
+        }),
         Err(Error::InvalidRemote { .. })
     ));
     for author in [UserId(4), UserId(LOCAL + 9)] {
         assert!(matches!(
-            e.post_remote(NewNotice { author, uri: Some("https://a.example/n/2".into()), ..remote("x") }),
+            e.post_remote(NewNotice {
+                author,
+                uri: Some("https://a.example/n/2".into()),
+                ..remote("x")
+            }),
             Err(Error::UnknownUser { .. })
         ));
     }
@@ -344,11 +421,16 @@ fn bad_input_is_a_typed_error_and_loses_nothing() {
         ("a.example", long_uri.as_str()),
     ] {
         assert!(
-            matches!(e.register_remote(server, uri), Err(Error::InvalidRemote { .. })),
+            matches!(
+                e.register_remote(server, uri),
+                Err(Error::InvalidRemote { .. })
+            ),
             "{server:?} {uri:?}"
         );
     }
-    let a = e.register_remote("a.example", "https://a.example/u").unwrap();
+    let a = e
+        .register_remote("a.example", "https://a.example/u")
+        .unwrap();
     assert!(matches!(
         e.register_remote("b.example", "https://a.example/u"),
         Err(Error::RemoteConflict { .. })
@@ -356,16 +438,33 @@ fn bad_input_is_a_typed_error_and_loses_nothing() {
     assert_eq!(e.remote_server(a), Some("a.example"));
     // Unknown remote users, and relations between two remote accounts.
     let ghost = UserId(LOCAL + 5);
-    assert!(matches!(e.follow(ghost, UserId(1)), Err(Error::UnknownUser { .. })));
-    assert!(matches!(e.follow(UserId(1), ghost), Err(Error::UnknownUser { .. })));
-    let b = e.register_remote("b.example", "https://b.example/u").unwrap();
-    assert!(matches!(e.follow(a, b), Err(Error::InvalidRelation { .. })));
     assert!(matches!(
-        e.post(NewNotice { author: a, body: "x".into(), ..Default::default() }),
+        e.follow(ghost, UserId(1)),
         Err(Error::UnknownUser { .. })
     ));
     assert!(matches!(
-        e.post(NewNotice { author: UserId(1), body: "x".into(), mentions: vec![ghost], ..Default::default() }),
+        e.follow(UserId(1), ghost),
+        Err(Error::UnknownUser { .. })
+    ));
+    let b = e
+        .register_remote("b.example", "https://b.example/u")
+        .unwrap();
+    assert!(matches!(e.follow(a, b), Err(Error::InvalidRelation { .. })));
+    assert!(matches!(
+        e.post(NewNotice {
+            author: a,
+            body: "x".into(),
+            ..Default::default()
+        }),
+        Err(Error::UnknownUser { .. })
+    ));
+    assert!(matches!(
+        e.post(NewNotice {
+            author: UserId(1),
+            body: "x".into(),
+            mentions: vec![ghost],
+            ..Default::default()
+        }),
         Err(Error::UnknownUser { .. })
     ));
     // Acks and failures of deliveries not in flight.
@@ -375,14 +474,26 @@ fn bad_input_is_a_typed_error_and_loses_nothing() {
     let mut forged = d.clone();
     forged.token += 100;
     assert!(matches!(e.ack(&forged), Err(Error::UnknownDelivery { .. })));
-    assert!(matches!(e.fail(&forged, None), Err(Error::UnknownDelivery { .. })));
+    assert!(matches!(
+        e.fail(&forged, None),
+        Err(Error::UnknownDelivery { .. })
+    ));
     let mut elsewhere = d.clone();
     elsewhere.server = "nowhere.example".into();
-    assert!(matches!(e.ack(&elsewhere), Err(Error::UnknownDelivery { .. })));
+    assert!(matches!(
+        e.ack(&elsewhere),
+        Err(Error::UnknownDelivery { .. })
+    ));
     e.ack(&d).unwrap();
     assert!(matches!(e.ack(&d), Err(Error::UnknownDelivery { .. })));
-    assert!(matches!(e.fail(&d, None), Err(Error::UnknownDelivery { .. })));
-    assert!(matches!(e.server_recovered("bad host"), Err(Error::InvalidRemote { .. })));
+    assert!(matches!(
+        e.fail(&d, None),
+        Err(Error::UnknownDelivery { .. })
+    ));
+    assert!(matches!(
+        e.server_recovered("bad host"),
+        Err(Error::InvalidRemote { .. })
+    ));
 }
 
 #[test]
@@ -397,8 +508,10 @@ fn remote_ids_stop_at_remote_users_max() {
         },
     )
     .unwrap();
-    e.register_remote("a.example", "https://a.example/1").unwrap();
-    e.register_remote("a.example", "https://a.example/2").unwrap();
+    e.register_remote("a.example", "https://a.example/1")
+        .unwrap();
+    e.register_remote("a.example", "https://a.example/2")
+        .unwrap();
     assert!(matches!(
         e.register_remote("a.example", "https://a.example/3"),
         Err(Error::TooMany { .. })
@@ -415,7 +528,9 @@ fn a_torn_outbox_tail_is_cut_and_damage_before_the_end_is_corrupt() {
     let clock = Clock::manual(T0);
     {
         let e = open(dir.path(), &clock);
-        let a = e.register_remote("a.example", "https://a.example/u").unwrap();
+        let a = e
+            .register_remote("a.example", "https://a.example/u")
+            .unwrap();
         e.follow(a, UserId(1)).unwrap();
         post(&e, 1, "one");
         post(&e, 1, "two");
@@ -434,7 +549,13 @@ fn a_torn_outbox_tail_is_cut_and_damage_before_the_end_is_corrupt() {
         assert_eq!(drain(&e).len(), 2, "nothing lost");
     }
     assert!(std::fs::metadata(&path).unwrap().len() >= whole.len() as u64);
-    assert!(OutboxReport::check(dir.path()).unwrap().unwrap().problems.is_empty());
+    assert!(
+        OutboxReport::check(dir.path())
+            .unwrap()
+            .unwrap()
+            .problems
+            .is_empty()
+    );
     // A flipped byte in the first record, valid records after it: corruption.
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[20] ^= 0x40;
@@ -458,7 +579,9 @@ fn a_lost_enqueue_is_recovered_from_the_log_at_open() {
     let n;
     {
         let e = open(dir.path(), &clock);
-        let a = e.register_remote("a.example", "https://a.example/u").unwrap();
+        let a = e
+            .register_remote("a.example", "https://a.example/u")
+            .unwrap();
         e.follow(a, UserId(1)).unwrap();
         post(&e, 1, "zero");
         let len_before = std::fs::metadata(outbox_file(dir.path())).unwrap().len();
@@ -476,4 +599,49 @@ fn a_lost_enqueue_is_recovered_from_the_log_at_open() {
     let ds = drain(&e);
     assert_eq!(ds.len(), 2);
     assert!(ds.iter().any(|d| d.notice == n));
+}
+
+#[test]
+fn the_outbox_file_is_rewritten_at_open_when_most_of_it_is_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let cfg = Config {
+        durability: feedcore::Durability::Buffered,
+        ..config(&clock)
+    };
+    let kept;
+    {
+        let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+        let a = e
+            .register_remote("a.example", "https://a.example/u")
+            .unwrap();
+        let b = e
+            .register_remote("b.example", "https://b.example/u")
+            .unwrap();
+        e.follow(a, UserId(1)).unwrap();
+        for i in 0..12_000 {
+            post(&e, 1, &format!("n{i}"));
+            for d in e.deliveries(4).unwrap() {
+                e.ack(&d).unwrap();
+            }
+        }
+        e.follow(b, UserId(1)).unwrap();
+        kept = post(&e, 1, "kept");
+        let d = e.deliveries(8).unwrap();
+        assert_eq!(d.len(), 2);
+        e.fail(&d[0], Some(Duration::from_secs(60))).unwrap();
+    }
+    let path = outbox_file(dir.path());
+    let before = std::fs::metadata(&path).unwrap().len();
+    assert!(before > 1 << 20, "{before} bytes");
+    let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after < 4096, "{before} bytes rewritten to {after}");
+    let ds = drain(&e);
+    assert_eq!(ds.len(), 1, "the failed one is not due yet");
+    clock.advance(Duration::from_secs(60));
+    let ds2 = drain(&e);
+    assert_eq!(ds2.len(), 1);
+    assert_eq!((ds2[0].notice, ds2[0].attempt), (kept, 2));
+    assert!(ds.iter().all(|d| d.notice == kept));
 }

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use super::config::Config;
+use super::federation::{self, RemoteFollowers};
 use super::read::{CachedPlan, check_page};
 use super::stats::EngineStats;
 use crate::dirlock::DirLock;
@@ -23,7 +24,6 @@ use crate::log::NoticeLog;
 use crate::notice::{NewNotice, NoticeRef, Scope};
 use crate::outbox::Outbox;
 use crate::timeline::{IdLists, Page, TimelinePage, Timelines};
-use super::federation::{self, RemoteFollowers};
 
 /// Everything the engine's threads share.
 pub(crate) struct Shared {
@@ -532,7 +532,8 @@ impl Engine {
     /// Deletes a notice: it vanishes from every stream at once, and its bytes are
     /// scrubbed from the log (see [`NoticeLog::delete`]). For a local notice, the
     /// deliveries of it still pending are dropped and a delete delivery is recorded
-    /// for each other server of its author's remote followers.
+    /// (before the notice is deleted) for each server of its author's remote
+    /// followers.
     pub fn delete(&self, id: NoticeId) -> Result<()> {
         let local = self
             .shared
@@ -540,11 +541,14 @@ impl Engine {
             .get(id)
             .filter(|n| n.uri().is_none() && n.author().0 < self.shared.config.users_max)
             .map(|n| n.author().0);
+        let Some(author) = local else {
+            return self.shared.log.delete(id);
+        };
+        // The deletes first: a crash before the log's delete leaves the notice (a
+        // second delete completes it), never a deleted notice whose deletes are lost.
+        self.enqueue_deletes(id, author)?;
         self.shared.log.delete(id)?;
-        match local {
-            Some(author) => self.enqueue_delete(id, author),
-            None => Ok(()),
-        }
+        self.shared.outbox.cancel_creates(id.0)
     }
 
     /// The notice `id`, read in place; `None` when missing or deleted.

@@ -236,17 +236,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Local notice `id` by `author` was deleted: its creates still pending are
-    /// dropped, and a delete goes to every other server of the author's remote
-    /// followers.
-    pub(super) fn enqueue_delete(&self, id: NoticeId, author: u32) -> Result<()> {
+    /// Local notice `id` by `author` is being deleted: a delete goes to every server
+    /// of the author's remote followers (one that never got the create ignores it, as
+    /// ActivityPub servers do with a `Delete` of an object they do not know; a create
+    /// that was handed out and failed may have arrived all the same).
+    pub(super) fn enqueue_deletes(&self, id: NoticeId, author: u32) -> Result<()> {
         let s = &self.shared;
-        let servers = if s.remote.has(author) {
-            servers_of(&s.graph, &s.relations.registry, s.config.users_max, author)
-        } else {
-            Vec::new()
-        };
-        let servers = s.outbox.cancel_creates(id.0, &servers)?;
+        if !s.remote.has(author) {
+            return Ok(());
+        }
+        let servers = servers_of(&s.graph, &s.relations.registry, s.config.users_max, author);
         if !servers.is_empty() {
             s.outbox
                 .enqueue(id.0, author, DeliveryKind::Delete, servers)?;

@@ -196,7 +196,8 @@ fn replay(path: &Path) -> Result<Replay> {
                     ));
                 }
                 *count += 1;
-                if record.kind == Kind::Account && record.owner >= counts[Kind::Server as usize - 1] {
+                if record.kind == Kind::Account && record.owner >= counts[Kind::Server as usize - 1]
+                {
                     return Err(Error::corrupt(
                         path,
                         pos as u64,

@@ -141,7 +141,9 @@ pub(crate) fn host(server: &str) -> Result<String> {
             && port.bytes().all(|b| b.is_ascii_digit())
             && matches!(port.parse::<u32>(), Ok(1..=65535)))
     {
-        return Err(invalid(format!("server {server:?}: port {port:?} is not 1 to 65535")));
+        return Err(invalid(format!(
+            "server {server:?}: port {port:?} is not 1 to 65535"
+        )));
     }
     for label in name.split('.') {
         let ok = (1..=63).contains(&label.len())
@@ -208,7 +210,10 @@ mod tests {
             "ü.example",
             long.as_str(),
         ] {
-            assert!(matches!(host(bad), Err(Error::InvalidRemote { .. })), "{bad:?}");
+            assert!(
+                matches!(host(bad), Err(Error::InvalidRemote { .. })),
+                "{bad:?}"
+            );
         }
         uri("https://social.example/users/ann").unwrap();
         uri("http://social.example:8080").unwrap();
@@ -223,7 +228,10 @@ mod tests {
             "https://a.example/\u{7}",
             long.as_str(),
         ] {
-            assert!(matches!(uri(bad), Err(Error::InvalidRemote { .. })), "{bad:?}");
+            assert!(
+                matches!(uri(bad), Err(Error::InvalidRemote { .. })),
+                "{bad:?}"
+            );
         }
     }
 
@@ -236,13 +244,22 @@ mod tests {
             let b = reg.server_or_register("b.example").unwrap();
             assert_eq!((a, b), (0, 1));
             assert_eq!(reg.server_or_register("a.example").unwrap(), 0);
-            assert_eq!(reg.account_or_register(a, "https://a.example/u/1").unwrap(), 0);
-            assert_eq!(reg.account_or_register(a, "https://a.example/u/1").unwrap(), 0);
+            assert_eq!(
+                reg.account_or_register(a, "https://a.example/u/1").unwrap(),
+                0
+            );
+            assert_eq!(
+                reg.account_or_register(a, "https://a.example/u/1").unwrap(),
+                0
+            );
             assert!(matches!(
                 reg.account_or_register(b, "https://a.example/u/1"),
                 Err(Error::RemoteConflict { .. })
             ));
-            assert_eq!(reg.account_or_register(b, "https://b.example/u/2").unwrap(), 1);
+            assert_eq!(
+                reg.account_or_register(b, "https://b.example/u/2").unwrap(),
+                1
+            );
             reg.create_group(crate::UserId(0), "g").unwrap();
         }
         let reg = Registry::open(dir.path(), 4, 4).unwrap();

@@ -159,8 +159,8 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
     if !frame::version_known(h.version, h.tag_byte) {
         return Step::Bad(format!("unknown record version {}", h.version));
     }
-    let Some(tag) =
-        Tag::from_byte(h.tag_byte).filter(|t| !matches!(t, Tag::GraphOp | Tag::Registry | Tag::Outbox))
+    let Some(tag) = Tag::from_byte(h.tag_byte)
+        .filter(|t| !matches!(t, Tag::GraphOp | Tag::Registry | Tag::Outbox))
     else {
         return Step::Bad(format!("unknown record tag {}", h.tag_byte));
     };

@@ -220,7 +220,9 @@ impl Outbox {
             kind,
             servers,
         };
-        inner.file.append(std::slice::from_ref(&record), inner.sync_enqueue)?;
+        inner
+            .file
+            .append(std::slice::from_ref(&record), inner.sync_enqueue)?;
         let Record::Enqueue { servers, .. } = record else {
             unreachable!("built above")
         };
@@ -238,33 +240,32 @@ impl Outbox {
         self.examined.fetch_max(notice, Ordering::Relaxed);
     }
 
-    /// A local notice was deleted: drops its pending creates (those not in flight)
-    /// and returns the servers among `servers` that still need a delete, the others'
-    /// create never having left.
-    pub(crate) fn cancel_creates(&self, notice: u64, servers: &[u32]) -> Result<Vec<u32>> {
+    /// A local notice was deleted: drops its pending creates (those not in flight).
+    pub(crate) fn cancel_creates(&self, notice: u64) -> Result<()> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let mut cancelled = Vec::new();
-        inner.queue.retain(|e| {
-            let gone = e.notice() == notice && e.kind() == DeliveryKind::Create;
-            if gone {
-                cancelled.push(e.server);
-            }
-            !gone
-        });
-        if !cancelled.is_empty() {
-            inner.file.append(&[Record::Cancel { notice }], inner.sync_enqueue)?;
+        if inner.queue.len() == 0 {
+            return Ok(());
         }
-        Ok(servers
-            .iter()
-            .copied()
-            .filter(|s| !cancelled.contains(s))
-            .collect())
+        let gone = inner
+            .queue
+            .retain(|e| !(e.notice() == notice && e.kind() == DeliveryKind::Create));
+        if gone > 0 {
+            inner
+                .file
+                .append(&[Record::Cancel { notice }], inner.sync_enqueue)?;
+        }
+        Ok(())
     }
 
     /// Hands out up to `max` due deliveries. One whose notice is gone, or whose
     /// server has no followers of the author any more, is done without leaving.
-    pub(crate) fn take(&self, max: usize, now_ms: u64, resolve: &dyn Resolve) -> Result<Vec<Delivery>> {
+    pub(crate) fn take(
+        &self,
+        max: usize,
+        now_ms: u64,
+        resolve: &dyn Resolve,
+    ) -> Result<Vec<Delivery>> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let mut out = Vec::with_capacity(max.min(inner.queue.len()));
@@ -333,7 +334,9 @@ impl Outbox {
         };
         let ok = inner.server(server).failing_since_ms != 0;
         let written = if ok {
-            inner.file.append(&[done, Record::ServerOk { server }], inner.sync_ack)
+            inner
+                .file
+                .append(&[done, Record::ServerOk { server }], inner.sync_ack)
         } else {
             inner.file.append(&[done], inner.sync_ack)
         };
@@ -364,7 +367,9 @@ impl Outbox {
     ) -> Result<()> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let attempts = Self::land(inner, d, server)?.saturating_add(1).min(ATTEMPT_MAX);
+        let attempts = Self::land(inner, d, server)?
+            .saturating_add(1)
+            .min(ATTEMPT_MAX);
         inner.failures += 1;
         let (notice, kind) = (d.notice.0, d.kind);
         let state = inner.server(server);
@@ -378,18 +383,23 @@ impl Outbox {
         } else {
             state.failing_since_ms
         };
-        let unavailable =
-            state.unavailable || now_ms.saturating_sub(since) >= UNAVAILABLE_AFTER.as_millis() as u64;
+        let unavailable = state.unavailable
+            || now_ms.saturating_sub(since) >= UNAVAILABLE_AFTER.as_millis() as u64;
         let due_ms = if unavailable {
             if !state.unavailable {
                 records.push(Record::ServerUnavailable { server });
             } else {
-                records.push(Record::Done { notice, server, kind });
+                records.push(Record::Done {
+                    notice,
+                    server,
+                    kind,
+                });
             }
             0
         } else {
             let wait = retry_after.unwrap_or_else(|| backoff(attempts, d.token ^ now_ms));
-            let due_ms = now_ms.saturating_add(wait.as_millis().min(u128::from(u64::MAX / 2)) as u64);
+            let due_ms =
+                now_ms.saturating_add(wait.as_millis().min(u128::from(u64::MAX / 2)) as u64);
             records.push(Record::Failed {
                 notice,
                 server,

@@ -181,7 +181,9 @@ pub(crate) fn decode(bytes: &[u8], pos: usize) -> Result<(u64, Record, usize), S
     };
     let record = match op {
         1 => {
-            let count = payload.get(FIXED_BYTES..FIXED_BYTES + 4).map(|_| u32_at(FIXED_BYTES));
+            let count = payload
+                .get(FIXED_BYTES..FIXED_BYTES + 4)
+                .map(|_| u32_at(FIXED_BYTES));
             let Some(count) = count.filter(|&c| FIXED_BYTES + 4 + 4 * c as usize == len) else {
                 return Err("enqueue server count does not match the record length".into());
             };
@@ -260,7 +262,10 @@ mod tests {
             let mut bytes = Vec::new();
             encode(i as u64 + 1, r, &mut bytes);
             assert_eq!(bytes.len() % frame::ALIGN, 0);
-            assert_eq!(decode(&bytes, 0), Ok((i as u64 + 1, r.clone(), bytes.len())));
+            assert_eq!(
+                decode(&bytes, 0),
+                Ok((i as u64 + 1, r.clone(), bytes.len()))
+            );
             let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
             for at in 0..HEADER_BYTES + len {
                 let mut damaged = bytes.clone();
