@@ -645,3 +645,42 @@ fn the_outbox_file_is_rewritten_at_open_when_most_of_it_is_history() {
     assert_eq!((ds2[0].notice, ds2[0].attempt), (kept, 2));
     assert!(ds.iter().all(|d| d.notice == kept));
 }
+
+#[test]
+fn feedcore_stats_and_check_show_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    {
+        let e = open(dir.path(), &clock);
+        for s in ["a.example", "b.example", "c.example"] {
+            let u = e.register_remote(s, &format!("https://{s}/u")).unwrap();
+            e.follow(u, UserId(1)).unwrap();
+        }
+        post(&e, 1, "x");
+        let ds = e.deliveries(3).unwrap();
+        e.ack(&ds[0]).unwrap();
+        e.fail(&ds[1], Some(Duration::from_secs(60))).unwrap();
+        // ds[2] is in flight at close: pending in the file.
+        let live = e.stats().outbox;
+        assert_eq!((live.pending, live.in_flight, live.failed, live.acked), (1, 1, 1, 1));
+    }
+    let bin = env!("CARGO_BIN_EXE_feedcore");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let path = dir.path().to_str().unwrap();
+    let stats = run(&["stats", path]);
+    assert!(
+        stats.contains("outbox:   2 pending, 0 in flight, 1 failed (waiting for a retry), 0 unavailable servers"),
+        "{stats}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["stats", "--json", path])).unwrap();
+    assert_eq!(json["outbox"]["pending"], 2);
+    assert_eq!(json["outbox"]["failed"], 1);
+    let check = run(&["check", path]);
+    assert!(check.contains("remote: 3 servers, 3 accounts"), "{check}");
+    assert!(check.contains("2 deliveries pending (1 after a failure)"), "{check}");
+    assert!(check.contains("sound"), "{check}");
+}
