@@ -662,7 +662,10 @@ fn feedcore_stats_and_check_show_the_outbox() {
         e.fail(&ds[1], Some(Duration::from_secs(60))).unwrap();
         // ds[2] is in flight at close: pending in the file.
         let live = e.stats().outbox;
-        assert_eq!((live.pending, live.in_flight, live.failed, live.acked), (1, 1, 1, 1));
+        assert_eq!(
+            (live.pending, live.in_flight, live.failed, live.acked),
+            (1, 1, 1, 1)
+        );
     }
     let bin = env!("CARGO_BIN_EXE_feedcore");
     let run = |args: &[&str]| {
@@ -681,6 +684,9 @@ fn feedcore_stats_and_check_show_the_outbox() {
     assert_eq!(json["outbox"]["failed"], 1);
     let check = run(&["check", path]);
     assert!(check.contains("remote: 3 servers, 3 accounts"), "{check}");
-    assert!(check.contains("2 deliveries pending (1 after a failure)"), "{check}");
+    assert!(
+        check.contains("2 deliveries pending (1 after a failure)"),
+        "{check}"
+    );
     assert!(check.contains("sound"), "{check}");
 }
