@@ -159,6 +159,52 @@ pub enum Error {
         max: u32,
     },
 
+    /// A remote server name or a remote uri (an actor's, a notice's) that is empty,
+    /// too long, holds control characters or whitespace, or is not a plausible host
+    /// or `http(s)` uri.
+    #[error("invalid remote name: {reason}")]
+    InvalidRemote {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A remote account registered again with another server than its first
+    /// registration named.
+    #[error("remote account {uri} is registered on {registered} already")]
+    RemoteConflict {
+        /// The actor uri.
+        uri: String,
+        /// The server it is registered on.
+        registered: String,
+    },
+
+    /// A remote notice whose uri is stored already with another body (a repeat with
+    /// the same body returns the stored id instead).
+    #[error("a remote notice with this uri is stored as {existing} with another body")]
+    UriConflict {
+        /// The id under which the uri is stored.
+        existing: NoticeId,
+    },
+
+    /// An ack or a failure of a delivery that is not in flight under this token:
+    /// never handed out, acked or failed already, or handed out again since.
+    #[error("no delivery of {notice} to {server} is in flight under token {token}")]
+    UnknownDelivery {
+        /// The delivery's notice.
+        notice: NoticeId,
+        /// The delivery's server.
+        server: String,
+        /// The delivery's token.
+        token: u64,
+    },
+
+    /// A remote server never registered.
+    #[error("no remote server {server:?}")]
+    UnknownServer {
+        /// The name given.
+        server: String,
+    },
+
     /// An operating-system error, with what feedcore was doing when it happened.
     #[error("{context}: {source}")]
     Io {

@@ -39,6 +39,7 @@ pub(crate) mod graph;
 mod ids;
 mod log;
 mod notice;
+mod outbox;
 pub mod sim;
 mod timeline;
 
@@ -63,4 +64,5 @@ pub use notice::{
     BODY_BYTES_MAX_DEFAULT, GROUPS_MAX, MENTIONS_MAX, NewNotice, NoticeRef, Scope, TAG_BYTES_MAX,
     TAGS_MAX, URI_BYTES_MAX,
 };
+pub use outbox::{Delivery, DeliveryKind, OutboxReport, OutboxStats};
 pub use timeline::{Page, TimelinePage};

@@ -18,6 +18,13 @@ pub struct Config {
     /// lists, 40 for the group, tag and list relations and streams). Groups, lists
     /// and tags each have ids below it too. Default 1,048,576.
     pub users_max: u32,
+    /// Remote accounts ([`Engine::register_remote`](crate::Engine::register_remote))
+    /// the store can hold, and remote servers too. Remote accounts take the user ids
+    /// from `users_max` up (`users_max + k` for the `k`-th registered), so they never
+    /// collide with local users; memory for the follow graph, the per-author lists and
+    /// the strategies' state is sized by `users_max + remote_users_max`. Default
+    /// 65,536.
+    pub remote_users_max: u32,
     /// The most users one user may follow. Default 7500 (Mastodon's).
     pub following_max: u32,
     /// Entries kept per home timeline. Default 800 (Twitter's and Mastodon's).
@@ -55,6 +62,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             users_max: 1 << 20,
+            remote_users_max: 1 << 16,
             following_max: 7500,
             timeline_capacity: 800,
             page_limit_max: 200,
@@ -103,8 +111,29 @@ impl Config {
             }
             _ => {}
         }
+        if u64::from(self.users_max) + u64::from(self.remote_users_max) > u64::from(u32::MAX - 1) {
+            return bad(format!(
+                "users_max {} plus remote_users_max {} is past {}",
+                self.users_max,
+                self.remote_users_max,
+                u32::MAX - 1
+            ));
+        }
         self.log_config().validate()?;
         self.graph_config().validate()
+    }
+
+    /// Local and remote user ids together: `users_max + remote_users_max`.
+    pub(crate) fn users_total(&self) -> u32 {
+        self.users_max + self.remote_users_max
+    }
+
+    /// The follow graph's configuration: local and remote users.
+    pub(crate) fn follow_graph_config(&self) -> GraphConfig {
+        GraphConfig {
+            users_max: self.users_total(),
+            ..self.graph_config()
+        }
     }
 
     pub(crate) fn log_config(&self) -> LogConfig {

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 use super::config::Config;
+use super::federation::{self, RemoteFollowers};
 use super::late::{Late, LateLists};
 use super::read::{CachedPlan, check_notice_page};
 use super::stats::EngineStats;
@@ -22,6 +23,7 @@ use crate::graph::relations::Relations;
 use crate::ids::{NoticeId, UserId};
 use crate::log::NoticeLog;
 use crate::notice::{NewNotice, NoticeRef, Scope};
+use crate::outbox::Outbox;
 use crate::timeline::{IdLists, Page, TimelinePage, Timelines};
 
 /// Everything the engine's threads share.
@@ -59,6 +61,10 @@ pub(crate) struct Shared {
     pub(crate) switches: Box<[ArcSwapOption<Switches>]>,
     /// Cost accounting of the strategies (see `EngineStats`).
     costs: Costs,
+    /// Federation's delivery outbox.
+    pub(crate) outbox: Outbox,
+    /// Remote follower counts of local users.
+    pub(crate) remote: RemoteFollowers,
 }
 
 /// The list of `Shared::public` with every public notice.
@@ -282,9 +288,28 @@ impl Engine {
         let lock = DirLock::acquire(&dir)?;
         let mut log = NoticeLog::open(dir.join("notices"), config.log_config())?;
         log.set_clock(config.clock.clone());
-        let graph = FollowGraph::open(dir.join("graph"), config.graph_config())?;
-        let relations = Relations::open(&dir.join("graph"), &config.graph_config())?;
-        let users = config.users_max;
+        let graph = FollowGraph::open(dir.join("graph"), config.follow_graph_config())?;
+        let relations = Relations::open(
+            &dir.join("graph"),
+            &config.graph_config(),
+            config.remote_users_max,
+        )?;
+        let local = config.users_max;
+        let remote = RemoteFollowers::count(&graph, &relations.registry, local);
+        let (file, folded) = Outbox::open(&dir)?;
+        let recovered =
+            federation::recover(&log, &graph, &relations.registry, &remote, local, &folded);
+        let outbox = Outbox::build(
+            file,
+            folded,
+            recovered,
+            log.len(),
+            config.durability,
+            config.clock.now_ms(),
+        )?;
+        // Local users and remote accounts: the per-author lists and the strategies'
+        // state cover both.
+        let users = config.users_total();
         let by_author = IdLists::new(users);
         let mentions = IdLists::new(users);
         let by_group = IdLists::new(users);
@@ -346,6 +371,8 @@ impl Engine {
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
             costs: Costs::default(),
+            outbox,
+            remote,
             config,
             log,
             graph,
@@ -410,7 +437,7 @@ impl Engine {
     /// `a` follows `b`; `b`'s newest notices join `a`'s home timeline at once.
     /// `Ok(false)` when `a` already followed `b`.
     pub fn follow(&self, a: UserId, b: UserId) -> Result<bool> {
-        let new = self.shared.graph.follow(a, b)?;
+        let new = self.relation(a, b, || self.shared.graph.follow(a, b))?;
         if new {
             self.shared.signals.invalidate_plan(a.0);
             self.shared.followers_changed(&[b]);
@@ -421,7 +448,7 @@ impl Engine {
 
     /// `a` stops following `b`; `b`'s notices leave `a`'s home timeline at once.
     pub fn unfollow(&self, a: UserId, b: UserId) -> Result<bool> {
-        let changed = self.shared.graph.unfollow(a, b)?;
+        let changed = self.relation(a, b, || self.shared.graph.unfollow(a, b))?;
         if changed {
             self.shared.signals.invalidate_plan(a.0);
             self.shared.followers_changed(&[b]);
@@ -431,7 +458,7 @@ impl Engine {
 
     /// `a` blocks `b`: follows both ways end, and neither sees the other's notices.
     pub fn block(&self, a: UserId, b: UserId) -> Result<bool> {
-        let changed = self.shared.graph.block(a, b)?;
+        let changed = self.relation(a, b, || self.shared.graph.block(a, b))?;
         if changed {
             // Follows between the two ended.
             self.shared.signals.invalidate_plan(a.0);
@@ -443,17 +470,17 @@ impl Engine {
 
     /// `a` lifts its block of `b`.
     pub fn unblock(&self, a: UserId, b: UserId) -> Result<bool> {
-        self.shared.graph.unblock(a, b)
+        self.relation(a, b, || self.shared.graph.unblock(a, b))
     }
 
     /// `a` mutes `b`: `a` no longer sees `b`'s notices (the follow stays).
     pub fn mute(&self, a: UserId, b: UserId) -> Result<bool> {
-        self.shared.graph.mute(a, b)
+        self.relation(a, b, || self.shared.graph.mute(a, b))
     }
 
     /// `a` unmutes `b`.
     pub fn unmute(&self, a: UserId, b: UserId) -> Result<bool> {
-        self.shared.graph.unmute(a, b)
+        self.relation(a, b, || self.shared.graph.unmute(a, b))
     }
 
     /// Posts a notice: returns its id once it is durable as `Config::durability`
@@ -462,11 +489,20 @@ impl Engine {
     /// groups are `group`, `groups` and those the body names as `!name` (a name no
     /// group has is left as text). A reply or repeat of a missing or deleted notice, a
     /// user at or past `users_max`, or a group never created is an error and nothing
-    /// is written.
-    pub fn post(&self, mut notice: NewNotice) -> Result<NoticeId> {
-        let author = self.user(notice.author)?;
+    /// is written. Mentions may name remote accounts. A notice without a uri whose
+    /// author has remote followers (and that is not addressed to its mentions alone)
+    /// is recorded for delivery to their servers before this returns (see
+    /// [`Engine::deliveries`]).
+    pub fn post(&self, notice: NewNotice) -> Result<NoticeId> {
+        self.user(notice.author)?;
+        self.post_checked(notice)
+    }
+
+    /// [`Engine::post`] for a local author or a remote account.
+    pub(super) fn post_checked(&self, mut notice: NewNotice) -> Result<NoticeId> {
+        let author = self.any_user(notice.author)?;
         for &m in notice.mentions.iter().chain(&notice.reply_to_author) {
-            self.user(m)?;
+            self.any_user(m)?;
         }
         let groups = self.notice_groups(&mut notice)?;
         let tags = self.register_tags(&notice)?;
@@ -523,13 +559,32 @@ impl Engine {
             job.tags = tags.into_boxed_slice();
             self.pool.submit(job);
         }
+        if notice.uri.is_none() && author < self.shared.config.users_max {
+            self.enqueue_post(id, author, notice.scope)?;
+        }
         Ok(id)
     }
 
     /// Deletes a notice: it vanishes from every stream at once, and its bytes are
-    /// scrubbed from the log (see [`NoticeLog::delete`]).
+    /// scrubbed from the log (see [`NoticeLog::delete`]). For a local notice, the
+    /// deliveries of it still pending are dropped and a delete delivery is recorded
+    /// (before the notice is deleted) for each server of its author's remote
+    /// followers.
     pub fn delete(&self, id: NoticeId) -> Result<()> {
-        self.shared.log.delete(id)
+        let local = self
+            .shared
+            .log
+            .get(id)
+            .filter(|n| n.uri().is_none() && n.author().0 < self.shared.config.users_max)
+            .map(|n| n.author().0);
+        let Some(author) = local else {
+            return self.shared.log.delete(id);
+        };
+        // The deletes first: a crash before the log's delete leaves the notice (a
+        // second delete completes it), never a deleted notice whose deletes are lost.
+        self.enqueue_deletes(id, author)?;
+        self.shared.log.delete(id)?;
+        self.shared.outbox.cancel_creates(id.0)
     }
 
     /// The notice `id`, read in place; `None` when missing or deleted.
@@ -563,7 +618,8 @@ impl Engine {
     pub fn sync(&self) -> Result<()> {
         self.shared.log.sync()?;
         self.shared.graph.sync()?;
-        self.shared.relations.sync()
+        self.shared.relations.sync()?;
+        self.shared.outbox.sync()
     }
 
     /// Gives the selective strategy every user's true post and read rates, per hour
@@ -657,6 +713,7 @@ impl Engine {
             cost_pull_bytes_per_list: measured.pull_bytes,
             push_ns: f64::from_bits(s.costs.push_ns.load(Ordering::Relaxed)),
             pull_ns_per_author: f64::from_bits(s.costs.pull_ns.load(Ordering::Relaxed)),
+            outbox: s.outbox.stats(),
         }
     }
 }

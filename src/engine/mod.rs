@@ -4,6 +4,7 @@
 
 mod config;
 mod facade;
+mod federation;
 mod late;
 mod read;
 mod stats;

@@ -61,4 +61,6 @@ pub struct EngineStats {
     pub push_ns: f64,
     /// Measured: nanoseconds per author pulled at a read (moving average).
     pub pull_ns_per_author: f64,
+    /// The delivery outbox to remote servers.
+    pub outbox: crate::OutboxStats,
 }

@@ -444,7 +444,7 @@ impl Engine {
         std::fs::create_dir_all(&graph_dir)
             .context(|| format!("creating {}", graph_dir.display()))?;
         let users = config.users_max;
-        let registry = Registry::open(&graph_dir, users)?;
+        let registry = Registry::open(&graph_dir, users, config.remote_users_max)?;
         if registry.groups() > 0 || graph_dir.join(GROUPS_DIR).exists() {
             return Err(Error::InvalidConfig {
                 reason: format!("{} holds groups already", graph_dir.display()),

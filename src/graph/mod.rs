@@ -12,6 +12,7 @@ mod oplog;
 mod queries;
 pub(crate) mod registry;
 pub(crate) mod relations;
+pub(crate) mod remote;
 mod snapshot_files;
 mod version;
 

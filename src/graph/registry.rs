@@ -1,5 +1,7 @@
 //! The registry of named streams: groups (owner, unique name), lists (owner, name) and
-//! tags (unique name), each kind with dense ids from 0 in the order of registration.
+//! tags (unique name), and of federation's remote servers (unique host) and remote
+//! accounts (server, unique actor uri; see `remote.rs`), each kind with dense ids from
+//! 0 in the order of registration.
 //! One append-only file, `DIR/graph/registry.log`, framed and checksummed like the op
 //! log; read whole at open.
 //!
@@ -42,7 +44,14 @@ pub(crate) enum Kind {
     Group = 1,
     List = 2,
     Tag = 3,
+    /// A remote server: `name` is its host, `owner` 0.
+    Server = 4,
+    /// A remote account: `name` is its actor uri, `owner` its server's id.
+    Account = 5,
 }
+
+/// How many kinds there are.
+const KINDS: usize = 5;
 
 impl Kind {
     fn from_byte(b: u8) -> Option<Kind> {
@@ -50,6 +59,8 @@ impl Kind {
             1 => Kind::Group,
             2 => Kind::List,
             3 => Kind::Tag,
+            4 => Kind::Server,
+            5 => Kind::Account,
             _ => return None,
         })
     }
@@ -59,6 +70,8 @@ impl Kind {
             Kind::Group => "group",
             Kind::List => "list",
             Kind::Tag => "tag",
+            Kind::Server => "remote server",
+            Kind::Account => "remote account",
         }
     }
 }
@@ -103,7 +116,10 @@ fn decode(bytes: &[u8], pos: usize) -> Result<(u64, Record, usize), String> {
     }
     let len = h.len as usize;
     let total = frame::record_bytes(len);
-    if len < FIXED_BYTES || len > FIXED_BYTES + NAME_BYTES_MAX.max(crate::TAG_BYTES_MAX) {
+    let name_max = NAME_BYTES_MAX
+        .max(crate::TAG_BYTES_MAX)
+        .max(crate::URI_BYTES_MAX);
+    if len < FIXED_BYTES || len > FIXED_BYTES + name_max {
         return Err(format!("record length {len} out of range"));
     }
     let Some(payload) = bytes.get(pos + HEADER_BYTES..pos + HEADER_BYTES + len) else {
@@ -153,7 +169,7 @@ fn replay(path: &Path) -> Result<Replay> {
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
     let mut out = Replay::default();
-    let mut counts = [0u32; 3];
+    let mut counts = [0u32; KINDS];
     let mut pos = 0usize;
     while pos < bytes.len() {
         match decode(&bytes, pos) {
@@ -180,6 +196,17 @@ fn replay(path: &Path) -> Result<Replay> {
                     ));
                 }
                 *count += 1;
+                if record.kind == Kind::Account && record.owner >= counts[Kind::Server as usize - 1]
+                {
+                    return Err(Error::corrupt(
+                        path,
+                        pos as u64,
+                        format!(
+                            "remote account {} names server {}, not registered before it",
+                            record.id, record.owner
+                        ),
+                    ));
+                }
                 out.records.push(record);
                 pos += total;
             }
@@ -226,8 +253,12 @@ pub(crate) struct Registry {
     tags: boxcar::Vec<Box<str>>,
     group_names: RwLock<HashMap<Box<str>, u32>>,
     tag_names: RwLock<HashMap<Box<str>, u32>>,
-    /// Ids of each kind stay below this.
+    /// Remote servers and accounts (see `remote.rs`).
+    pub(super) remote: super::remote::Remote,
+    /// Ids of groups, lists and tags stay below this.
     max: u32,
+    /// Ids of remote servers and accounts stay below this.
+    remote_max: u32,
 }
 
 /// What [`Registry::check`] found: the counts, and the problem if any.
@@ -236,13 +267,16 @@ pub(crate) struct RegistryCheck {
     pub(crate) groups: u32,
     pub(crate) lists: u32,
     pub(crate) tags: u32,
+    pub(crate) servers: u32,
+    pub(crate) accounts: u32,
     pub(crate) problems: Vec<crate::Problem>,
 }
 
 impl Registry {
     /// Opens (or creates) the registry in the graph directory `dir`; a torn tail is
-    /// cut off, damage before a valid record is [`Error::Corrupt`].
-    pub(crate) fn open(dir: &Path, max: u32) -> Result<Registry> {
+    /// cut off, damage before a valid record is [`Error::Corrupt`]. Group, list and
+    /// tag ids stay below `max`, remote server and account ids below `remote_max`.
+    pub(crate) fn open(dir: &Path, max: u32, remote_max: u32) -> Result<Registry> {
         let path = dir.join(FILE_NAME);
         let replay = replay(&path)?;
         let existed = path.exists();
@@ -277,14 +311,17 @@ impl Registry {
             tags: boxcar::Vec::new(),
             group_names: RwLock::new(HashMap::new()),
             tag_names: RwLock::new(HashMap::new()),
+            remote: super::remote::Remote::default(),
             max,
+            remote_max,
         };
         for r in replay.records {
-            if r.id >= max {
+            let limit = registry.limit(r.kind);
+            if r.id >= limit {
                 return Err(Error::corrupt(
                     &registry.path,
                     0,
-                    format!("{} id {} is past users_max {max}", r.kind.word(), r.id),
+                    format!("{} id {} is past its limit {limit}", r.kind.word(), r.id),
                 ));
             }
             registry.install(r);
@@ -303,6 +340,8 @@ impl Registry {
                         Kind::Group => out.groups += 1,
                         Kind::List => out.lists += 1,
                         Kind::Tag => out.tags += 1,
+                        Kind::Server => out.servers += 1,
+                        Kind::Account => out.accounts += 1,
                     }
                 }
                 if let Some((offset, reason)) = r.torn {
@@ -353,6 +392,8 @@ impl Registry {
                 debug_assert_eq!(at, r.id as usize, "ids are dense, pushed in order");
                 self.tag_names.write().insert(r.name.into(), r.id);
             }
+            Kind::Server => self.remote.install_server(r.id, r.name.into()),
+            Kind::Account => self.remote.install_account(r.id, r.owner, r.name.into()),
         }
     }
 
@@ -361,6 +402,16 @@ impl Registry {
             Kind::Group => self.groups.count(),
             Kind::List => self.lists.count(),
             Kind::Tag => self.tags.count(),
+            Kind::Server => self.remote.servers(),
+            Kind::Account => self.remote.accounts(),
+        }
+    }
+
+    /// Ids of `kind` stay below this.
+    fn limit(&self, kind: Kind) -> u32 {
+        match kind {
+            Kind::Group | Kind::List | Kind::Tag => self.max,
+            Kind::Server | Kind::Account => self.remote_max,
         }
     }
 
@@ -368,7 +419,7 @@ impl Registry {
     /// checked the name. With `sync`, durable before it returns. `exists` is checked
     /// under the lock (a unique name taken meanwhile): `Ok(Err(id))` when it returns
     /// an id.
-    fn register(
+    pub(super) fn register(
         &self,
         kind: Kind,
         owner: u32,
@@ -386,10 +437,11 @@ impl Registry {
             });
         }
         let id = self.count(kind) as u32;
-        if id >= self.max {
+        let max = self.limit(kind);
+        if id >= max {
             return Err(Error::TooMany {
                 what: kind.word(),
-                max: self.max,
+                max,
             });
         }
         let record = Record {
@@ -596,7 +648,7 @@ mod tests {
     fn reopen_keeps_ids_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let reg = Registry::open(dir.path(), 10).unwrap();
+            let reg = Registry::open(dir.path(), 10, 10).unwrap();
             assert_eq!(reg.create_group(UserId(1), "a").unwrap(), 0);
             assert_eq!(reg.create_list(UserId(1), "l").unwrap(), 0);
             assert_eq!(reg.create_group(UserId(2), "b").unwrap(), 1);
@@ -623,7 +675,7 @@ mod tests {
         );
         fs::write(&path, &bytes).unwrap();
         assert!(Registry::check(dir.path()).unwrap().problems[0].recoverable);
-        let reg = Registry::open(dir.path(), 10).unwrap();
+        let reg = Registry::open(dir.path(), 10, 10).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len() as usize, full);
         assert_eq!(reg.group_id("b"), Some(1));
         assert_eq!(reg.group(1).unwrap().owner, UserId(2));
@@ -636,7 +688,7 @@ mod tests {
         bytes[HEADER_BYTES + 5] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
-            Registry::open(dir.path(), 10),
+            Registry::open(dir.path(), 10, 10),
             Err(Error::Corrupt { offset: 0, .. })
         ));
         assert!(!Registry::check(dir.path()).unwrap().problems[0].recoverable);
@@ -671,7 +723,7 @@ mod tests {
     #[test]
     fn ids_stop_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path(), 1).unwrap();
+        let reg = Registry::open(dir.path(), 1, 1).unwrap();
         reg.create_list(UserId(0), "one").unwrap();
         assert!(matches!(
             reg.create_list(UserId(0), "two"),

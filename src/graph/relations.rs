@@ -37,8 +37,8 @@ impl Relations {
     /// Opens (or creates) them in the graph directory `dir`. Ids of groups, lists and
     /// tags stay below `config.users_max`, like user ids, so one id space sizes each
     /// store's overlay.
-    pub(crate) fn open(dir: &Path, config: &GraphConfig) -> Result<Relations> {
-        let registry = Registry::open(dir, config.users_max)?;
+    pub(crate) fn open(dir: &Path, config: &GraphConfig, remote_max: u32) -> Result<Relations> {
+        let registry = Registry::open(dir, config.users_max, remote_max)?;
         let open = |name: &str| FollowGraph::open_relation(&dir.join(name), config.clone());
         Ok(Relations {
             registry,
@@ -73,6 +73,10 @@ pub struct RelationsCheck {
     pub list_members: u64,
     /// Tag follows (user, tag).
     pub tag_follows: u64,
+    /// Remote servers registered.
+    pub remote_servers: u32,
+    /// Remote accounts registered.
+    pub remote_accounts: u32,
 }
 
 /// Checks the registry and the relation stores of the graph directory `dir` (those
@@ -87,9 +91,12 @@ pub(crate) fn check(dir: &Path, report: &mut GraphCheckReport) -> Result<()> {
             groups,
             lists,
             tags,
+            servers,
+            accounts,
             problems,
         } = Registry::check(dir)?;
         (out.groups, out.lists, out.tags) = (groups, lists, tags);
+        (out.remote_servers, out.remote_accounts) = (servers, accounts);
         report.problems.extend(problems);
     }
     for (name, count, from_limit, to_limit) in [

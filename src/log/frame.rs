@@ -20,7 +20,7 @@ pub(crate) const HEADER_BYTES: usize = 16;
 /// Records and payloads start at multiples of this.
 pub(crate) const ALIGN: usize = 16;
 /// The record format version of every record but one kind: tombstones, scrubbed
-/// records, graph ops, registry entries, and notices addressed to at most one group.
+/// records, graph ops, registry entries, outbox records, and notices addressed to at most one group.
 pub(crate) const VERSION: u8 = 1;
 /// The record format version of a notice addressed to two or more groups: its payload
 /// is a `StoredNoticeV2` archive (see `notice.rs`).
@@ -56,6 +56,9 @@ pub(crate) enum Tag {
     /// A group, list or tag registered (in the graph's registry, never in a notice
     /// segment).
     Registry = 5,
+    /// A federation outbox record (in the engine's outbox file, never in a notice
+    /// segment).
+    Outbox = 6,
 }
 
 impl Tag {
@@ -66,6 +69,7 @@ impl Tag {
             3 => Some(Tag::Scrubbed),
             4 => Some(Tag::GraphOp),
             5 => Some(Tag::Registry),
+            6 => Some(Tag::Outbox),
             _ => None,
         }
     }

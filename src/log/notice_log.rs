@@ -236,7 +236,7 @@ impl NoticeLog {
                         let at = index.push(AtomicU64::new(entry));
                         assert_eq!(at as u64 + 1, record.id, "scan checked ids are contiguous");
                     }
-                    Tag::Tombstone | Tag::GraphOp | Tag::Registry => {}
+                    Tag::Tombstone | Tag::GraphOp | Tag::Registry | Tag::Outbox => {}
                 }
             }
             segments.push(segment);

@@ -159,8 +159,8 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
     if !frame::version_known(h.version, h.tag_byte) {
         return Step::Bad(format!("unknown record version {}", h.version));
     }
-    let Some(tag) =
-        Tag::from_byte(h.tag_byte).filter(|t| !matches!(t, Tag::GraphOp | Tag::Registry))
+    let Some(tag) = Tag::from_byte(h.tag_byte)
+        .filter(|t| !matches!(t, Tag::GraphOp | Tag::Registry | Tag::Outbox))
     else {
         return Step::Bad(format!("unknown record tag {}", h.tag_byte));
     };
@@ -219,7 +219,7 @@ fn read_record(bytes: &[u8], pos: usize, next_id: u64, scratch: &mut AlignedVec<
             }
             info.scrub_unfinished = last_nonzero(payload).is_some();
         }
-        Tag::GraphOp | Tag::Registry => unreachable!("filtered out above"),
+        Tag::GraphOp | Tag::Registry | Tag::Outbox => unreachable!("filtered out above"),
     }
     Step::Record(info, total)
 }
@@ -240,7 +240,7 @@ fn valid_record_after(bytes: &[u8], pos: usize) -> Option<u64> {
             let valid = match Tag::from_byte(h.tag_byte) {
                 Some(Tag::Notice | Tag::Tombstone) => frame::crc_matches(head, payload),
                 Some(Tag::Scrubbed) => last_nonzero(payload).is_none(),
-                Some(Tag::GraphOp | Tag::Registry) | None => false,
+                Some(Tag::GraphOp | Tag::Registry | Tag::Outbox) | None => false,
             };
             if valid {
                 return Some(q as u64);

@@ -1,15 +1,16 @@
-//! `feedcore check` and `feedcore stats`: the notice log and the follow graph of a
-//! store, read-only.
+//! `feedcore check` and `feedcore stats`: the notice log, the follow graph and the
+//! federation outbox of a store, read-only.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use feedcore::{CheckReport, FollowGraph, GraphCheckReport, NoticeLog, Problem};
+use feedcore::{CheckReport, FollowGraph, GraphCheckReport, NoticeLog, OutboxReport, Problem};
 
 /// Both parts' reports; a part whose directory does not exist is `None`.
 struct StoreReport {
     notices: Option<CheckReport>,
     graph: Option<GraphCheckReport>,
+    outbox: Option<OutboxReport>,
 }
 
 fn read(dir: &Path) -> feedcore::Result<StoreReport> {
@@ -32,6 +33,7 @@ fn read(dir: &Path) -> feedcore::Result<StoreReport> {
         } else {
             None
         },
+        outbox: OutboxReport::check(dir)?,
     })
 }
 
@@ -72,7 +74,22 @@ pub(crate) fn check(dir: &Path) -> feedcore::Result<ExitCode> {
                 "streams: {} groups, {} lists, {} tags; {} memberships, {} list members, {} tag follows",
                 rel.groups, rel.lists, rel.tags, rel.memberships, rel.list_members, rel.tag_follows
             );
+            if rel.remote_accounts > 0 || rel.remote_servers > 0 {
+                println!(
+                    "remote: {} servers, {} accounts",
+                    rel.remote_servers, rel.remote_accounts
+                );
+            }
         }
+        print_problems(&r.problems);
+        sound &= r.is_sound();
+    }
+    if let Some(r) = &report.outbox {
+        let s = &r.stats;
+        println!(
+            "outbox: {} records, {} deliveries pending ({} after a failure), {} unavailable servers, {} dropped",
+            r.records, s.pending, s.failed, s.unavailable_servers, s.dropped
+        );
         print_problems(&r.problems);
         sound &= r.is_sound();
     }
@@ -119,7 +136,19 @@ pub(crate) fn stats(dir: &Path, json: bool) -> feedcore::Result<ExitCode> {
                 "sound": r.is_sound(),
             })
         });
-        let value = serde_json::json!({ "notices": notices, "graph": graph });
+        let outbox = report.outbox.as_ref().map(|r| {
+            let s = &r.stats;
+            serde_json::json!({
+                "pending": s.pending,
+                "in_flight": s.in_flight,
+                "failed": s.failed,
+                "unavailable_servers": s.unavailable_servers,
+                "dropped": s.dropped,
+                "file_bytes": s.file_bytes,
+                "sound": r.is_sound(),
+            })
+        });
+        let value = serde_json::json!({ "notices": notices, "graph": graph, "outbox": outbox });
         println!(
             "{}",
             serde_json::to_string_pretty(&value).expect("json values serialise")
@@ -151,8 +180,18 @@ pub(crate) fn stats(dir: &Path, json: bool) -> feedcore::Result<ExitCode> {
             s.snapshot_bytes, s.ops_since_snapshot
         );
     }
+    if let Some(r) = &report.outbox {
+        let s = &r.stats;
+        // A closed store has nothing in flight: what was handed out and not acked is
+        // pending again.
+        println!(
+            "outbox:   {} pending, {} in flight, {} failed (waiting for a retry), {} unavailable servers ({} deliveries dropped), {} bytes",
+            s.pending, s.in_flight, s.failed, s.unavailable_servers, s.dropped, s.file_bytes
+        );
+    }
     let sound = report.notices.as_ref().is_none_or(CheckReport::is_sound)
-        && report.graph.as_ref().is_none_or(GraphCheckReport::is_sound);
+        && report.graph.as_ref().is_none_or(GraphCheckReport::is_sound)
+        && report.outbox.as_ref().is_none_or(OutboxReport::is_sound);
     println!("sound:    {sound}");
     Ok(ExitCode::SUCCESS)
 }
