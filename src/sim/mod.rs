@@ -9,6 +9,7 @@ mod graph_ops;
 mod lab;
 mod memory;
 mod open_loop;
+mod schedule;
 mod synthetic;
 mod workload;
 mod zipf_graph;
@@ -28,8 +29,9 @@ pub use memory::{
 };
 pub use open_loop::{
     AUTHOR_FOLLOWER_EXPONENT, EARLY_S, HistoryRun, Offered, OpenLoopConfig, OpenLoopRun,
-    POST_BURST_SHARE, POST_CYCLE_S, run_open_loop,
+    run_open_loop,
 };
+pub use schedule::{POST_BURST_SHARE, POST_CYCLE_S};
 pub use synthetic::{SYNTHETIC_BODY_BYTES, synthetic_notice};
 pub use workload::{Op, PostKind, PostOp, RatesPerOp, Workload, WorkloadSummary};
 pub use zipf_graph::ZipfGraph;
