@@ -5,6 +5,7 @@ Inputs (each optional; a missing one is listed as not measured):
   target/figures/{log,graph,fanout,strategies,restart,streams}.json   written by `cargo bench --bench NAME`
   target/figures/sim.json          `feedcore sim --json` on its defaults
   target/figures/sim-capacity.json `feedcore sim --users 1000000 --strategy push --json`
+  target/figures/sim-preset.json   `feedcore sim --preset twitter-2012 --seconds 60 --json`
   target/figures/sim-redis.json    `feedcore sim --baseline redis --json` (lists, Twitter's layout)
   target/figures/sim-redis-all.json `feedcore sim --baseline redis-all --json` (lists and sorted sets)
   target/figures/sweep.json        `feedcore sim --sweep read-write=0.1,1,10 --ops 1000000 --json`
@@ -279,6 +280,22 @@ def headline_rows():
                 f"| {num(cap['deliveries_per_s'] / push['deliveries_per_s'])} | >= 20 M/s "
                 "| `cargo run --release -- sim --users 1000000 --strategy push` |"
             )
+    preset = load("sim-preset")
+    if preset:
+        reads, posts = preset["reads"], preset["posts"]
+        rows.append(
+            f"| Twitter-2012 preset, {preset['parameters']['users']:,} users: home reads achieved, "
+            f"p99 from schedule {num(reads['from_schedule_us']['p99'])} us "
+            f"| {num(reads['achieved_per_s'])} reads/s | offered: {num(reads['offered_per_s'])} reads/s "
+            f"| {reads['held_share']:.3f} | >= 0.5 with p99 <= 1 ms "
+            "| `cargo run --release -- sim --preset twitter-2012 --seconds 60` |"
+        )
+        rows.append(
+            f"| Twitter-2012 preset: posts delivered, lag p99 {num(preset['lag_ms']['p99'])} ms "
+            f"| {num(posts['achieved_per_s'])} posts/s | offered: {num(posts['offered_per_s'])} posts/s "
+            f"| {posts['held_share']:.3f} | 1 with lag p99 <= 1 s "
+            "| `cargo run --release -- sim --preset twitter-2012 --seconds 60` |"
+        )
     redis = load("sim-redis")
     if redis:
         runs = redis["measured"]["runs"]

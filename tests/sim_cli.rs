@@ -294,3 +294,136 @@ fn groups_and_tag_follows_report_the_new_streams() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// The Twitter-2012 preset scaled down: `--users 20000 --seconds 2`.
+fn preset_json(cache: &std::path::Path) -> serde_json::Value {
+    let out = feedcore(&[
+        "sim",
+        "--preset",
+        "twitter-2012",
+        "--users",
+        "20000",
+        "--seconds",
+        "2",
+        "--reads-per-s",
+        "20000",
+        "--graph-cache",
+        cache.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "preset failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the preset prints JSON")
+}
+
+#[test]
+fn the_twitter_2012_preset_scaled_down_reports_its_budgets() {
+    let cache = tempfile::tempdir().unwrap();
+    let r = preset_json(cache.path());
+    let p = &r["parameters"];
+    assert_eq!(p["users"], 20_000);
+    assert_eq!(p["active_readers"], 4_000, "a fifth of the users read");
+    assert_eq!(p["timeline_capacity"], 800);
+    assert_eq!(p["posts_per_s"], 4_600.0);
+    assert_eq!(p["peak_posts_per_s"], 12_000.0);
+    let g = &r["graph"];
+    assert_eq!(g["from_cache"], false);
+    let follows = g["summary"]["follows"].as_f64().unwrap();
+    assert!(
+        (follows - 700_000.0).abs() < 0.1 * 700_000.0,
+        "35 follows a user: {follows}"
+    );
+    let exponent = g["summary"]["follower_exponent_fitted"].as_f64().unwrap();
+    assert!((1.9..2.6).contains(&exponent), "{exponent}");
+    for kind in ["reads", "posts"] {
+        let o = &r[kind];
+        let offered = o["offered"].as_u64().unwrap();
+        let done = o["done"].as_u64().unwrap();
+        assert!(offered > 0 && done <= offered, "{kind}: {o}");
+        for lat in ["from_schedule_us", "service_us"] {
+            let q = |k: &str| o[lat][k].as_f64().unwrap();
+            assert!(
+                q("p50") <= q("p99") && q("p99") <= q("p999") && q("p999") <= q("max"),
+                "{kind} {lat}: {o}"
+            );
+        }
+        assert!(
+            o["from_schedule_us"]["p50"].as_f64() >= o["service_us"]["p50"].as_f64(),
+            "latency from schedule includes the service"
+        );
+    }
+    // About 20 k reads/s and, over the first 2 s (a burst), 12 k posts/s offered.
+    let reads = r["reads"]["offered"].as_f64().unwrap();
+    assert!((reads - 40_000.0).abs() < 4_000.0, "{reads}");
+    let posts = r["posts"]["offered"].as_f64().unwrap();
+    assert!((posts - 24_000.0).abs() < 2_400.0, "{posts}");
+    let lag = &r["lag_ms"];
+    assert!(
+        lag["p50"].as_f64() <= lag["p99"].as_f64() && lag["p99"].as_f64() <= lag["max"].as_f64()
+    );
+    assert!(r["phases"]["history"]["deliveries"].as_u64() > Some(0));
+    assert!(r["deliveries"].as_u64() > Some(0));
+    assert!(r["memory"]["rss_peak_bytes"].as_u64() >= r["memory"]["rss_bytes"].as_u64());
+    assert!(r["memory"]["bytes_per_entry"].as_f64() > Some(4.0));
+    let verdicts = r["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 4);
+    for v in verdicts {
+        assert!(v["held"].is_boolean() && v["measured"].is_string() && v["note"].is_string());
+    }
+
+    // The second run reads the cached graph: the same graph.
+    let again = preset_json(cache.path());
+    assert_eq!(again["graph"]["from_cache"], true);
+    assert_eq!(again["graph"]["summary"], g["summary"]);
+
+    // A damaged cache is regenerated, not trusted.
+    let path = std::path::PathBuf::from(g["cache_path"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let third = preset_json(cache.path());
+    assert_eq!(third["graph"]["from_cache"], false);
+    assert!(third["graph"]["rejected_cache"].is_string());
+    assert_eq!(third["graph"]["summary"], g["summary"]);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "rewritten whole");
+}
+
+#[test]
+fn preset_options_are_checked_before_any_work() {
+    fails_with(
+        &["sim", "--preset", "twitter-2012", "--seconds", "0"],
+        "--seconds 0",
+    );
+    fails_with(
+        &[
+            "sim",
+            "--preset",
+            "twitter-2012",
+            "--posts-per-s",
+            "5000",
+            "--peak-posts-per-s",
+            "100",
+        ],
+        "below the average",
+    );
+    fails_with(
+        &[
+            "sim",
+            "--preset",
+            "twitter-2012",
+            "--users",
+            "1000",
+            "--active-readers",
+            "2000",
+        ],
+        "--active-readers 2000",
+    );
+    fails_with(&["sim", "--preset", "twitter-2013"], "twitter-2013");
+    fails_with(&["sim", "--seconds", "5"], "--preset");
+    fails_with(
+        &["sim", "--follower-exponent", "1.5"],
+        "--follower-exponent",
+    );
+}

@@ -670,6 +670,12 @@ impl Engine {
             })
     }
 
+    /// Forgets the delivery lag recorded so far, so that the lag of [`Engine::stats`]
+    /// covers the posts from now on (the laboratory measures a phase apart).
+    pub(crate) fn reset_delivery_lag(&self) {
+        self.shared.lag_us.lock().reset();
+    }
+
     /// Counts, memory and delivery lag.
     pub fn stats(&self) -> EngineStats {
         let s = &self.shared;

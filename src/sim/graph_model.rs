@@ -57,6 +57,7 @@ impl GraphModel {
                 ("top_follower_fraction", g.top_follower_fraction),
                 ("reciprocal_pairs", g.reciprocal_pairs),
                 ("follows_max", f64::from(g.follows_max)),
+                ("out_degree_sigma", g.out_degree_sigma),
                 ("seed", g.seed as f64),
             ],
             GraphModel::Zipf(g) => vec![

@@ -1,4 +1,4 @@
-//! Memory, measured and estimated: the process's resident anonymous memory (from
+//! Memory and CPU time, measured, and memory estimated: the process's resident anonymous memory (from
 //! `/proc/self/statm`), the machine's total (from `/proc/meminfo`), and an estimate of
 //! what a simulation of a given size needs, so that one that cannot fit is refused
 //! before any work starts.
@@ -22,6 +22,51 @@ pub fn resident_anon_bytes() -> Option<u64> {
     let resident = *fields.get(1)?;
     let shared = *fields.get(2)?;
     Some(resident.saturating_sub(shared) * page_bytes())
+}
+
+/// Resident memory of this process, all of it (`VmRSS` of `/proc/self/status`):
+/// heap, rings and the mapped files' resident pages. `None` off Linux.
+pub fn resident_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|k| k * 1024)
+}
+
+/// The most resident memory this process has had (`VmHWM` of `/proc/self/status`).
+/// `None` off Linux.
+pub fn resident_peak_bytes() -> Option<u64> {
+    status_kib("VmHWM:").map(|k| k * 1024)
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`), seconds.
+pub fn thread_cpu_s() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for clock_gettime to write.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    if ok {
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    } else {
+        0.0
+    }
+}
+
+/// CPU time of the whole process, user plus system (`getrusage(RUSAGE_SELF)`), seconds.
+pub fn process_cpu_s() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid rusage for getrusage to write.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    s(u.ru_utime) + s(u.ru_stime)
 }
 
 /// Gives freed heap memory back to the system, so that a later
@@ -73,7 +118,11 @@ mod tests {
             let after = resident_anon_bytes().unwrap();
             assert!(after >= before + (32 << 20), "{before} -> {after}");
             drop(v);
+            assert!(resident_peak_bytes().unwrap() >= resident_bytes().unwrap() / 2);
         }
+        let t = thread_cpu_s();
+        let spin: u64 = (0..2_000_000u64).map(std::hint::black_box).sum();
+        assert!(spin > 0 && thread_cpu_s() >= t && process_cpu_s() >= thread_cpu_s() / 2.0);
     }
 
     #[test]

@@ -21,15 +21,28 @@ pub(crate) enum ModelArg {
 /// The graph options shared by `feedcore graph` and `feedcore sim`.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct GraphArgs {
-    /// Users in the generated graph.
-    #[arg(long, default_value_t = 100_000)]
-    pub(crate) users: u32,
+    /// Users in the generated graph (default 100,000; 10,000,000 with `--preset
+    /// twitter-2012`).
+    #[arg(long)]
+    pub(crate) users: Option<u32>,
     /// The graph model.
     #[arg(long, value_enum, default_value_t = ModelArg::Twitter)]
     pub(crate) model: ModelArg,
     /// Mean follows per user.
     #[arg(long, default_value_t = 35.0)]
     pub(crate) follows_mean: f64,
+    /// The Twitter model: exponent of the power law followees are drawn by (default
+    /// 2.28; 2.1 with `--preset twitter-2012`, which fits about 2.26).
+    #[arg(long)]
+    pub(crate) follower_exponent: Option<f64>,
+    /// The Twitter model: share of users following the most followed account
+    /// (default 0.07).
+    #[arg(long)]
+    pub(crate) top_follower_fraction: Option<f64>,
+    /// The Twitter model: sigma of the log-normal follows per user (default 1.2; 0.6
+    /// with `--preset twitter-2012`).
+    #[arg(long)]
+    pub(crate) out_degree_sigma: Option<f64>,
     /// The Zipf model's popularity exponent s (follower counts get about 1 + 1/s).
     #[arg(long, default_value_t = 0.78)]
     pub(crate) zipf_exponent: f64,
@@ -38,16 +51,34 @@ pub(crate) struct GraphArgs {
     pub(crate) seed: u64,
 }
 
+/// Users of a graph when `--users` is not given.
+pub(crate) const USERS_DEFAULT: u32 = 100_000;
+
 impl GraphArgs {
     /// The model, or why the options cannot make one.
     pub(crate) fn model(&self) -> Result<GraphModel, String> {
-        if self.users == 0 {
+        self.model_from(&TwitterGraph {
+            users: USERS_DEFAULT,
+            ..TwitterGraph::default()
+        })
+    }
+
+    /// The model with `base`'s users and Twitter parameters where the options leave
+    /// them unset.
+    pub(crate) fn model_from(&self, base: &TwitterGraph) -> Result<GraphModel, String> {
+        let users = self.users.unwrap_or(base.users);
+        let follower_exponent = self.follower_exponent.unwrap_or(base.follower_exponent);
+        let top_follower_fraction = self
+            .top_follower_fraction
+            .unwrap_or(base.top_follower_fraction);
+        let out_degree_sigma = self.out_degree_sigma.unwrap_or(base.out_degree_sigma);
+        if users == 0 {
             return Err("--users is 0; a graph needs at least 2 users".into());
         }
-        if self.users < 2 {
+        if users < 2 {
             return Err(format!(
                 "--users is {}; a graph needs at least 2 users",
-                self.users
+                users
             ));
         }
         if !(self.follows_mean.is_finite() && self.follows_mean > 0.0) {
@@ -56,21 +87,41 @@ impl GraphArgs {
                 self.follows_mean
             ));
         }
-        if self.follows_mean > f64::from(self.users - 1) {
+        if self.follows_mean > f64::from(users - 1) {
             return Err(format!(
                 "--follows-mean {} is above the {} other users each user can follow (--users {})",
                 self.follows_mean,
-                self.users - 1,
-                self.users
+                users - 1,
+                users
             ));
         }
         Ok(match self.model {
-            ModelArg::Twitter => GraphModel::Twitter(TwitterGraph {
-                users: self.users,
-                follows_mean: self.follows_mean,
-                seed: self.seed,
-                ..TwitterGraph::default()
-            }),
+            ModelArg::Twitter => {
+                if !(follower_exponent > 2.01 && follower_exponent < 5.0) {
+                    return Err(format!(
+                        "--follower-exponent {follower_exponent} must be a number above 2.01 and below 5"
+                    ));
+                }
+                if !(top_follower_fraction > 0.0 && top_follower_fraction < 1.0) {
+                    return Err(format!(
+                        "--top-follower-fraction {top_follower_fraction} must be between 0 and 1"
+                    ));
+                }
+                if !(out_degree_sigma > 0.0 && out_degree_sigma <= 4.0) {
+                    return Err(format!(
+                        "--out-degree-sigma {out_degree_sigma} must be above 0 and at most 4"
+                    ));
+                }
+                GraphModel::Twitter(TwitterGraph {
+                    users,
+                    follows_mean: self.follows_mean,
+                    follower_exponent,
+                    top_follower_fraction,
+                    out_degree_sigma,
+                    seed: self.seed,
+                    ..base.clone()
+                })
+            }
             ModelArg::Zipf => {
                 if !(self.zipf_exponent.is_finite() && self.zipf_exponent > 0.0) {
                     return Err(format!(
@@ -79,7 +130,7 @@ impl GraphArgs {
                     ));
                 }
                 GraphModel::Zipf(ZipfGraph {
-                    users: self.users,
+                    users,
                     follows_mean: self.follows_mean,
                     popularity_exponent: self.zipf_exponent,
                     seed: self.seed,

@@ -7,6 +7,8 @@ mod bench_log;
 mod engine_load;
 mod graph_cmd;
 mod load;
+mod preset;
+mod preset_report;
 mod progress;
 mod redis_baseline;
 mod report;

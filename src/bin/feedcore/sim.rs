@@ -60,6 +60,8 @@ impl BaselineArg {
 pub(crate) struct SimArgs {
     #[command(flatten)]
     pub(crate) graph: GraphArgs,
+    #[command(flatten)]
+    pub(crate) preset: crate::preset::PresetArgs,
     /// Operations (posts plus reads) per strategy and ratio. With the other defaults,
     /// all five strategies and their capacity phases finish within two minutes on a
     /// 2-core machine.
@@ -142,7 +144,7 @@ pub(crate) struct SimArgs {
 }
 
 /// Set by Ctrl-C: every loop stops at its next check and the figures so far print.
-static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Progress bars for the phases of one run, and the Ctrl-C flag.
 pub(crate) struct Phases {
@@ -151,7 +153,7 @@ pub(crate) struct Phases {
 }
 
 impl Phases {
-    fn new(label: String) -> Phases {
+    pub(crate) fn new(label: String) -> Phases {
         Phases {
             label,
             bar: parking_lot::Mutex::new(None),
@@ -247,6 +249,21 @@ struct Plan {
 }
 
 fn plan(args: &SimArgs) -> Result<Plan, String> {
+    let p = &args.preset;
+    if p.seconds.is_some()
+        || p.reads_per_s.is_some()
+        || p.posts_per_s.is_some()
+        || p.peak_posts_per_s.is_some()
+        || p.active_readers.is_some()
+        || p.history_posts.is_some()
+        || p.graph_cache.is_some()
+    {
+        return Err(
+            "--seconds, --reads-per-s, --posts-per-s, --peak-posts-per-s, --active-readers, \
+             --history-posts and --graph-cache apply to --preset twitter-2012"
+                .into(),
+        );
+    }
     let model = args.graph.model()?;
     if args.ops == 0 {
         return Err("--ops is 0; a run needs at least one operation".into());
@@ -358,7 +375,21 @@ fn io_error(context: String) -> impl FnOnce(std::io::Error) -> feedcore::Error {
     move |source| feedcore::Error::Io { context, source }
 }
 
+/// Ctrl-C sets [`STOP`]; a second one exits.
+pub(crate) fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::Relaxed) {
+            // A second Ctrl-C: leave now (a redis child dies with us, PDEATHSIG).
+            std::process::exit(130);
+        }
+        eprintln!("\nfeedcore sim: interrupted; finishing the current phase's figures");
+    });
+}
+
 pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
+    if args.preset.preset.is_some() {
+        return crate::preset::run(args);
+    }
     let plan = match plan(args) {
         Ok(p) => p,
         Err(reason) => {
@@ -369,13 +400,7 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
     }
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::Relaxed) {
-            // A second Ctrl-C: leave now (a redis child dies with us, PDEATHSIG).
-            std::process::exit(130);
-        }
-        eprintln!("\nfeedcore sim: interrupted; finishing the current phase's figures");
-    });
+    install_ctrlc();
     let wall = Instant::now();
     let temp;
     let store: PathBuf = match &args.dir {
