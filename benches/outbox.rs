@@ -173,7 +173,10 @@ fn handout_benches(c: &mut Criterion) {
                 let mut q = base.queue.lock().unwrap();
                 let mut n = 0u64;
                 while (q.len() as u64) < iters {
-                    q.push_back((n / u64::from(SMALL_SERVERS), (n % u64::from(SMALL_SERVERS)) as u32));
+                    q.push_back((
+                        n / u64::from(SMALL_SERVERS),
+                        (n % u64::from(SMALL_SERVERS)) as u32,
+                    ));
                     n += 1;
                 }
             }
