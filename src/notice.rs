@@ -149,6 +149,9 @@ pub(crate) struct StoredNoticeV2 {
 #[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
 pub(crate) struct StoredNoticeV3 {
     pub(crate) published_ms: u64,
+    /// Whether `published_ms` is the notice's own `published` time (else a raised
+    /// `created_at_ms`).
+    pub(crate) given: bool,
     /// The groups after the first, in the order given, without duplicates.
     pub(crate) more_groups: Vec<u32>,
     pub(crate) notice: StoredNotice,
@@ -270,10 +273,20 @@ pub(crate) fn validate(notice: &NewNotice, limits: Limits) -> Result<Validated> 
 /// format version they are of (3 for a notice with an explicit time `published_ms`,
 /// else 2 for a notice with two or more groups, else 1).
 pub(crate) fn encode(notice: Validated, published_ms: Option<u64>) -> (AlignedVec, u8) {
+    encode_time(notice, published_ms, true)
+}
+
+/// [`encode`], with `given` false for a raised `created_at_ms` (version 3 keeps which).
+pub(crate) fn encode_time(
+    notice: Validated,
+    published_ms: Option<u64>,
+    given: bool,
+) -> (AlignedVec, u8) {
     let expect = "serialising into a growable in-memory buffer has no failure mode";
     if let Some(published_ms) = published_ms {
         let v3 = StoredNoticeV3 {
             published_ms,
+            given,
             more_groups: notice.more_groups,
             notice: notice.stored,
         };
@@ -320,11 +333,11 @@ pub(crate) fn check_archived(bytes: &[u8], version: u8) -> Result<(), String> {
 const NO_MORE_GROUPS: &[rkyv::rend::u32_le] = &[];
 
 /// What [`access_trusted`] returns: the notice, its groups past the first, and its
-/// explicit time (version 3 only).
+/// explicit time with whether it was the notice's own `published` (version 3 only).
 pub(crate) type Trusted<'a> = (
     &'a ArchivedStoredNotice,
     &'a [rkyv::rend::u32_le],
-    Option<u64>,
+    Option<(u64, bool)>,
 );
 
 /// Reinterprets bytes that were validated by [`check_archived`] (or written by
@@ -347,7 +360,7 @@ pub(crate) unsafe fn access_trusted(bytes: &[u8], version: u8) -> Trusted<'_> {
         return (
             &v3.notice,
             v3.more_groups.as_slice(),
-            Some(v3.published_ms.to_native()),
+            Some((v3.published_ms.to_native(), v3.given)),
         );
     }
     if version == crate::log::frame::VERSION_GROUPS {
@@ -375,8 +388,9 @@ pub struct NoticeRef<'a> {
     archived: &'a ArchivedStoredNotice,
     /// The groups past the first (empty for a version-1 record).
     more_groups: &'a [rkyv::rend::u32_le],
-    /// The time it is placed by, when stored in the record (version 3).
-    explicit_ms: Option<u64>,
+    /// The time it is placed by, when stored in the record (version 3), and whether
+    /// it is the notice's own `published`.
+    explicit_ms: Option<(u64, bool)>,
     /// The time it is placed by, as the log's order keys hold it (`None` while the
     /// log is being recovered).
     placed_ms: Option<u64>,
@@ -407,13 +421,13 @@ impl<'a> NoticeRef<'a> {
     /// the newest time stored before it (see [`NewNotice::published`]).
     pub fn published_ms(&self) -> u64 {
         self.placed_ms
-            .or(self.explicit_ms)
+            .or(self.explicit_ms())
             .unwrap_or_else(|| self.created_at_ms())
     }
 
     /// The time stored in the record, when it has one (record version 3).
     pub(crate) fn explicit_ms(&self) -> Option<u64> {
-        self.explicit_ms
+        self.explicit_ms.map(|(ms, _)| ms)
     }
 
     /// The notice's id.
@@ -513,7 +527,7 @@ impl<'a> NoticeRef<'a> {
             author: self.author(),
             body: self.body().to_owned(),
             created_at_ms: self.created_at_ms(),
-            published: self.uri().and(self.explicit_ms),
+            published: self.explicit_ms.and_then(|(ms, given)| given.then_some(ms)),
             reply_to: self.reply_to(),
             reply_to_author: self.reply_to_author().filter(|_| self.reply_to().is_none()),
             repeat_of: self.repeat_of(),

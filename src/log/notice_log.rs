@@ -297,7 +297,7 @@ impl NoticeLog {
             let high = self.order.high();
             let key = self.get(NoticeId(id)).map_or(high, |n| {
                 n.explicit_ms()
-                    .unwrap_or_else(|| n.created_at_ms().max(high))
+                    .unwrap_or_else(|| n.created_at_ms().min(super::order::KEY_MAX).max(high))
             });
             self.order.push(id, key);
         }
@@ -321,6 +321,17 @@ impl NoticeLog {
         limits: Limits,
         published_ms: Option<u64>,
     ) -> Result<(rkyv::util::AlignedVec, u8)> {
+        self.prepare_time(notice, limits, published_ms, true)
+    }
+
+    /// [`Self::prepare`]; `given` false for a raised `created_at_ms`.
+    fn prepare_time(
+        &self,
+        notice: &NewNotice,
+        limits: Limits,
+        published_ms: Option<u64>,
+        given: bool,
+    ) -> Result<(rkyv::util::AlignedVec, u8)> {
         let mut validated = notice::validate(notice, limits)?;
         let stored = &mut validated.stored;
         // The authors of the notices answered and repeated are stored with the
@@ -338,7 +349,7 @@ impl NoticeLog {
                 *author = Some(parent.author().0);
             }
         }
-        let (bytes, version) = notice::encode(validated, published_ms);
+        let (bytes, version) = notice::encode_time(validated, published_ms, given);
         let capacity = self.config.segment_bytes as usize - SEGMENT_HEADER_BYTES;
         if frame::record_bytes(bytes.len()) > capacity {
             return Err(Error::invalid(format!(
@@ -474,11 +485,12 @@ impl NoticeLog {
         let mut high = self.order.high();
         let mut keys = Vec::with_capacity(encoded.len());
         for (notice, (bytes, version, published)) in notices.iter().zip(&mut encoded) {
+            let created = notice.created_at_ms.min(super::order::KEY_MAX);
             let key = match *published {
                 Some(key) => key,
-                None if notice.created_at_ms >= high => notice.created_at_ms,
+                None if created >= high => created,
                 None => {
-                    (*bytes, *version) = self.prepare(notice, limits, Some(high))?;
+                    (*bytes, *version) = self.prepare_time(notice, limits, Some(high), false)?;
                     high
                 }
             };

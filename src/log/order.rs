@@ -21,6 +21,8 @@ pub const PUBLISHED_MS_MIN: u64 = 1_142_899_200_000;
 
 /// Bit 63 of an entry: the notice is late.
 const LATE: u64 = 1 << 63;
+/// The largest key: times at or past 2^63 ms are placed at it.
+pub(crate) const KEY_MAX: u64 = LATE - 1;
 
 /// The place of a notice in every stream: (key, id), compared in that order.
 pub(crate) type Pos = (u64, u64);
@@ -66,6 +68,7 @@ impl OrderKeys {
     /// Records the key of notice `id` (the next one); returns whether it is late.
     /// Writer lock held (or no other thread yet, at open).
     pub(crate) fn push(&self, id: u64, key: u64) -> bool {
+        let key = key.min(KEY_MAX);
         let high = self.high();
         let late = key < high;
         if late {
