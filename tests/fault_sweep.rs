@@ -524,9 +524,7 @@ fn outbox_scenario(dir: &Path) -> OutboxOutcome {
         }) {
             out.posts.push((id, false));
         }
-        let Ok(ds) = engine.deliveries(3) else {
-            continue;
-        };
+        let ds = engine.deliveries(3);
         for (k, d) in ds.iter().enumerate() {
             if k % 3 == 2 {
                 let _ = engine.fail(d, Some(std::time::Duration::ZERO));
@@ -563,7 +561,7 @@ fn every_file_operation_of_the_outbox_can_fail_and_nothing_acknowledged_is_lost(
             .unwrap_or_else(|e| panic!("{what}: the engine does not reopen: {e}"));
         let mut handed = BTreeSet::new();
         loop {
-            let ds = engine.deliveries(16).expect("deliveries after a reopen");
+            let ds = engine.deliveries(16);
             if ds.is_empty() {
                 break;
             }

@@ -103,10 +103,22 @@ fn child() {
                 println!("del {}", id.0);
             }
             4..=5 => {
-                for d in e.deliveries(rng.random_range(1..8)).unwrap() {
+                for d in e.deliveries(rng.random_range(1..8)) {
                     println!("out {} {} {}", d.notice.0, d.server, kind_word(d.kind));
                     held.push(d);
                 }
+            }
+            6 if held.len() > 1 => {
+                // A batch acked in one write.
+                let batch: Vec<_> = held.drain(..held.len() / 2).collect();
+                let keys: Vec<String> = batch
+                    .iter()
+                    .map(|d| format!("{} {} {}", d.notice.0, d.server, kind_word(d.kind)))
+                    .collect();
+                let keys = keys.join(";");
+                println!("batch {keys}");
+                e.ack_all(&batch).unwrap();
+                println!("acks {keys}");
             }
             _ if !held.is_empty() => {
                 let d = held.swap_remove(rng.random_range(0..held.len()));
@@ -136,6 +148,8 @@ struct Seen {
     acked: BTreeSet<Key>,
     /// Keys that one operation in flight at a kill may have changed unseen.
     excused: BTreeSet<Key>,
+    /// The batch whose `ack_all` was called and not seen returning, this round.
+    batch: Vec<Key>,
 }
 
 fn parse(line: &str, seen: &mut Seen) {
@@ -160,6 +174,23 @@ fn parse(line: &str, seen: &mut Seen) {
         }
         ["ack", n, s, k] => {
             seen.acked.insert(key(n, s, k));
+        }
+        ["batch" | "acks", ..] => {
+            let keys: Vec<Key> = line
+                .split_once(' ')
+                .map_or("", |(_, rest)| rest)
+                .split(';')
+                .map(|k| {
+                    let k: Vec<&str> = k.split(' ').collect();
+                    key(k[0], k[1], k[2])
+                })
+                .collect();
+            if f[0] == "batch" {
+                seen.batch = keys;
+            } else {
+                seen.acked.extend(keys);
+                seen.batch.clear();
+            }
         }
         _ => {}
     }
@@ -224,7 +255,7 @@ fn check(dir: &Path, seen: &mut Seen, round: u64) -> usize {
     }
     let mut handed: BTreeSet<Key> = BTreeSet::new();
     loop {
-        let ds = e.deliveries(64).unwrap();
+        let ds = e.deliveries(64);
         if ds.is_empty() {
             break;
         }
@@ -256,6 +287,17 @@ fn check(dir: &Path, seen: &mut Seen, round: u64) -> usize {
             };
             expected.insert((n, s, kind));
         }
+    }
+    // A batch acked at the kill is acked whole or not at all.
+    let batch: Vec<Key> = std::mem::take(&mut seen.batch);
+    let batch_handed = batch.iter().filter(|k| handed.contains(*k)).count();
+    assert!(
+        batch_handed == 0 || batch_handed == batch.len(),
+        "round {round}: {batch_handed} of a batch of {} acked at the kill came back",
+        batch.len()
+    );
+    if batch_handed == 0 {
+        seen.acked.extend(batch);
     }
     let missing: Vec<&Key> = expected
         .iter()

@@ -331,7 +331,11 @@ impl Engine {
     /// come back through [`Engine::ack`] or [`Engine::fail`]; one neither acked nor
     /// failed is handed out again after the store is reopened (at least once), one
     /// acked never is.
-    pub fn deliveries(&self, max: usize) -> Result<Vec<Delivery>> {
+    ///
+    /// Taking deliveries writes nothing the caller must wait for (deliveries found to
+    /// have no followers left are marked done on the way, and a failure to write that
+    /// mark shows at the next write, which it makes fail); so it returns no error.
+    pub fn deliveries(&self, max: usize) -> Vec<Delivery> {
         let now = self.shared.config.clock.now_ms();
         self.shared.outbox.take(max, now, &*self.shared)
     }
@@ -354,8 +358,20 @@ impl Engine {
     /// Errors: [`Error::UnknownDelivery`] when `d` is not in flight under its token
     /// (never handed out, acked or failed already).
     pub fn ack(&self, d: &Delivery) -> Result<()> {
-        let server = self.server_of(d)?;
-        self.shared.outbox.ack(d, server)
+        self.ack_all(std::slice::from_ref(d))
+    }
+
+    /// [`Engine::ack`] of each of `ds`, in one write: a worker that delivered a batch
+    /// acks it at the cost of one. All are acked, or none is.
+    ///
+    /// Errors: [`Error::UnknownDelivery`] for the first of `ds` that is not in flight
+    /// under its token, or that comes twice in `ds`; nothing is acked then.
+    pub fn ack_all(&self, ds: &[Delivery]) -> Result<()> {
+        let servers = ds
+            .iter()
+            .map(|d| self.server_of(d))
+            .collect::<Result<Vec<u32>>>()?;
+        self.shared.outbox.ack_all(ds, &servers)
     }
 
     /// The delivery failed: it is handed out again after `retry_after`, or by

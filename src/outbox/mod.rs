@@ -260,12 +260,7 @@ impl Outbox {
 
     /// Hands out up to `max` due deliveries. One whose notice is gone, or whose
     /// server has no followers of the author any more, is done without leaving.
-    pub(crate) fn take(
-        &self,
-        max: usize,
-        now_ms: u64,
-        resolve: &dyn Resolve,
-    ) -> Result<Vec<Delivery>> {
+    pub(crate) fn take(&self, max: usize, now_ms: u64, resolve: &dyn Resolve) -> Vec<Delivery> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let mut out = Vec::with_capacity(max.min(inner.queue.len()));
@@ -304,9 +299,12 @@ impl Outbox {
             });
         }
         if !done.is_empty() {
-            inner.file.append(&done, false)?;
+            // Losing these marks loses nothing: at the next open each delivery is found
+            // without followers again and marked then. A failed write poisons the file,
+            // so the next ack, fail or enqueue reports it.
+            let _ = inner.file.append(&done, false);
         }
-        Ok(out)
+        out
     }
 
     /// Takes delivery `d` (to server `server`) out of flight: its failed attempts
@@ -322,37 +320,55 @@ impl Outbox {
         }
     }
 
-    /// The delivery reached its server.
-    pub(crate) fn ack(&self, d: &Delivery, server: u32) -> Result<()> {
+    /// The deliveries reached their servers (`servers[i]` is the server of `ds[i]`):
+    /// all of them are done, in one write, or none is (an unknown one, or one twice).
+    pub(crate) fn ack_all(&self, ds: &[Delivery], servers: &[u32]) -> Result<()> {
         let mut g = self.inner.lock();
         let inner = &mut *g;
-        let attempts = Self::land(inner, d, server)?;
-        let done = Record::Done {
-            notice: d.notice.0,
-            server,
-            kind: d.kind,
-        };
-        let ok = inner.server(server).failing_since_ms != 0;
-        let written = if ok {
-            inner
-                .file
-                .append(&[done, Record::ServerOk { server }], inner.sync_ack)
-        } else {
-            inner.file.append(&[done], inner.sync_ack)
-        };
-        if let Err(e) = written {
-            // Still in flight: the caller may ack it again after a reopen.
-            inner
-                .in_flight
-                .insert(key(d.notice.0, d.kind, server), (d.token, attempts));
+        let mut records = Vec::with_capacity(ds.len() + 1);
+        let mut landed = Vec::with_capacity(ds.len());
+        let mut back_ok: Vec<u32> = Vec::new();
+        for (d, &server) in ds.iter().zip(servers) {
+            match Self::land(inner, d, server) {
+                Ok(attempts) => landed.push((key(d.notice.0, d.kind, server), d.token, attempts)),
+                Err(e) => {
+                    Self::unland(inner, &landed);
+                    return Err(e);
+                }
+            }
+            records.push(Record::Done {
+                notice: d.notice.0,
+                server,
+                kind: d.kind,
+            });
+            if inner.server(server).failing_since_ms != 0 && !back_ok.contains(&server) {
+                back_ok.push(server);
+            }
+        }
+        records.extend(back_ok.iter().map(|&server| Record::ServerOk { server }));
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = inner.file.append(&records, inner.sync_ack) {
+            // Still in flight: the caller may ack them again after a reopen.
+            Self::unland(inner, &landed);
             return Err(e);
         }
-        if ok {
+        for server in back_ok {
             inner.server_mut(server).failing_since_ms = 0;
         }
-        inner.finish_delete(d.notice.0, d.kind);
-        inner.acked += 1;
+        for d in ds {
+            inner.finish_delete(d.notice.0, d.kind);
+        }
+        inner.acked += ds.len() as u64;
         Ok(())
+    }
+
+    /// Puts deliveries taken out of flight by [`Outbox::land`] back.
+    fn unland(inner: &mut Inner, landed: &[((u64, u32), u64, u16)]) {
+        for &(k, token, attempts) in landed {
+            inner.in_flight.insert(k, (token, attempts));
+        }
     }
 
     /// The delivery failed: due again after `retry_after` (default: [`backoff`]), or
