@@ -295,6 +295,61 @@ fn groups_and_tag_follows_report_the_new_streams() {
     }
 }
 
+/// `--remote-share` puts a share of the users on other servers: the JSON gains an
+/// `outbox` entry whose counts agree with each other and with the workload, and the
+/// table an `outbox` line; out-of-range shares are refused before any work.
+#[test]
+fn a_remote_share_reports_the_outbox() {
+    let json = sim_json(&["--strategy", "push", "--remote-share", "0.3"]);
+    let run = &json["measured"]["runs"][0];
+    let o = &run["outbox"];
+    let n = |k: &str| {
+        o[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {o}"))
+    };
+    // About 30% of 2,000 users.
+    assert!((450..=750).contains(&n("remote_accounts")), "{o}");
+    assert!(
+        n("remote_servers") > 10 && n("remote_servers") <= n("remote_accounts"),
+        "{o}"
+    );
+    assert!(
+        n("remote_posts") > 0 && n("remote_posts") < run["posts"].as_u64().unwrap(),
+        "{o}"
+    );
+    assert!(n("acked") > 0, "{o}");
+    assert_eq!(n("handed_out"), n("acked") + n("failed"), "{o}");
+    assert!(n("followers_addressed") >= n("acked"), "{o}");
+    assert!(n("file_bytes") > 0 && n("pending_max") > 0, "{o}");
+    let lag = &o["lag_ms"];
+    let (p50, p99) = (lag["p50"].as_f64().unwrap(), lag["p99"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= p99, "{lag}");
+    let plain = sim_json(&["--strategy", "push"]);
+    assert!(plain["measured"]["runs"][0]["outbox"].is_null());
+    let mut args = vec!["sim"];
+    args.extend_from_slice(&SMALL);
+    args.extend_from_slice(&["--strategy", "push", "--remote-share", "0.3"]);
+    let out = feedcore(&args);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("outbox push") && l.contains("lag p50")),
+        "{table}"
+    );
+    for bad in [
+        "--remote-share=-0.1",
+        "--remote-share=0.95",
+        "--remote-share=NaN",
+    ] {
+        let mut args = vec!["sim"];
+        args.extend_from_slice(&SMALL);
+        args.push(bad);
+        assert_eq!(feedcore(&args).status.code(), Some(2), "{bad}");
+    }
+}
+
 /// The Twitter-2012 preset scaled down: `--users 20000 --seconds 2`.
 fn preset_json(cache: &std::path::Path) -> serde_json::Value {
     let out = feedcore(&[

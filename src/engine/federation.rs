@@ -406,6 +406,12 @@ impl Engine {
         self.shared.outbox.recovered(id)
     }
 
+    /// The outbox's counts (as in [`Engine::stats`], without the rest of it: one
+    /// lock, cheap enough to poll).
+    pub fn outbox_stats(&self) -> crate::OutboxStats {
+        self.shared.outbox.stats()
+    }
+
     /// Whether the remote server `server` is marked unavailable (failing for 7 days).
     pub fn server_unavailable(&self, server: &str) -> bool {
         remote::host(server)

@@ -20,6 +20,7 @@ use rand_distr::Distribution;
 use rand_distr::weighted::WeightedAliasIndex;
 
 use super::memory::{resident_anon_bytes, trim_heap};
+use super::remote::{self, OutboxRun, PostedAt, Remote};
 use super::synthetic::synthetic_notice;
 use super::workload::{Op, Workload};
 use crate::engine::{Clock, Config, Engine, EngineStats};
@@ -77,6 +78,9 @@ pub struct LabConfig {
     /// Posts of the capacity phase after the run (0: none; never for pull, which
     /// delivers nothing).
     pub capacity_posts: u64,
+    /// Share of the graph's users on other servers (0: none; see [`OutboxRun`]): they
+    /// follow and post as remote accounts, and a delivery worker drains the outbox.
+    pub remote_share: f64,
 }
 
 impl Default for LabConfig {
@@ -90,6 +94,7 @@ impl Default for LabConfig {
             known_rates: false,
             drivers: 1,
             capacity_posts: 0,
+            remote_share: 0.0,
         }
     }
 }
@@ -224,6 +229,8 @@ pub struct EngineRun {
     pub capacity: Option<CapacityRun>,
     /// With a [`StreamMix`]: the new streams' read latency (empty otherwise).
     pub stream_reads: Vec<StreamReads>,
+    /// With [`LabConfig::remote_share`]: what the outbox did.
+    pub outbox: Option<OutboxRun>,
 }
 
 /// What the capacity phase measured.
@@ -299,20 +306,23 @@ pub fn run_engine_with_streams(
 
     observer.phase("load", edges.len() as u64);
     let started = Instant::now();
+    let remote = Remote::choose(users, config.remote_share, workload.seed);
     let graph_config = GraphConfig {
-        users_max: users,
+        users_max: users + remote.count(),
         partitions: config.workers,
         durability: Durability::Buffered,
         ..GraphConfig::default()
     };
-    drop(FollowGraph::bulk_load(
-        dir.join("graph"),
-        graph_config,
-        edges.iter().copied(),
-    )?);
+    if remote.count() > 0 {
+        FollowGraph::bulk_load(dir.join("graph"), graph_config, remote.edges(edges))
+    } else {
+        FollowGraph::bulk_load(dir.join("graph"), graph_config, edges.iter().copied())
+    }
+    .map(drop)?;
     let clock = Clock::manual(0);
     let engine_config = Config {
         users_max: users,
+        remote_users_max: Config::default().remote_users_max.max(remote.count()),
         timeline_capacity: config.timeline_capacity,
         durability: Durability::Buffered,
         workers: config.workers,
@@ -329,6 +339,13 @@ pub fn run_engine_with_streams(
             .map(|u| (UserId(u), GroupId(rng.random_range(0..groups))))
             .collect();
         Engine::bulk_load_groups(dir, &engine_config, &list, memberships)?;
+    }
+    if remote.count() > 0 {
+        // The accounts the graph's remote ids name; the engine counts each local
+        // user's remote followers when it opens.
+        let engine = Engine::open(dir, engine_config.clone())?;
+        remote.register(&engine)?;
+        drop(engine);
     }
     let engine = Engine::open(dir, engine_config)?;
     if mix.tag_follows > 0 {
@@ -370,6 +387,7 @@ pub fn run_engine_with_streams(
 
     let warm_up_ops = config.warm_up_ops.min(workload.ops);
     let drivers = config.drivers.max(1);
+    let posted_at = PostedAt::default();
     let shared = Driven {
         engine: &engine,
         clock: &clock,
@@ -379,6 +397,8 @@ pub fn run_engine_with_streams(
         mix,
         groups,
         seed: workload.seed,
+        remote: &remote,
+        posted_at: &posted_at,
         source: Mutex::new(Source {
             ops: Box::new(workload.ops()),
             next: 0,
@@ -396,52 +416,70 @@ pub fn run_engine_with_streams(
         ..EngineRun::default()
     };
     let mut run = fresh_run(warm_up);
-    if warm_up_ops > 0 {
-        observer.phase("warm-up ops", warm_up_ops);
-        let started = Instant::now();
-        let warm = shared.drive(0, warm_up_ops)?;
-        // Warm: measure from here, after the fan-out of the warm-up settled.
-        engine.flush()?;
-        warm_up += started.elapsed();
-        before = engine.stats();
-        run = fresh_run(warm_up);
-        if warm.stopped {
-            // Stopped while warming up: nothing was measured.
-            run.complete = false;
-        }
-    }
-    if run.complete {
-        observer.phase("run", workload.ops - warm_up_ops);
-        let started = Instant::now();
-        let part = shared.drive(warm_up_ops, workload.ops)?;
-        run.run = started.elapsed();
-        run.complete = !part.stopped;
-        run.ops_done = part.posts + part.reads;
-        run.posts = part.posts;
-        run.reads = part.reads;
-        run.post_time = part.post_time;
-        run.read_time = part.read_time;
-        run.body_bytes_read = part.body_bytes_read;
-        run.retargeted = part.retargeted;
-        run.read_ns_quantiles = latency_quantiles(&part.latency);
-        if mix.active() {
-            run.stream_reads = ["group", "tag", "public"]
-                .into_iter()
-                .zip(&part.stream_latency)
-                .filter(|(_, h)| !h.is_empty())
-                .map(|(stream, h)| StreamReads {
-                    stream,
-                    reads: h.len(),
-                    read_ns_quantiles: latency_quantiles(h),
-                })
-                .collect();
-        }
-    } else {
-        run.read_ns_quantiles = latency_quantiles(&new_latency_histogram());
-    }
-    let started = Instant::now();
-    engine.flush()?;
-    run.flush = started.elapsed();
+    let worker_stop = AtomicBool::new(false);
+    let mut remote_posts = 0;
+    // The delivery worker drains the outbox while the drivers run (remote users only).
+    let outbox = std::thread::scope(|scope| -> Result<Option<OutboxRun>> {
+        let worker = (remote.count() > 0)
+            .then(|| scope.spawn(|| remote::deliver(&engine, &remote, &posted_at, &worker_stop)));
+        let driven = (|| -> Result<()> {
+            if warm_up_ops > 0 {
+                observer.phase("warm-up ops", warm_up_ops);
+                let started = Instant::now();
+                let warm = shared.drive(0, warm_up_ops)?;
+                // Warm: measure from here, after the fan-out of the warm-up settled.
+                engine.flush()?;
+                warm_up += started.elapsed();
+                before = engine.stats();
+                run = fresh_run(warm_up);
+                if warm.stopped {
+                    // Stopped while warming up: nothing was measured.
+                    run.complete = false;
+                }
+            }
+            if run.complete {
+                observer.phase("run", workload.ops - warm_up_ops);
+                let started = Instant::now();
+                let part = shared.drive(warm_up_ops, workload.ops)?;
+                run.run = started.elapsed();
+                run.complete = !part.stopped;
+                run.ops_done = part.posts + part.reads;
+                run.posts = part.posts;
+                run.reads = part.reads;
+                run.post_time = part.post_time;
+                run.read_time = part.read_time;
+                run.body_bytes_read = part.body_bytes_read;
+                run.retargeted = part.retargeted;
+                remote_posts = part.remote_posts;
+                run.read_ns_quantiles = latency_quantiles(&part.latency);
+                if mix.active() {
+                    run.stream_reads = ["group", "tag", "public"]
+                        .into_iter()
+                        .zip(&part.stream_latency)
+                        .filter(|(_, h)| !h.is_empty())
+                        .map(|(stream, h)| StreamReads {
+                            stream,
+                            reads: h.len(),
+                            read_ns_quantiles: latency_quantiles(h),
+                        })
+                        .collect();
+                }
+            } else {
+                run.read_ns_quantiles = latency_quantiles(&new_latency_histogram());
+            }
+            let started = Instant::now();
+            engine.flush()?;
+            run.flush = started.elapsed();
+            Ok(())
+        })();
+        worker_stop.store(true, Ordering::Relaxed);
+        let outbox = worker
+            .map(|w| w.join().expect("the delivery worker does not panic"))
+            .transpose();
+        driven?;
+        outbox
+    })?;
+    run.outbox = outbox.map(|o| OutboxRun { remote_posts, ..o });
 
     let after = engine.stats();
     run.deliveries = after.deliveries - before.deliveries;
@@ -490,6 +528,10 @@ struct Driven<'a> {
     /// Groups of the run (`mix.groups`, at most the users).
     groups: u32,
     seed: u64,
+    /// The users on other servers (none without a remote share).
+    remote: &'a Remote,
+    /// When each local post started (kept only with remote users).
+    posted_at: &'a PostedAt,
     source: Mutex<Source>,
     /// Set by the first driver that sees the observer stop: the others stop at
     /// their next chunk.
@@ -506,6 +548,8 @@ struct Part {
     read_time: Duration,
     body_bytes_read: u64,
     retargeted: u64,
+    /// Posts by remote users (through `post_remote`).
+    remote_posts: u64,
     latency: Histogram<u64>,
     /// Group, tag and public page latency (see [`StreamMix`]).
     stream_latency: [Histogram<u64>; 3],
@@ -521,6 +565,7 @@ impl Part {
             read_time: Duration::ZERO,
             body_bytes_read: 0,
             retargeted: 0,
+            remote_posts: 0,
             latency: new_latency_histogram(),
             stream_latency: [
                 new_latency_histogram(),
@@ -538,6 +583,7 @@ impl Part {
         self.read_time += other.read_time;
         self.body_bytes_read += other.body_bytes_read;
         self.retargeted += other.retargeted;
+        self.remote_posts += other.remote_posts;
         self.latency
             .add(&other.latency)
             .expect("histograms of the same bounds");
@@ -634,10 +680,28 @@ impl Driven<'_> {
                     notice.tags = vec![format!("tag{}", rng.random_range(0..SIM_TAGS))];
                 }
                 let t = Instant::now();
-                engine.post(notice)?;
+                if let Some(a) = self.remote.account(notice.author.0) {
+                    // From another server: its own uri, no local group.
+                    notice.author = UserId(self.workload.users + a);
+                    notice.uri = Some(format!(
+                        "https://{}/notes/{}",
+                        self.remote.host(a),
+                        post.ordinal
+                    ));
+                    notice.groups.clear();
+                    engine.post_remote(notice)?;
+                    part.remote_posts += 1;
+                } else {
+                    let id = engine.post(notice)?;
+                    if self.remote.count() > 0 {
+                        self.posted_at.lock().insert(id.0, t);
+                    }
+                }
                 part.post_time += t.elapsed();
                 part.posts += 1;
             }
+            // Remote users read on their own servers.
+            Op::Read(user) if self.remote.account(user.0).is_some() => {}
             Op::Read(user) => {
                 let t = Instant::now();
                 let page = engine.home_timeline(*user, Page::latest(self.workload.page_size))?;

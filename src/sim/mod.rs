@@ -9,6 +9,7 @@ mod graph_ops;
 mod lab;
 mod memory;
 mod open_loop;
+mod remote;
 mod schedule;
 mod synthetic;
 mod workload;
@@ -31,6 +32,7 @@ pub use open_loop::{
     AUTHOR_FOLLOWER_EXPONENT, EARLY_S, HistoryRun, Offered, OpenLoopConfig, OpenLoopRun,
     run_open_loop,
 };
+pub use remote::{OutboxRun, SIM_DOWN_EVERY, SIM_REMOTE_SERVERS};
 pub use schedule::{POST_BURST_SHARE, POST_CYCLE_S};
 pub use synthetic::{SYNTHETIC_BODY_BYTES, synthetic_notice};
 pub use workload::{Op, PostKind, PostOp, RatesPerOp, Workload, WorkloadSummary};

@@ -117,6 +117,11 @@ pub(crate) struct SimArgs {
     /// streams' read latency is reported (0: no tags).
     #[arg(long, default_value_t = 0)]
     pub(crate) tag_follows: u32,
+    /// Share of the users on other servers (0 to 0.9): they follow and post as
+    /// remote accounts on 1,000 servers, a delivery worker drains the outbox (one
+    /// server in 50 down), and the outbox's lag and size are reported (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) remote_share: f64,
     /// Fan-out worker threads.
     #[arg(long, default_value_t = 2)]
     pub(crate) workers: u32,
@@ -307,6 +312,12 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
             model.users()
         ));
     }
+    if !(0.0..=0.9).contains(&args.remote_share) {
+        return Err(format!(
+            "--remote-share {} is outside 0 to 0.9 (a share of the users on other servers)",
+            args.remote_share
+        ));
+    }
     if args.tag_follows > feedcore::sim::SIM_TAGS {
         return Err(format!(
             "--tag-follows {} is more than the {} tags of the workload",
@@ -461,6 +472,7 @@ pub(crate) fn run(args: &SimArgs) -> feedcore::Result<ExitCode> {
                 known_rates: args.selective_known_rates,
                 drivers: args.drivers,
                 capacity_posts: args.capacity_posts,
+                remote_share: args.remote_share,
                 ..LabConfig::default()
             };
             let mix = StreamMix {

@@ -104,7 +104,32 @@ impl Row {
                 })
             })
             .collect();
+        let outbox = r.outbox.as_ref().map(|o| {
+            let ms = |q| o.lag_ns(q) as f64 / 1e6;
+            json!({
+                "meaning": "remote users on other servers; a delivery worker takes batches of 256 due deliveries, fails those of servers that are down, acks the rest with ack_all; lag: a local post's start to its delivery's hand-out (first attempts)",
+                "remote_accounts": o.remote_accounts,
+                "remote_servers": o.remote_servers,
+                "servers_down_one_in": feedcore::sim::SIM_DOWN_EVERY,
+                "remote_posts": o.remote_posts,
+                "handed_out": o.handed_out,
+                "acked": o.acked,
+                "failed": o.failed,
+                "followers_addressed": o.followers_addressed,
+                "lag_ms": {
+                    "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0),
+                    "quantiles": o.lag_ns_quantiles.iter().map(|&(q, ns)| json!([q, ns as f64 / 1e6])).collect::<Vec<_>>(),
+                },
+                "pending_max": o.pending_max,
+                "queue_bytes_max": o.queue_bytes_max,
+                "pending_end": o.pending_end,
+                "file_bytes": o.file_bytes,
+                "seconds": { "worker": o.worker.as_secs_f64(), "busy": o.busy.as_secs_f64() },
+                "handed_out_per_busy_s": o.handed_out as f64 / o.busy.as_secs_f64().max(1e-9),
+            })
+        });
         let detail = json!({
+            "outbox": outbox,
             "stream_reads": streams,
             "system": "feedcore",
             "strategy": r.strategy,
@@ -524,6 +549,29 @@ impl SimReport {
                 r.name,
                 r.read_write,
                 parts.join("; ")
+            );
+        }
+        for r in self.rows.iter().filter(|r| r.detail["outbox"].is_object()) {
+            let o = &r.detail["outbox"];
+            let f = |k: &str| o[k].as_u64().unwrap_or(0);
+            let lag = |k: &str| o["lag_ms"][k].as_f64().unwrap_or(0.0);
+            println!(
+                "outbox {} r:w {}: {} remote accounts on {} servers, {} remote posts; {} deliveries acked ({} followers), {} failed; lag p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; pending at most {} ({} queue bytes), {} at the end; file {} bytes",
+                r.name,
+                r.read_write,
+                f("remote_accounts"),
+                f("remote_servers"),
+                f("remote_posts"),
+                f("acked"),
+                f("followers_addressed"),
+                f("failed"),
+                lag("p50"),
+                lag("p99"),
+                lag("max"),
+                f("pending_max"),
+                f("queue_bytes_max"),
+                f("pending_end"),
+                f("file_bytes"),
             );
         }
         println!();
