@@ -362,7 +362,9 @@ impl Engine {
     }
 
     /// [`Engine::ack`] of each of `ds`, in one write: a worker that delivered a batch
-    /// acks it at the cost of one. All are acked, or none is.
+    /// acks it at the cost of one. All are acked, or (on an error) none is; a crash
+    /// during the write may keep a prefix of the batch, and the rest is handed out
+    /// again after the reopen (at least once).
     ///
     /// Errors: [`Error::UnknownDelivery`] for the first of `ds` that is not in flight
     /// under its token, or that comes twice in `ds`; nothing is acked then.
