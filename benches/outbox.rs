@@ -149,37 +149,32 @@ fn handout_benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1))
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
+    // Posts until `iters` deliveries are pending, then times handing them out 64 at a
+    // time and giving each batch to `ack`.
+    let timed = |iters: u64, ack: &dyn Fn(&[feedcore::Delivery])| {
+        while e.outbox_stats().pending < iters {
+            post(&e, 1);
+        }
+        let started = Instant::now();
+        let mut done = 0;
+        while done < iters {
+            let ds = e.deliveries(64);
+            ack(&ds);
+            done += ds.len() as u64;
+        }
+        started.elapsed()
+    };
     g.bench_function("engine_deliveries_ack", |b| {
         b.iter_custom(|iters| {
-            while e.stats().outbox.pending < iters {
-                post(&e, 1);
-            }
-            let started = Instant::now();
-            let mut done = 0;
-            while done < iters {
-                let ds = e.deliveries(64);
-                for d in &ds {
+            timed(iters, &|ds| {
+                for d in ds {
                     e.ack(d).expect("an ack");
                 }
-                done += ds.len() as u64;
-            }
-            started.elapsed()
+            })
         })
     });
     g.bench_function("engine_deliveries_ack_all", |b| {
-        b.iter_custom(|iters| {
-            while e.stats().outbox.pending < iters {
-                post(&e, 1);
-            }
-            let started = Instant::now();
-            let mut done = 0;
-            while done < iters {
-                let ds = e.deliveries(64);
-                e.ack_all(&ds).expect("an ack of the batch");
-                done += ds.len() as u64;
-            }
-            started.elapsed()
-        })
+        b.iter_custom(|iters| timed(iters, &|ds| e.ack_all(ds).expect("an ack of the batch")))
     });
     let base = Baseline::default();
     let mut token = 0u64;

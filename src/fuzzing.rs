@@ -118,14 +118,7 @@ pub fn graph_file(data: &[u8]) {
         // Refused with an error that is not a panic: fine for a fuzz input.
         Err(_) => return,
     };
-    for problem in &report.problems {
-        assert!(
-            problem.offset as usize <= body.len(),
-            "problem offset {} inside the file of {} bytes",
-            problem.offset,
-            body.len()
-        );
-    }
+    assert_inside(&report.problems, body.len());
     let config = crate::GraphConfig {
         users_max: 1 << 12,
         ..Default::default()
@@ -140,5 +133,60 @@ pub fn graph_file(data: &[u8]) {
                 "checked sound, opened Corrupt: {e}"
             );
         }
+    }
+}
+
+/// Feeds arbitrary bytes as a store's outbox file (`outbox/outbox.log`): checked, then
+/// the store opened as an engine, every due delivery handed out and acked. Must never
+/// panic; every problem must point inside the file, a file that checks sound opens,
+/// one that opens checks sound, and every delivery handed out can be acked.
+pub fn outbox_file(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let outbox = dir.path().join(crate::outbox::file::DIR_NAME);
+    std::fs::create_dir_all(&outbox).expect("creating the outbox directory");
+    std::fs::write(outbox.join(crate::outbox::file::FILE_NAME), data)
+        .expect("writing the fuzz input");
+    let report = match crate::OutboxReport::check(dir.path()) {
+        Ok(Some(report)) => report,
+        Ok(None) => panic!("the outbox file was written"),
+        // Refused with an error that is not a panic (an I/O error): fine.
+        Err(_) => return,
+    };
+    assert_inside(&report.problems, data.len());
+    let config = crate::Config {
+        users_max: 16,
+        remote_users_max: 16,
+        durability: crate::Durability::Buffered,
+        workers: 1,
+        ..Default::default()
+    };
+    match crate::Engine::open(dir.path(), config) {
+        Ok(engine) => {
+            assert!(report.is_sound(), "opened an outbox that checks damaged");
+            for _ in 0..1000 {
+                let batch = engine.deliveries(64);
+                if batch.is_empty() {
+                    break;
+                }
+                engine
+                    .ack_all(&batch)
+                    .expect("a delivery handed out is acked");
+            }
+        }
+        Err(e) => assert!(
+            !report.is_sound() || !matches!(e, crate::Error::Corrupt { .. }),
+            "checked sound, opened Corrupt: {e}"
+        ),
+    }
+}
+
+/// Every problem points inside the file of `len` bytes.
+fn assert_inside(problems: &[crate::log::Problem], len: usize) {
+    for problem in problems {
+        assert!(
+            problem.offset as usize <= len,
+            "problem offset {} inside the file of {len} bytes",
+            problem.offset,
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! file (`file.rs`, `record.rs`), queued in memory as compact entries (`queue.rs`).
 //! See `docs/design.md`, "Federation".
 
-mod file;
+pub(crate) mod file;
 mod fold;
 mod queue;
 pub(crate) mod record;

@@ -142,11 +142,17 @@ pub struct StreamReads {
 impl StreamReads {
     /// Latency at quantile `q` (one of [`LATENCY_QUANTILES`]), nanoseconds.
     pub fn read_ns(&self, q: f64) -> u64 {
-        self.read_ns_quantiles
-            .iter()
-            .find(|(at, _)| (*at - q).abs() < 1e-12)
-            .map_or(0, |&(_, ns)| ns)
+        at_quantile(&self.read_ns_quantiles, q)
     }
+}
+
+/// The value at quantile `q` of a list from [`latency_quantiles`] (0 when `q` is not
+/// one of [`LATENCY_QUANTILES`]).
+pub(crate) fn at_quantile(quantiles: &[(f64, u64)], q: f64) -> u64 {
+    quantiles
+        .iter()
+        .find(|(at, _)| (*at - q).abs() < 1e-12)
+        .map_or(0, |&(_, ns)| ns)
 }
 
 /// Read latency at each of [`LATENCY_QUANTILES`] (0 for an empty histogram).
@@ -258,10 +264,7 @@ impl CapacityRun {
 impl EngineRun {
     /// Read latency at quantile `q` (one of [`LATENCY_QUANTILES`]), nanoseconds.
     pub fn read_ns(&self, q: f64) -> u64 {
-        self.read_ns_quantiles
-            .iter()
-            .find(|(at, _)| (*at - q).abs() < 1e-12)
-            .map_or(0, |&(_, ns)| ns)
+        at_quantile(&self.read_ns_quantiles, q)
     }
 
     /// Cost units (id bytes touched) per operation.

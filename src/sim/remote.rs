@@ -150,10 +150,7 @@ pub struct OutboxRun {
 impl OutboxRun {
     /// Lag at quantile `q` (one of the reported quantiles), nanoseconds.
     pub fn lag_ns(&self, q: f64) -> u64 {
-        self.lag_ns_quantiles
-            .iter()
-            .find(|(at, _)| (*at - q).abs() < 1e-12)
-            .map_or(0, |&(_, ns)| ns)
+        super::lab::at_quantile(&self.lag_ns_quantiles, q)
     }
 }
 
