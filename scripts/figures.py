@@ -2,13 +2,14 @@
 """Writes docs/figures.md from the figures the benches and the sim wrote as JSON.
 
 Inputs (each optional; a missing one is listed as not measured):
-  target/figures/{log,graph,fanout,strategies,restart,streams}.json   written by `cargo bench --bench NAME`
+  target/figures/{log,graph,fanout,strategies,restart,streams,outbox}.json   written by `cargo bench --bench NAME`
   target/figures/sim.json          `feedcore sim --json` on its defaults
   target/figures/sim-capacity.json `feedcore sim --users 1000000 --strategy push --json`
   target/figures/sim-preset.json   `feedcore sim --preset twitter-2012 --seconds 60 --json`
   target/figures/sim-redis.json    `feedcore sim --baseline redis --json` (lists, Twitter's layout)
   target/figures/sim-redis-all.json `feedcore sim --baseline redis-all --json` (lists and sorted sets)
   target/figures/sweep.json        `feedcore sim --sweep read-write=0.1,1,10 --ops 1000000 --json`
+  target/figures/sim-remote.json   `feedcore sim --remote-share 0.3 --strategy push --json`
 
 `scripts/figures.sh` runs all of them and then this script. Every figure is printed
 beside the baseline measured in the same run, with its ratio.
@@ -31,6 +32,7 @@ BENCHES = [
     ("strategies", "Strategies, in process"),
     ("restart", "Restart"),
     ("streams", "Groups, tags and the public timeline"),
+    ("outbox", "Federation's delivery outbox"),
 ]
 
 
@@ -147,6 +149,34 @@ def sim_section():
     return lines
 
 
+def remote_section():
+    lines = ["## Federation in the laboratory, `feedcore sim --remote-share 0.3`", ""]
+    doc = load("sim-remote")
+    if doc is None:
+        return lines + ["Not measured: run `cargo run --release -- sim --remote-share 0.3 --strategy push --json > target/figures/sim-remote.json`.", ""]
+    for r in doc["measured"]["runs"]:
+        o = r.get("outbox")
+        if not o:
+            continue
+        lag, home = o["lag_ms"], r.get("delivery_lag_ms") or {}
+        lines += [
+            f"{o['remote_accounts']:,} of the users are remote accounts on {o['remote_servers']:,} servers "
+            f"(one in {o['servers_down_one_in']} down); they posted {o['remote_posts']:,} notices through `post_remote`. "
+            f"A delivery worker took {o['handed_out']:,} deliveries in batches of 256 and acked {o['acked']:,} "
+            f"({o['followers_addressed']:,} followers) with `ack_all`; {o['failed']:,} failed.",
+            "",
+            "| figure | value | baseline, same run | ratio |",
+            "|---|---|---|---|",
+            f"| outbox lag p50, post to hand-out | {num(lag['p50'])} ms | home delivery lag p50: {num(home.get('p50'))} ms | {num(lag['p50'] / home['p50']) if home.get('p50') else '-'} |",
+            f"| outbox lag p99 | {num(lag['p99'])} ms | home delivery lag p99: {num(home.get('p99'))} ms | {num(lag['p99'] / home['p99']) if home.get('p99') else '-'} |",
+            f"| most deliveries pending at once | {o['pending_max']:,} | | |",
+            f"| queue bytes at most | {o['queue_bytes_max']:,} B | | |",
+            f"| outbox file at the end | {o['file_bytes']:,} B | | |",
+            "",
+        ]
+    return lines
+
+
 def redis_section():
     lines = ["## Against Redis, `feedcore sim --baseline redis-all`", ""]
     lists, sim = load("sim-redis"), load("sim")
@@ -242,6 +272,8 @@ HEADLINES = [
     ("strategies", "home page of 20 with bodies, reader following 2000 authors, pull, p99"),
     ("streams", "post to a group of"),
     ("streams", "tag stream, random depth page"),
+    ("outbox", "post by an author with 1 M remote followers"),
+    ("outbox", "deliveries(64) + ack_all"),
 ]
 
 
@@ -341,6 +373,7 @@ def main():
     for name, title in BENCHES:
         out += bench_section(name, title)
     out += sim_section()
+    out += remote_section()
     out += redis_section()
     out += sweep_section()
     OUT.write_text("\n".join(out).rstrip() + "\n")

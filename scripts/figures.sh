@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Runs every bench and the sim runs that docs/figures.md reports, then writes it.
 #   scripts/figures.sh            everything (about 40 minutes on 2 cores)
-#   scripts/figures.sh log sim    only those (bench names, sim, sim-capacity, sim-preset, sim-redis, sim-redis-all, sweep)
+#   scripts/figures.sh log sim    only those (bench names, sim, sim-capacity, sim-remote, sim-preset, sim-redis, sim-redis-all, sweep)
 # Each run writes target/figures/NAME.json; scripts/figures.py turns them into the page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/figures
-all=(log graph fanout strategies restart streams sim sim-capacity sim-preset sim-redis sim-redis-all sweep)
+all=(log graph fanout strategies restart streams outbox sim sim-capacity sim-remote sim-preset sim-redis sim-redis-all sweep)
 want=("${@:-${all[@]}}")
 for what in "${want[@]}"; do
   echo "== $what"
   case "$what" in
-    log | graph | fanout | strategies | restart | streams) cargo bench --bench "$what" ;;
+    log | graph | fanout | strategies | restart | streams | outbox) cargo bench --bench "$what" ;;
     sim) cargo run --release -- sim --json > target/figures/sim.json ;;
+    sim-remote) cargo run --release -- sim --remote-share 0.3 --strategy push --json > target/figures/sim-remote.json ;;
     sim-capacity) cargo run --release -- sim --users 1000000 --strategy push --json > target/figures/sim-capacity.json ;;
     sim-preset) cargo run --release -- sim --preset twitter-2012 --seconds 60 --json > target/figures/sim-preset.json ;;
     sim-redis | sim-redis-all)

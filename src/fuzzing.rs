@@ -140,7 +140,29 @@ pub fn graph_file(data: &[u8]) {
 /// the store opened as an engine, every due delivery handed out and acked. Must never
 /// panic; every problem must point inside the file, a file that checks sound opens,
 /// one that opens checks sound, and every delivery handed out can be acked.
+///
+/// An input whose first byte is odd is not the file itself but its records' payloads,
+/// each `[len: u8][len bytes]`, framed with checksums and sequence numbers, so that
+/// the fuzzer reaches the replay of well-framed records of any content.
 pub fn outbox_file(data: &[u8]) {
+    let framed;
+    let data = match data.split_first() {
+        Some((&first, mut rest)) if first & 1 == 1 => {
+            let mut out = Vec::new();
+            let mut seq = 1;
+            while let Some((&len, tail)) = rest.split_first() {
+                let (payload, next) = tail.split_at(usize::from(len).min(tail.len()));
+                if !payload.is_empty() {
+                    crate::outbox::record::frame_payload(seq, payload, &mut out);
+                    seq += 1;
+                }
+                rest = next;
+            }
+            framed = out;
+            &framed[..]
+        }
+        _ => data,
+    };
     let dir = tempfile::tempdir().expect("a temporary directory");
     let outbox = dir.path().join(crate::outbox::file::DIR_NAME);
     std::fs::create_dir_all(&outbox).expect("creating the outbox directory");
@@ -158,6 +180,7 @@ pub fn outbox_file(data: &[u8]) {
         remote_users_max: 16,
         durability: crate::Durability::Buffered,
         workers: 1,
+        segment_bytes: crate::SEGMENT_BYTES_MIN,
         ..Default::default()
     };
     match crate::Engine::open(dir.path(), config) {

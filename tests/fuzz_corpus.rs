@@ -617,6 +617,17 @@ fn regenerate_outbox_seeds() {
     ] {
         fs::write(out.join(name), &bytes[..len]).expect("writing a seed");
     }
+    // The same records as payloads for the harness to frame (first byte odd).
+    let mut payloads = vec![1u8];
+    let mut pos = 0;
+    while pos + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let payload = &bytes[pos + 16..pos + 16 + len];
+        payloads.push(u8::try_from(len).expect("seed payloads under 256 bytes"));
+        payloads.extend_from_slice(payload);
+        pos += 16 + len.div_ceil(16) * 16;
+    }
+    fs::write(out.join("framed-payloads"), payloads).expect("writing a seed");
     let mut flipped = bytes.clone();
     let at = flipped.len() / 3;
     flipped[at] ^= 0x40;

@@ -296,7 +296,8 @@ impl Engine {
         )?;
         let local = config.users_max;
         let remote = RemoteFollowers::count(&graph, &relations.registry, local);
-        let (file, folded) = Outbox::open(&dir)?;
+        let (file, mut folded) = Outbox::open(&dir)?;
+        folded.forget_unknown(relations.registry.servers(), local);
         let recovered =
             federation::recover(&log, &graph, &relations.registry, &remote, local, &folded);
         let outbox = Outbox::build(

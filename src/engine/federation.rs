@@ -90,7 +90,7 @@ pub(crate) fn recover(
     folded: &Folded,
 ) -> Vec<Record> {
     let mut out = Vec::new();
-    for notice in log.iter_from(NoticeId(folded.mark + 1)) {
+    for notice in log.iter_from(NoticeId(folded.mark.saturating_add(1))) {
         let (id, author) = (notice.id().0, notice.author().0);
         if notice.uri().is_some()
             || author >= users

@@ -93,6 +93,22 @@ impl Folded {
         }
     }
 
+    /// Drops what names a server past the `servers` registered, or a notice whose
+    /// author is not one of the `users` local users: no engine writes such records, so
+    /// they come from a damaged or foreign file, and are counted as dropped rather than
+    /// handed out. Returns how many pending deliveries went.
+    pub(crate) fn forget_unknown(&mut self, servers: u32, users: u32) -> u64 {
+        let authors = &self.authors;
+        let before = self.pending.len();
+        self.pending.retain(|&(notice, _, server), _| {
+            server < servers && authors.get(&notice).is_some_and(|&a| a < users)
+        });
+        self.servers.retain(|&server, _| server < servers);
+        let gone = (before - self.pending.len()) as u64;
+        self.dropped += gone;
+        gone
+    }
+
     /// The records of a file equivalent to this one (for a rewrite): the pending
     /// deliveries grouped by notice, their failures, the server states, the mark.
     pub(crate) fn records(&self) -> Vec<Record> {

@@ -139,9 +139,14 @@ pub(crate) fn encode(seq: u64, r: &Record, out: &mut Vec<u8>) {
             payload.extend_from_slice(&s.to_le_bytes());
         }
     }
+    frame_payload(seq, &payload, out);
+}
+
+/// Appends `payload` framed as outbox record `seq` to `out`.
+pub(crate) fn frame_payload(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(&frame::encode_header(Tag::Outbox, seq, &payload));
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&frame::encode_header(Tag::Outbox, seq, payload));
+    out.extend_from_slice(payload);
     out.resize(start + frame::record_bytes(payload.len()), 0);
 }
 
