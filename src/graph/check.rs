@@ -168,13 +168,12 @@ impl FollowGraph {
         for u in 0..version.csr.users.max(users) {
             let base = &version.csr.out_targets()[version.csr.out_range(u)];
             let extra = version.extras.get(u as usize).and_then(|e| e.load_full());
-            let added = extra.as_deref().map_or(&[][..], |e| &e.out_add[..]);
-            if !base.is_empty() || !added.is_empty() {
+            // The added followees are ascending: the last is the highest.
+            let added_max = extra.as_deref().and_then(|e| e.out_add.last());
+            if !base.is_empty() || added_max.is_some() {
                 from_max = from_max.max(Some(u));
             }
-            to_max = to_max
-                .max(base.iter().copied().max())
-                .max(added.iter().copied().max());
+            to_max = to_max.max(base.iter().copied().max()).max(added_max);
         }
         for (side, max, limit) in [
             ("source", from_max, from_limit),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::csr::{Csr, CsrArrays};
-use super::extras::{self, Extras};
+use super::extras::Extras;
 use super::follow_graph::{FollowGraph, Inner, Writer};
 use super::oplog::{self, OpFile};
 use super::snapshot_files::{list_snapshots, snapshot_name};
@@ -177,23 +177,29 @@ fn build_snapshot(inner: &Inner, job: &Job) -> Result<(PathBuf, Csr)> {
         let base = &csr.out_targets()[csr.out_range(u)];
         match frozen[u as usize] {
             None => targets.extend_from_slice(base),
+            // Only blocks or mutes, or follows of this user as a followee.
+            Some(e) if e.out_add.is_empty() && e.out_del.is_empty() => {
+                targets.extend_from_slice(base);
+                blocks.extend(e.blocks.iter().map(|b| [u, b]));
+                mutes.extend(e.mutes.iter().map(|b| [u, b]));
+            }
             Some(e) => {
                 let mut add = e.out_add.iter().peekable();
                 for &b in base {
-                    while let Some(&&x) = add.peek() {
+                    while let Some(&x) = add.peek() {
                         if x >= b {
                             break;
                         }
                         targets.push(x);
                         add.next();
                     }
-                    if !extras::contains(&e.out_del, b) {
+                    if !e.out_del.contains(b) {
                         targets.push(b);
                     }
                 }
                 targets.extend(add);
-                blocks.extend(e.blocks.iter().map(|&b| [u, b]));
-                mutes.extend(e.mutes.iter().map(|&b| [u, b]));
+                blocks.extend(e.blocks.iter().map(|b| [u, b]));
+                mutes.extend(e.mutes.iter().map(|b| [u, b]));
             }
         }
         offsets.push(targets.len() as u64);

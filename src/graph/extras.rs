@@ -1,61 +1,33 @@
 //! The overlay of recent changes beside the snapshot: per user, the edges added and
 //! removed since the snapshot, and the user's blocks and mutes. Copied on write: a
 //! writer builds a new `Extras` and swaps it in, so a reader always sees one whole,
-//! sorted, duplicate-free version.
+//! sorted, duplicate-free version. The lists are [`ChunkedList`]s, so the copy shares
+//! every chunk but the one a change touches: a change costs the same however many
+//! changes the user has gathered since the snapshot.
+
+use super::chunked::ChunkedList;
 
 /// One user's changes since the snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Extras {
     /// Users this user started following since the snapshot, ascending.
-    pub(crate) out_add: Vec<u32>,
+    pub(crate) out_add: ChunkedList,
     /// Snapshot followees this user stopped following, ascending.
-    pub(crate) out_del: Vec<u32>,
+    pub(crate) out_del: ChunkedList,
     /// New followers, ordered like the snapshot's follower lists: by
     /// `(follower % partitions, follower)`.
-    pub(crate) in_add: Vec<u32>,
+    pub(crate) in_add: ChunkedList,
     /// Snapshot followers that left, in the same order.
-    pub(crate) in_del: Vec<u32>,
+    pub(crate) in_del: ChunkedList,
     /// Users this user blocks, ascending (all of them, not only recent ones).
-    pub(crate) blocks: Vec<u32>,
+    pub(crate) blocks: ChunkedList,
     /// Users this user mutes, ascending (all of them).
-    pub(crate) mutes: Vec<u32>,
+    pub(crate) mutes: ChunkedList,
 }
 
 /// The sort key of follower lists: partition first, then id.
 pub(crate) fn in_key(id: u32, partitions: u32) -> (u32, u32) {
     (id % partitions, id)
-}
-
-fn insert_by<K: Ord>(list: &mut Vec<u32>, id: u32, key: impl Fn(u32) -> K) -> bool {
-    match list.binary_search_by_key(&key(id), |&x| key(x)) {
-        Ok(_) => false,
-        Err(at) => {
-            list.insert(at, id);
-            true
-        }
-    }
-}
-
-fn remove_by<K: Ord>(list: &mut Vec<u32>, id: u32, key: impl Fn(u32) -> K) -> bool {
-    match list.binary_search_by_key(&key(id), |&x| key(x)) {
-        Ok(at) => {
-            list.remove(at);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-pub(crate) fn contains(list: &[u32], id: u32) -> bool {
-    list.binary_search(&id).is_ok()
-}
-
-pub(crate) fn insert(list: &mut Vec<u32>, id: u32) -> bool {
-    insert_by(list, id, |x| x)
-}
-
-pub(crate) fn remove(list: &mut Vec<u32>, id: u32) -> bool {
-    remove_by(list, id, |x| x)
 }
 
 impl Extras {
@@ -64,16 +36,16 @@ impl Extras {
     pub(crate) fn set_following(&mut self, b: u32, present: bool, in_snapshot: bool) {
         match (present, in_snapshot) {
             (true, true) => {
-                remove(&mut self.out_del, b);
+                self.out_del.remove(b);
             }
             (true, false) => {
-                insert(&mut self.out_add, b);
+                self.out_add.insert(b);
             }
             (false, true) => {
-                insert(&mut self.out_del, b);
+                self.out_del.insert(b);
             }
             (false, false) => {
-                remove(&mut self.out_add, b);
+                self.out_add.remove(b);
             }
         }
     }
@@ -90,16 +62,16 @@ impl Extras {
         let key = |x| in_key(x, partitions);
         match (present, in_snapshot) {
             (true, true) => {
-                remove_by(&mut self.in_del, a, key);
+                self.in_del.remove_by(a, key);
             }
             (true, false) => {
-                insert_by(&mut self.in_add, a, key);
+                self.in_add.insert_by(a, key);
             }
             (false, true) => {
-                insert_by(&mut self.in_del, a, key);
+                self.in_del.insert_by(a, key);
             }
             (false, false) => {
-                remove_by(&mut self.in_add, a, key);
+                self.in_add.remove_by(a, key);
             }
         }
     }
@@ -115,7 +87,7 @@ impl Extras {
             &self.mutes,
         ]
         .iter()
-        .map(|v| v.capacity() * 4)
+        .map(|l| l.heap_bytes())
         .sum::<usize>()
             + std::mem::size_of::<Extras>()
     }
@@ -125,16 +97,20 @@ impl Extras {
 mod tests {
     use super::*;
 
+    fn ids(list: &ChunkedList) -> Vec<u32> {
+        list.iter().collect()
+    }
+
     #[test]
     fn following_changes_cancel_against_the_snapshot() {
         let mut e = Extras::default();
         e.set_following(5, true, false);
         e.set_following(3, true, false);
-        assert_eq!(e.out_add, vec![3, 5]);
+        assert_eq!(ids(&e.out_add), vec![3, 5]);
         e.set_following(5, false, false);
-        assert_eq!(e.out_add, vec![3]);
+        assert_eq!(ids(&e.out_add), vec![3]);
         e.set_following(9, false, true);
-        assert_eq!(e.out_del, vec![9]);
+        assert_eq!(ids(&e.out_del), vec![9]);
         e.set_following(9, true, true);
         assert!(e.out_del.is_empty());
     }
@@ -145,8 +121,8 @@ mod tests {
         for a in [7, 2, 5, 4, 1] {
             e.set_follower(a, true, false, 2);
         }
-        assert_eq!(e.in_add, vec![2, 4, 1, 5, 7]);
+        assert_eq!(ids(&e.in_add), vec![2, 4, 1, 5, 7]);
         e.set_follower(4, false, false, 2);
-        assert_eq!(e.in_add, vec![2, 1, 5, 7]);
+        assert_eq!(ids(&e.in_add), vec![2, 1, 5, 7]);
     }
 }

@@ -13,7 +13,6 @@ use parking_lot::Mutex;
 
 use super::GraphConfig;
 use super::csr::{Csr, CsrArrays};
-use super::extras::{self};
 use super::oplog::{self, Op, OpFile, OpKind};
 use super::snapshot_files::{list_snapshots, snapshot_name};
 use super::version::{Version, apply, following_count_in, is_blocked_in, load_relations};
@@ -377,10 +376,10 @@ impl FollowGraph {
                 }
             }
             OpKind::Unfollow => version.has_following(a, b),
-            OpKind::Block => !slot(a).is_some_and(|e| extras::contains(&e.blocks, b)),
-            OpKind::Unblock => slot(a).is_some_and(|e| extras::contains(&e.blocks, b)),
-            OpKind::Mute => !slot(a).is_some_and(|e| extras::contains(&e.mutes, b)),
-            OpKind::Unmute => slot(a).is_some_and(|e| extras::contains(&e.mutes, b)),
+            OpKind::Block => !slot(a).is_some_and(|e| e.blocks.contains(b)),
+            OpKind::Unblock => slot(a).is_some_and(|e| e.blocks.contains(b)),
+            OpKind::Mute => !slot(a).is_some_and(|e| e.mutes.contains(b)),
+            OpKind::Unmute => slot(a).is_some_and(|e| e.mutes.contains(b)),
         };
         if !changes {
             return Ok(false);

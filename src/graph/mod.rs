@@ -2,6 +2,7 @@
 //! an overlay of recent changes, made durable by an op log. See `docs/design.md`.
 
 mod check;
+mod chunked;
 mod compaction;
 mod config;
 mod csr;

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwapOption;
 
-use super::extras::{self, Extras};
+use super::chunked::Span;
+use super::extras::Extras;
 use super::follow_graph::FollowGraph;
 use super::neighbors::{Followers, Neighbors, Side};
 use super::version::{following_count_in, is_blocked_in, stored_partition};
@@ -35,8 +36,7 @@ impl FollowGraph {
         }
         let version = self.inner.version.load();
         let e = version.extras[a.0 as usize].load();
-        e.as_deref()
-            .is_some_and(|e| extras::contains(&e.mutes, b.0))
+        e.as_deref().is_some_and(|e| e.mutes.contains(b.0))
     }
 
     pub(super) fn in_range(&self, u: UserId) -> bool {
@@ -47,12 +47,21 @@ impl FollowGraph {
     pub fn following(&self, u: UserId) -> Neighbors {
         let version = self.inner.version.load_full();
         if !self.in_range(u) {
-            return Neighbors::new(version, None, Side::Out, 0..0, 0..0, 0..0);
+            return Neighbors::new(
+                version,
+                None,
+                Side::Out,
+                0..0,
+                Span::default(),
+                Span::default(),
+            );
         }
         let e = version.extras[u.0 as usize].load_full();
         let (add, del) = e
             .as_deref()
-            .map_or((0..0, 0..0), |e| (0..e.out_add.len(), 0..e.out_del.len()));
+            .map_or((Span::default(), Span::default()), |e| {
+                (e.out_add.span_all(), e.out_del.span_all())
+            });
         let base = version.csr.out_range(u.0);
         Neighbors::new(version, e, Side::Out, base, add, del)
     }

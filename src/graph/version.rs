@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
+use super::chunked::{ChunkedList, Span};
 use super::csr::Csr;
-use super::extras::{self, Extras, in_key};
+use super::extras::{Extras, in_key};
 use super::neighbors::{Neighbors, Side};
 use super::oplog::{Op, OpKind};
 
@@ -28,8 +29,8 @@ impl Version {
     pub(super) fn has_following(&self, a: u32, b: u32) -> bool {
         let e = self.extras[a as usize].load();
         match e.as_deref() {
-            Some(e) if extras::contains(&e.out_add, b) => true,
-            Some(e) if extras::contains(&e.out_del, b) => false,
+            Some(e) if e.out_add.contains(b) => true,
+            Some(e) if e.out_del.contains(b) => false,
             _ => self.csr.has_edge(a, b),
         }
     }
@@ -40,7 +41,7 @@ pub(super) fn is_blocked_in(version: &Version, a: u32, b: u32) -> bool {
         version.extras[x as usize]
             .load()
             .as_deref()
-            .is_some_and(|e| extras::contains(&e.blocks, y))
+            .is_some_and(|e| e.blocks.contains(y))
     };
     blocks(a, b) || blocks(b, a)
 }
@@ -54,14 +55,17 @@ pub(super) fn stored_partition(
     partition: u32,
 ) -> Neighbors {
     let stored = version.csr.partitions;
-    let part = |list: &[u32]| {
-        let start = list.partition_point(|&x| in_key(x, stored).0 < partition);
-        let end = start + list[start..].partition_point(|&x| in_key(x, stored).0 == partition);
-        start..end
+    let part = |list: &ChunkedList| {
+        list.span_between(
+            |x| in_key(x, stored).0 < partition,
+            |x| in_key(x, stored).0 <= partition,
+        )
     };
     let (add, del) = e
         .as_deref()
-        .map_or((0..0, 0..0), |e| (part(&e.in_add), part(&e.in_del)));
+        .map_or((Span::default(), Span::default()), |e| {
+            (part(&e.in_add), part(&e.in_del))
+        });
     let base = version.csr.in_partition_range(u, partition);
     Neighbors::new(Arc::clone(version), e.clone(), Side::In, base, add, del)
 }
@@ -112,29 +116,50 @@ pub(super) fn apply(version: &Version, dirty: &mut Vec<u32>, op: Op) {
             set_edge(version, dirty, a, b, false);
             set_edge(version, dirty, b, a, false);
             modify(version, dirty, a, |e| {
-                extras::insert(&mut e.blocks, b);
+                e.blocks.insert(b);
             });
         }
         OpKind::Unblock => modify(version, dirty, a, |e| {
-            extras::remove(&mut e.blocks, b);
+            e.blocks.remove(b);
         }),
         OpKind::Mute => modify(version, dirty, a, |e| {
-            extras::insert(&mut e.mutes, b);
+            e.mutes.insert(b);
         }),
         OpKind::Unmute => modify(version, dirty, a, |e| {
-            extras::remove(&mut e.mutes, b);
+            e.mutes.remove(b);
         }),
     }
 }
 
 /// Loads a snapshot's blocks and mutes into a fresh version's overlay.
 pub(super) fn load_relations(version: &Version, dirty: &mut Vec<u32>, users_seen: &mut u32) {
-    for &[a, b] in version.csr.blocks() {
-        modify(version, dirty, a, |e| e.blocks.push(b));
-        *users_seen = (*users_seen).max(a.max(b) + 1);
-    }
-    for &[a, b] in version.csr.mutes() {
-        modify(version, dirty, a, |e| e.mutes.push(b));
-        *users_seen = (*users_seen).max(a.max(b) + 1);
+    load_pairs(version, dirty, users_seen, version.csr.blocks(), |e| {
+        &mut e.blocks
+    });
+    load_pairs(version, dirty, users_seen, version.csr.mutes(), |e| {
+        &mut e.mutes
+    });
+}
+
+/// Loads `(a, b)` pairs into the list `list` picks of each `a`'s overlay, one copy of
+/// the slot per run of pairs with the same `a`.
+fn load_pairs(
+    version: &Version,
+    dirty: &mut Vec<u32>,
+    users_seen: &mut u32,
+    pairs: &[[u32; 2]],
+    list: fn(&mut Extras) -> &mut ChunkedList,
+) {
+    for run in pairs.chunk_by(|x, y| x[0] == y[0]) {
+        let a = run[0][0];
+        modify(version, dirty, a, |e| {
+            let l = list(e);
+            for &[_, b] in run {
+                l.insert(b);
+            }
+        });
+        for &[a, b] in run {
+            *users_seen = (*users_seen).max(a.max(b) + 1);
+        }
     }
 }
