@@ -249,6 +249,40 @@ fn ack_all_acks_a_batch_whole_or_not_at_all() {
     assert!(drain(&e).is_empty());
 }
 
+/// A batch acked to a server that was failing marks it back (once, however many of the
+/// batch went there), durably: a failure a week later starts a new failing spell
+/// instead of making the server unavailable.
+#[test]
+fn ack_all_to_a_failing_server_marks_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    {
+        let e = open(dir.path(), &clock);
+        let z = e
+            .register_remote("flaky.example", "https://flaky.example/u")
+            .unwrap();
+        e.follow(z, UserId(1)).unwrap();
+        post(&e, 1, "one");
+        let first = e.deliveries(1).remove(0);
+        e.fail(&first, Some(Duration::ZERO)).unwrap();
+        post(&e, 1, "two");
+        let batch = drain(&e);
+        assert_eq!(batch.len(), 2);
+        assert!(batch.iter().all(|d| d.server == "flaky.example"));
+        e.ack_all(&batch).unwrap();
+    }
+    clock.advance(Duration::from_secs(8 * 24 * 3600));
+    let e = open(dir.path(), &clock);
+    post(&e, 1, "three");
+    let d = e.deliveries(1).remove(0);
+    e.fail(&d, Some(Duration::ZERO)).unwrap();
+    assert!(
+        !e.server_unavailable("flaky.example"),
+        "the ack marked it back before the week"
+    );
+    assert_eq!(drain(&e).len(), 1, "still delivered to");
+}
+
 #[test]
 fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     let dir = tempfile::tempdir().unwrap();

@@ -318,7 +318,9 @@ fn a_remote_share_reports_the_outbox() {
         "{o}"
     );
     assert!(n("acked") > 0, "{o}");
-    assert_eq!(n("handed_out"), n("acked") + n("failed"), "{o}");
+    assert!(n("acked") <= n("handed_out"), "{o}");
+    // Every acked first attempt found the start of its post: the lag covers them all.
+    assert_eq!(n("lag_unmatched"), 0, "{o}");
     assert!(n("followers_addressed") >= n("acked"), "{o}");
     assert!(n("file_bytes") > 0 && n("pending_max") > 0, "{o}");
     let lag = &o["lag_ms"];

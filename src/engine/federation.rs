@@ -100,7 +100,9 @@ pub(crate) fn recover(
         {
             continue;
         }
-        let servers = servers_of(graph, registry, users, author);
+        let mut servers = servers_of(graph, registry, users, author);
+        // None are recorded for a server marked unavailable (as at a post).
+        servers.retain(|s| !folded.servers.get(s).is_some_and(|st| st.unavailable));
         if !servers.is_empty() {
             out.push(Record::Enqueue {
                 notice: id,
@@ -362,9 +364,11 @@ impl Engine {
     }
 
     /// [`Engine::ack`] of each of `ds`, in one write: a worker that delivered a batch
-    /// acks it at the cost of one. All are acked, or (on an error) none is; a crash
-    /// during the write may keep a prefix of the batch, and the rest is handed out
-    /// again after the reopen (at least once).
+    /// acks it at the cost of one. All are acked, or (on an error) none is in
+    /// memory: they stay in flight, and may be acked again (the file may hold the
+    /// acks already when the error was a failed `fdatasync`; a second ack is then a
+    /// no-op after the reopen). A crash during the write may keep a prefix of the
+    /// batch, and the rest is handed out again after the reopen (at least once).
     ///
     /// Errors: [`Error::UnknownDelivery`] for the first of `ds` that is not in flight
     /// under its token, or that comes twice in `ds`; nothing is acked then.

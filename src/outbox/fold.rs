@@ -93,15 +93,19 @@ impl Folded {
         }
     }
 
-    /// Drops what names a server past the `servers` registered, or a notice whose
-    /// author is not one of the `users` local users: no engine writes such records, so
-    /// they come from a damaged or foreign file, and are counted as dropped rather than
-    /// handed out. Returns how many pending deliveries went.
-    pub(crate) fn forget_unknown(&mut self, servers: u32, users: u32) -> u64 {
+    /// Drops the deliveries that name a server past the `servers` registered, a
+    /// notice past `last_notice` (the log's last id), or a notice whose author is not
+    /// one of the `users` local users, and the states of unregistered servers. No
+    /// engine writes such records but a damaged or foreign file, or one that outlived
+    /// the log's newest notices in a power loss; they are counted as dropped rather
+    /// than handed out. Returns how many pending deliveries went.
+    pub(crate) fn forget_unknown(&mut self, servers: u32, users: u32, last_notice: u64) -> u64 {
         let authors = &self.authors;
         let before = self.pending.len();
         self.pending.retain(|&(notice, _, server), _| {
-            server < servers && authors.get(&notice).is_some_and(|&a| a < users)
+            server < servers
+                && (1..=last_notice).contains(&notice)
+                && authors.get(&notice).is_some_and(|&a| a < users)
         });
         self.servers.retain(|&server, _| server < servers);
         let gone = (before - self.pending.len()) as u64;

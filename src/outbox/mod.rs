@@ -299,8 +299,8 @@ impl Outbox {
             });
         }
         if !done.is_empty() {
-            // Losing these marks loses nothing: at the next open each delivery is found
-            // without followers again and marked then. A failed write poisons the file,
+            // Losing these marks loses nothing: at the next open each delivery is
+            // looked at again (and goes out if its server gained followers meanwhile). A failed write poisons the file,
             // so the next ack, fail or enqueue reports it.
             let _ = inner.file.append(&done, false);
         }
@@ -323,6 +323,7 @@ impl Outbox {
     /// The deliveries reached their servers (`servers[i]` is the server of `ds[i]`):
     /// all of them are done, in one write, or none is (an unknown one, or one twice).
     pub(crate) fn ack_all(&self, ds: &[Delivery], servers: &[u32]) -> Result<()> {
+        debug_assert_eq!(ds.len(), servers.len(), "a server for each delivery");
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let mut records = Vec::with_capacity(ds.len() + 1);
@@ -345,7 +346,13 @@ impl Outbox {
                 back_ok.push(server);
             }
         }
-        records.extend(back_ok.iter().map(|&server| Record::ServerOk { server }));
+        // The servers back first: a write cut short keeps them with the acks before
+        // the cut (a server marked ok without its acks is harmless; acks without it
+        // would leave the server failing since long ago).
+        records.splice(
+            0..0,
+            back_ok.iter().map(|&server| Record::ServerOk { server }),
+        );
         if records.is_empty() {
             return Ok(());
         }

@@ -316,12 +316,26 @@ pub fn run_engine_with_streams(
         durability: Durability::Buffered,
         ..GraphConfig::default()
     };
-    if remote.count() > 0 {
-        FollowGraph::bulk_load(dir.join("graph"), graph_config, remote.edges(edges))
+    // With remote users, the follows as the engine stores them (remote ends are
+    // remote accounts), and the capacity phase's: those between local users.
+    let (stored, local): (Option<Vec<_>>, Option<Vec<_>>) = if remote.count() > 0 {
+        let stored = remote.edges(edges);
+        let local = stored
+            .iter()
+            .filter(|(a, b)| a.0 < users && b.0 < users)
+            .copied()
+            .collect();
+        (Some(stored), Some(local))
     } else {
-        FollowGraph::bulk_load(dir.join("graph"), graph_config, edges.iter().copied())
+        (None, None)
+    };
+    let graph_dir = dir.join("graph");
+    match stored {
+        Some(stored) => FollowGraph::bulk_load(graph_dir, graph_config, stored),
+        None => FollowGraph::bulk_load(graph_dir, graph_config, edges.iter().copied()),
     }
     .map(drop)?;
+    let local_edges = local.as_deref().unwrap_or(edges);
     let clock = Clock::manual(0);
     let engine_config = Config {
         users_max: users,
@@ -475,7 +489,7 @@ pub fn run_engine_with_streams(
             run.flush = started.elapsed();
             Ok(())
         })();
-        worker_stop.store(true, Ordering::Relaxed);
+        worker_stop.store(true, Ordering::Release);
         let outbox = worker
             .map(|w| w.join().expect("the delivery worker does not panic"))
             .transpose();
@@ -498,7 +512,7 @@ pub fn run_engine_with_streams(
         && run.complete
         && !observer.stopped()
     {
-        run.capacity = Some(capacity(&engine, edges, workload, config, observer)?);
+        run.capacity = Some(capacity(&engine, local_edges, workload, config, observer)?);
     }
     drop(engine);
     trim_heap();
@@ -694,13 +708,14 @@ impl Driven<'_> {
                     notice.groups.clear();
                     engine.post_remote(notice)?;
                     part.remote_posts += 1;
+                    part.post_time += t.elapsed();
                 } else {
                     let id = engine.post(notice)?;
+                    part.post_time += t.elapsed();
                     if self.remote.count() > 0 {
                         self.posted_at.lock().insert(id.0, t);
                     }
                 }
-                part.post_time += t.elapsed();
                 part.posts += 1;
             }
             // Remote users read on their own servers.

@@ -7,7 +7,8 @@
 //! delivery workers would: it takes batches of due deliveries, fails those of the
 //! servers that are down (one in [`SIM_DOWN_EVERY`]; default backoff, in the run's
 //! simulated time) and acks the rest in one write a batch. It measures the outbox's
-//! lag (a local post's start to its delivery's hand-out) and size.
+//! lag (a local post's start to its delivery's hand-out) and size, over the whole run
+//! (warm-up operations included).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +107,14 @@ impl Remote {
             }
             let host = self.host(a);
             let id = engine.register_remote(&host, &format!("https://{host}/users/{u}"))?;
-            debug_assert_eq!(id, UserId(self.users + a));
+            if id != UserId(self.users + a) {
+                return Err(crate::Error::InvalidConfig {
+                    reason: format!(
+                        "remote account {a} got the id {id}, not {}: the store held other remote accounts",
+                        self.users + a
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -133,6 +141,8 @@ pub struct OutboxRun {
     /// [`LATENCY_QUANTILES`](super::LATENCY_QUANTILES): from the start of the local
     /// post to its delivery's hand-out.
     pub lag_ns_quantiles: Vec<(f64, u64)>,
+    /// Acked first attempts whose post start was never found (none expected).
+    pub lag_unmatched: u64,
     /// Most deliveries pending at once (sampled at each batch).
     pub pending_max: u64,
     /// Most bytes the outbox queue held at once (sampled at each batch).
@@ -184,13 +194,29 @@ pub(crate) fn deliver(
     };
     let mut lag =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+    // First attempts taken before their post returned (and `posted_at` had them):
+    // matched at the next batch, or at the end.
+    let mut unmatched: Vec<(u64, Instant)> = Vec::new();
+    let match_up = |taken: &mut Vec<(u64, Instant)>, lag: &mut Histogram<u64>| {
+        let at = posted_at.lock();
+        taken.retain(|&(notice, when)| match at.get(&notice) {
+            Some(&p) => {
+                let _ = lag.record((when.duration_since(p).as_nanos() as u64).max(1));
+                false
+            }
+            None => true,
+        });
+    };
     let started = Instant::now();
     loop {
+        // Read before taking: a stop seen here came after every post, so an empty
+        // take after it means nothing is left to hand out.
+        let stopping = stop.load(Ordering::Acquire);
         let t = Instant::now();
         let ds = engine.deliveries(BATCH);
         if ds.is_empty() {
             run.busy += t.elapsed();
-            if stop.load(Ordering::Relaxed) {
+            if stopping {
                 break;
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -206,20 +232,22 @@ pub(crate) fn deliver(
         engine.ack_all(&ok)?;
         run.busy += t.elapsed();
         run.acked += ok.len() as u64;
-        {
-            let at = posted_at.lock();
-            for d in ok.iter().filter(|d| d.attempt == 1) {
-                if let Some(&p) = at.get(&d.notice.0) {
-                    let _ = lag.record((taken.duration_since(p).as_nanos() as u64).max(1));
-                }
-            }
-        }
+        unmatched.extend(
+            ok.iter()
+                .filter(|d| d.attempt == 1)
+                .map(|d| (d.notice.0, taken)),
+        );
+        match_up(&mut unmatched, &mut lag);
         run.followers_addressed += ok.iter().map(|d| d.followers.len() as u64).sum::<u64>();
         let s = engine.outbox_stats();
         run.pending_max = run.pending_max.max(s.pending + s.in_flight);
         run.queue_bytes_max = run.queue_bytes_max.max(s.queue_bytes);
     }
     run.worker = started.elapsed();
+    match_up(&mut unmatched, &mut lag);
+    run.lag_unmatched = unmatched.len() as u64;
+    // The run's memory figure is taken after this: leave nothing of the lab's here.
+    *posted_at.lock() = HashMap::new();
     let s = engine.outbox_stats();
     run.pending_end = s.pending;
     run.file_bytes = s.file_bytes;

@@ -120,6 +120,7 @@ impl Row {
                     "p50": ms(0.5), "p99": ms(0.99), "max": ms(1.0),
                     "quantiles": o.lag_ns_quantiles.iter().map(|&(q, ns)| json!([q, ns as f64 / 1e6])).collect::<Vec<_>>(),
                 },
+                "lag_unmatched": o.lag_unmatched,
                 "pending_max": o.pending_max,
                 "queue_bytes_max": o.queue_bytes_max,
                 "pending_end": o.pending_end,
