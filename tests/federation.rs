@@ -283,6 +283,57 @@ fn ack_all_to_a_failing_server_marks_it_back() {
     assert_eq!(drain(&e).len(), 1, "still delivered to");
 }
 
+/// The servers a post goes to follow the relations as they change (unfollows, blocks
+/// either way), and the same after a reopen.
+#[test]
+fn deliveries_follow_unfollows_and_blocks_of_remote_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let servers = |e: &Engine| -> BTreeSet<String> {
+        post(e, 1, "x");
+        drain(e).into_iter().map(|d| d.server).collect()
+    };
+    let set =
+        |hosts: &[&str]| -> BTreeSet<String> { hosts.iter().map(|h| h.to_string()).collect() };
+    let (a1, a2, b, c);
+    {
+        let e = open(dir.path(), &clock);
+        a1 = e
+            .register_remote("a.example", "https://a.example/1")
+            .unwrap();
+        a2 = e
+            .register_remote("a.example", "https://a.example/2")
+            .unwrap();
+        b = e
+            .register_remote("b.example", "https://b.example/1")
+            .unwrap();
+        c = e
+            .register_remote("c.example", "https://c.example/1")
+            .unwrap();
+        for u in [a1, a2, b, c] {
+            e.follow(u, UserId(1)).unwrap();
+        }
+        assert_eq!(servers(&e), set(&["a.example", "b.example", "c.example"]));
+        e.unfollow(a1, UserId(1)).unwrap();
+        assert_eq!(
+            servers(&e),
+            set(&["a.example", "b.example", "c.example"]),
+            "a2 is still there"
+        );
+        e.unfollow(a2, UserId(1)).unwrap();
+        e.unfollow(a2, UserId(1)).unwrap();
+        e.block(UserId(1), b).unwrap();
+        assert_eq!(servers(&e), set(&["c.example"]));
+    }
+    let e = open(dir.path(), &clock);
+    assert_eq!(servers(&e), set(&["c.example"]), "the same after a reopen");
+    e.block(c, UserId(1)).unwrap();
+    assert!(servers(&e).is_empty());
+    e.unblock(c, UserId(1)).unwrap();
+    e.follow(a1, UserId(1)).unwrap();
+    assert_eq!(servers(&e), set(&["a.example"]));
+}
+
 #[test]
 fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     let dir = tempfile::tempdir().unwrap();

@@ -298,8 +298,7 @@ impl Engine {
         let remote = RemoteFollowers::count(&graph, &relations.registry, local);
         let (file, mut folded) = Outbox::open(&dir)?;
         folded.forget_unknown(relations.registry.servers(), local, log.len());
-        let recovered =
-            federation::recover(&log, &graph, &relations.registry, &remote, local, &folded);
+        let recovered = federation::recover(&log, &remote, local, &folded);
         let outbox = Outbox::build(
             file,
             folded,

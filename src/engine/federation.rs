@@ -2,10 +2,11 @@
 //! graph's registry), the delivery outbox of local notices to remote servers, and
 //! remote notices coming in.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use super::facade::{Engine, Shared};
 use crate::error::{Error, Result};
@@ -18,29 +19,52 @@ use crate::notice::{NewNotice, Scope};
 use crate::outbox::record::Record;
 use crate::outbox::{Delivery, DeliveryKind, Folded, Resolve};
 
-/// Per local user, how many remote accounts follow them: a post looks for remote
-/// servers only when its author has some. Changes of relations with a remote end
-/// are serialised by `lock`, so that the counts follow the graph exactly.
+/// Per local user, how many remote accounts follow them, and for those with some, on
+/// which servers: a post finds its servers without walking its author's followers.
+/// Changes of relations with a remote end are serialised by `lock`, so that both
+/// follow the graph exactly.
 pub(crate) struct RemoteFollowers {
     counts: Box<[AtomicU32]>,
+    /// Per local user with remote followers: (server, followers there), by server.
+    servers: RwLock<HashMap<u32, Vec<(u32, u32)>>>,
     lock: Mutex<()>,
+}
+
+/// Adds `by` (1 or -1) to `server`'s count in `list`, dropping a count that reaches 0.
+fn add_server(list: &mut Vec<(u32, u32)>, server: u32, by: i32) {
+    match list.binary_search_by_key(&server, |&(s, _)| s) {
+        Ok(i) => {
+            list[i].1 = list[i].1.saturating_add_signed(by);
+            if list[i].1 == 0 {
+                list.remove(i);
+            }
+        }
+        Err(i) if by > 0 => list.insert(i, (server, by.unsigned_abs())),
+        Err(_) => {}
+    }
 }
 
 impl RemoteFollowers {
     /// Counts the remote followers of each of the `users` local users.
     pub(crate) fn count(graph: &FollowGraph, registry: &Registry, users: u32) -> RemoteFollowers {
         let counts: Box<[AtomicU32]> = (0..users).map(|_| AtomicU32::new(0)).collect();
+        let mut servers: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
         for account in 0..registry.accounts() {
+            let Some(server) = registry.account_server(account) else {
+                continue;
+            };
             graph
                 .following(UserId(users + account))
                 .for_each_chunk(|chunk| {
                     for &b in chunk.iter().filter(|&&b| b < users) {
                         counts[b as usize].fetch_add(1, Ordering::Relaxed);
+                        add_server(servers.entry(b).or_default(), server, 1);
                     }
                 });
         }
         RemoteFollowers {
             counts,
+            servers: RwLock::new(servers),
             lock: Mutex::new(()),
         }
     }
@@ -50,32 +74,32 @@ impl RemoteFollowers {
             .get(user as usize)
             .is_some_and(|c| c.load(Ordering::Relaxed) > 0)
     }
-}
 
-/// The servers of `author`'s remote followers (`users` is `users_max`), each once.
-pub(crate) fn servers_of(
-    graph: &FollowGraph,
-    registry: &Registry,
-    users: u32,
-    author: u32,
-) -> Vec<u32> {
-    let mut seen = vec![0u64; (registry.servers() as usize).div_ceil(64)];
-    let mut out = Vec::new();
-    graph.followers(UserId(author)).for_each_chunk(|chunk| {
-        for &f in chunk.iter().filter(|&&f| f >= users) {
-            if let Some(s) = registry.account_server(f - users) {
-                let (word, bit) = (s as usize / 64, 1u64 << (s % 64));
-                if let Some(w) = seen.get_mut(word)
-                    && *w & bit == 0
-                {
-                    *w |= bit;
-                    out.push(s);
-                }
+    /// The servers of `author`'s remote followers, ascending.
+    fn servers_of(&self, author: u32) -> Vec<u32> {
+        self.servers
+            .read()
+            .get(&author)
+            .map_or_else(Vec::new, |l| l.iter().map(|&(s, _)| s).collect())
+    }
+
+    /// Remote account `follower` (on `server`) started (`by` 1) or stopped (-1)
+    /// following local user `followee`.
+    fn moved(&self, followee: u32, server: Option<u32>, by: i32) {
+        if by > 0 {
+            self.counts[followee as usize].fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts[followee as usize].fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(server) = server {
+            let mut map = self.servers.write();
+            let list = map.entry(followee).or_default();
+            add_server(list, server, by);
+            if list.is_empty() {
+                map.remove(&followee);
             }
         }
-    });
-    out.sort_unstable();
-    out
+    }
 }
 
 /// The enqueues a crash may have lost: every local notice after the outbox's last
@@ -83,8 +107,6 @@ pub(crate) fn servers_of(
 /// followers now and which no enqueue names.
 pub(crate) fn recover(
     log: &NoticeLog,
-    graph: &FollowGraph,
-    registry: &Registry,
     remote: &RemoteFollowers,
     users: u32,
     folded: &Folded,
@@ -100,7 +122,7 @@ pub(crate) fn recover(
         {
             continue;
         }
-        let mut servers = servers_of(graph, registry, users, author);
+        let mut servers = remote.servers_of(author);
         // None are recorded for a server marked unavailable (as at a post).
         servers.retain(|s| !folded.servers.get(s).is_some_and(|st| st.unavailable));
         if !servers.is_empty() {
@@ -210,14 +232,14 @@ impl Engine {
         let before = graph.is_following(follower, followee);
         let out = change();
         let after = graph.is_following(follower, followee);
-        let count = &remote.counts[followee.0 as usize];
+        let server = self
+            .shared
+            .relations
+            .registry
+            .account_server(follower.0 - self.shared.config.users_max);
         match (before, after) {
-            (false, true) => {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            (true, false) => {
-                count.fetch_sub(1, Ordering::Relaxed);
-            }
+            (false, true) => remote.moved(followee.0, server, 1),
+            (true, false) => remote.moved(followee.0, server, -1),
             _ => {}
         }
         out
@@ -228,7 +250,7 @@ impl Engine {
     pub(super) fn enqueue_post(&self, id: NoticeId, author: u32, scope: Scope) -> Result<()> {
         let s = &self.shared;
         if scope != Scope::Addressees && s.remote.has(author) {
-            let servers = servers_of(&s.graph, &s.relations.registry, s.config.users_max, author);
+            let servers = s.remote.servers_of(author);
             if !servers.is_empty() {
                 s.outbox
                     .enqueue(id.0, author, DeliveryKind::Create, servers)?;
@@ -247,7 +269,7 @@ impl Engine {
         if !s.remote.has(author) {
             return Ok(());
         }
-        let servers = servers_of(&s.graph, &s.relations.registry, s.config.users_max, author);
+        let servers = s.remote.servers_of(author);
         if !servers.is_empty() {
             s.outbox
                 .enqueue(id.0, author, DeliveryKind::Delete, servers)?;
