@@ -259,50 +259,75 @@ impl Outbox {
     }
 
     /// Hands out up to `max` due deliveries. One whose notice is gone, or whose
-    /// server has no followers of the author any more, is done without leaving.
+    /// server has no followers of the author any more, is done without leaving. The
+    /// lock is held to take the entries and to mark the done ones, not while the
+    /// followers are read from the graph, so posts enqueue meanwhile.
     pub(crate) fn take(&self, max: usize, now_ms: u64, resolve: &dyn Resolve) -> Vec<Delivery> {
-        let mut g = self.inner.lock();
-        let inner = &mut *g;
-        let mut out = Vec::with_capacity(max.min(inner.queue.len()));
+        // (entry, token, the author of a delete)
+        let mut taken = Vec::new();
+        {
+            let mut g = self.inner.lock();
+            let inner = &mut *g;
+            while taken.len() < max {
+                let Some(e) = inner.queue.pop(now_ms) else {
+                    break;
+                };
+                let token = inner.next_token;
+                inner.next_token += 1;
+                inner
+                    .in_flight
+                    .insert(key(e.notice(), e.kind(), e.server), (token, e.attempts()));
+                let delete_author = match e.kind() {
+                    DeliveryKind::Create => None,
+                    DeliveryKind::Delete => inner.delete_authors.get(&e.notice()).map(|a| a.0),
+                };
+                taken.push((e, token, delete_author));
+            }
+        }
+        let mut out = Vec::with_capacity(taken.len());
         let mut done = Vec::new();
-        while out.len() < max {
-            let Some(e) = inner.queue.pop(now_ms) else {
-                break;
-            };
+        for (e, token, delete_author) in taken {
             let (notice, kind) = (e.notice(), e.kind());
             let author = match kind {
                 DeliveryKind::Create => resolve.author(notice),
-                DeliveryKind::Delete => inner.delete_authors.get(&notice).map(|a| a.0),
+                DeliveryKind::Delete => delete_author,
             };
             let followers = author.map(|a| resolve.followers_on(a, e.server));
-            let Some(followers) = followers.filter(|f| !f.is_empty()) else {
-                done.push(Record::Done {
+            match followers.filter(|f| !f.is_empty()) {
+                Some(followers) => out.push(Delivery {
+                    notice: NoticeId(notice),
+                    server: resolve.host(e.server),
+                    followers,
+                    kind,
+                    attempt: u32::from(e.attempts()) + 1,
+                    token,
+                }),
+                None => done.push((e, token)),
+            }
+        }
+        if !done.is_empty() {
+            let mut g = self.inner.lock();
+            let inner = &mut *g;
+            let mut records = Vec::with_capacity(done.len());
+            for (e, token) in done {
+                let (notice, kind) = (e.notice(), e.kind());
+                let k = key(notice, kind, e.server);
+                // Nobody else knows the token: it is still in flight under it.
+                if inner.in_flight.get(&k).is_some_and(|&(t, _)| t == token) {
+                    inner.in_flight.remove(&k);
+                }
+                records.push(Record::Done {
                     notice,
                     server: e.server,
                     kind,
                 });
                 inner.finish_delete(notice, kind);
-                continue;
-            };
-            let token = inner.next_token;
-            inner.next_token += 1;
-            inner
-                .in_flight
-                .insert(key(notice, kind, e.server), (token, e.attempts()));
-            out.push(Delivery {
-                notice: NoticeId(notice),
-                server: resolve.host(e.server),
-                followers,
-                kind,
-                attempt: u32::from(e.attempts()) + 1,
-                token,
-            });
-        }
-        if !done.is_empty() {
+            }
             // Losing these marks loses nothing: at the next open each delivery is
-            // looked at again (and goes out if its server gained followers meanwhile). A failed write poisons the file,
-            // so the next ack, fail or enqueue reports it.
-            let _ = inner.file.append(&done, false);
+            // looked at again (and goes out if its server gained followers meanwhile).
+            // A failed write poisons the file, so the next ack, fail or enqueue
+            // reports it.
+            let _ = inner.file.append(&records, false);
         }
         out
     }
