@@ -273,7 +273,7 @@ HEADLINES = [
     ("streams", "post to a group of"),
     ("streams", "tag stream, random depth page"),
     ("outbox", "post by an author with 1 M remote followers"),
-    ("outbox", "deliveries(64) + ack_all"),
+    ("outbox", "deliveries(64) + ack, one thread"),
 ]
 
 
