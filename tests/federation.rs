@@ -36,6 +36,12 @@ fn post(e: &Engine, author: u32, body: &str) -> NoticeId {
     .unwrap()
 }
 
+/// Registers the remote account `https://HOST/PATH` on `host`.
+fn remote(e: &Engine, host: &str, path: &str) -> UserId {
+    e.register_remote(host, &format!("https://{host}/{path}"))
+        .unwrap()
+}
+
 /// Every due delivery, as (notice, server, kind, followers).
 fn drain(e: &Engine) -> Vec<Delivery> {
     let mut out = Vec::new();
@@ -61,24 +67,16 @@ fn remote_accounts_get_ids_past_the_local_ones_and_keep_them() {
     let (a, b, c);
     {
         let e = open(dir.path(), &clock);
-        a = e
-            .register_remote("a.example", "https://a.example/users/ann")
-            .unwrap();
+        a = remote(&e, "a.example", "users/ann");
         b = e
             .register_remote("B.Example", "https://b.example/users/bob")
             .unwrap();
-        c = e
-            .register_remote("a.example", "https://a.example/users/cy")
-            .unwrap();
+        c = remote(&e, "a.example", "users/cy");
         assert_eq!(
             [a, b, c],
             [UserId(LOCAL), UserId(LOCAL + 1), UserId(LOCAL + 2)]
         );
-        assert_eq!(
-            e.register_remote("a.example", "https://a.example/users/ann")
-                .unwrap(),
-            a
-        );
+        assert_eq!(remote(&e, "a.example", "users/ann"), a);
         assert!(e.is_remote(a) && !e.is_remote(UserId(3)) && !e.is_remote(UserId(LOCAL + 3)));
         assert_eq!(e.remote_server(b), Some("b.example"));
         assert_eq!(e.remote_server(UserId(3)), None);
@@ -88,11 +86,7 @@ fn remote_accounts_get_ids_past_the_local_ones_and_keep_them() {
         assert!(e.graph().is_following(a, UserId(1)));
     }
     let e = open(dir.path(), &clock);
-    assert_eq!(
-        e.register_remote("a.example", "https://a.example/users/cy")
-            .unwrap(),
-        c
-    );
+    assert_eq!(remote(&e, "a.example", "users/cy"), c);
     assert_eq!(e.remote_server(a), Some("a.example"));
     assert!(e.graph().is_following(a, UserId(1)) && e.graph().is_following(UserId(2), b));
     // A remote account has no home timeline.
@@ -107,18 +101,10 @@ fn one_delivery_per_server_with_the_followers_there() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a1 = e
-        .register_remote("a.example", "https://a.example/u/1")
-        .unwrap();
-    let a2 = e
-        .register_remote("a.example", "https://a.example/u/2")
-        .unwrap();
-    let b1 = e
-        .register_remote("b.example", "https://b.example/u/1")
-        .unwrap();
-    let _idle = e
-        .register_remote("c.example", "https://c.example/u/1")
-        .unwrap();
+    let a1 = remote(&e, "a.example", "u/1");
+    let a2 = remote(&e, "a.example", "u/2");
+    let b1 = remote(&e, "b.example", "u/1");
+    let _idle = remote(&e, "c.example", "u/1");
     for f in [a1, a2, b1] {
         e.follow(f, UserId(1)).unwrap();
     }
@@ -163,9 +149,7 @@ fn acked_deliveries_never_come_back_and_unacked_ones_always_do() {
         let e = open(dir.path(), &clock);
         for s in 0..5 {
             let host = format!("s{s}.example");
-            let u = e
-                .register_remote(&host, &format!("https://{host}/u"))
-                .unwrap();
+            let u = remote(&e, &host, "u");
             e.follow(u, UserId(1)).unwrap();
             servers.push(host);
         }
@@ -209,9 +193,7 @@ fn ack_all_acks_a_batch_whole_or_not_at_all() {
         let e = open(dir.path(), &clock);
         for s in 0..4 {
             let host = format!("s{s}.example");
-            let u = e
-                .register_remote(&host, &format!("https://{host}/u"))
-                .unwrap();
+            let u = remote(&e, &host, "u");
             e.follow(u, UserId(1)).unwrap();
         }
         post(&e, 1, "one");
@@ -258,9 +240,7 @@ fn ack_all_to_a_failing_server_marks_it_back() {
     let clock = Clock::manual(T0);
     {
         let e = open(dir.path(), &clock);
-        let z = e
-            .register_remote("flaky.example", "https://flaky.example/u")
-            .unwrap();
+        let z = remote(&e, "flaky.example", "u");
         e.follow(z, UserId(1)).unwrap();
         post(&e, 1, "one");
         let first = e.deliveries(1).remove(0);
@@ -298,18 +278,10 @@ fn deliveries_follow_unfollows_and_blocks_of_remote_accounts() {
     let (a1, a2, b, c);
     {
         let e = open(dir.path(), &clock);
-        a1 = e
-            .register_remote("a.example", "https://a.example/1")
-            .unwrap();
-        a2 = e
-            .register_remote("a.example", "https://a.example/2")
-            .unwrap();
-        b = e
-            .register_remote("b.example", "https://b.example/1")
-            .unwrap();
-        c = e
-            .register_remote("c.example", "https://c.example/1")
-            .unwrap();
+        a1 = remote(&e, "a.example", "1");
+        a2 = remote(&e, "a.example", "2");
+        b = remote(&e, "b.example", "1");
+        c = remote(&e, "c.example", "1");
         for u in [a1, a2, b, c] {
             e.follow(u, UserId(1)).unwrap();
         }
@@ -339,12 +311,8 @@ fn failures_back_off_and_a_week_of_them_makes_a_server_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a = e
-        .register_remote("down.example", "https://down.example/u")
-        .unwrap();
-    let b = e
-        .register_remote("up.example", "https://up.example/u")
-        .unwrap();
+    let a = remote(&e, "down.example", "u");
+    let b = remote(&e, "up.example", "u");
     e.follow(a, UserId(1)).unwrap();
     e.follow(b, UserId(1)).unwrap();
     let n = post(&e, 1, "x");
@@ -439,12 +407,8 @@ fn deleting_a_notice_enqueues_deletes_and_drops_pending_creates() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let a = e
-        .register_remote("a.example", "https://a.example/u")
-        .unwrap();
-    let b = e
-        .register_remote("b.example", "https://b.example/u")
-        .unwrap();
+    let a = remote(&e, "a.example", "u");
+    let b = remote(&e, "b.example", "u");
     e.follow(a, UserId(1)).unwrap();
     e.follow(b, UserId(1)).unwrap();
     let n = post(&e, 1, "regret");
@@ -479,12 +443,8 @@ fn remote_notices_are_stored_once_per_uri_and_reach_local_followers() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let e = open(dir.path(), &clock);
-    let r = e
-        .register_remote("a.example", "https://a.example/u")
-        .unwrap();
-    let r2 = e
-        .register_remote("b.example", "https://b.example/u")
-        .unwrap();
+    let r = remote(&e, "a.example", "u");
+    let r2 = remote(&e, "b.example", "u");
     e.follow(UserId(4), r).unwrap();
     e.follow(r2, UserId(4)).unwrap();
     let uri = "https://a.example/notes/1";
@@ -562,9 +522,7 @@ fn bad_input_is_a_typed_error_and_loses_nothing() {
             "{server:?} {uri:?}"
         );
     }
-    let a = e
-        .register_remote("a.example", "https://a.example/u")
-        .unwrap();
+    let a = remote(&e, "a.example", "u");
     assert!(matches!(
         e.register_remote("b.example", "https://a.example/u"),
         Err(Error::RemoteConflict { .. })
@@ -580,9 +538,7 @@ fn bad_input_is_a_typed_error_and_loses_nothing() {
         e.follow(UserId(1), ghost),
         Err(Error::UnknownUser { .. })
     ));
-    let b = e
-        .register_remote("b.example", "https://b.example/u")
-        .unwrap();
+    let b = remote(&e, "b.example", "u");
     assert!(matches!(e.follow(a, b), Err(Error::InvalidRelation { .. })));
     assert!(matches!(
         e.post(NewNotice {
@@ -642,10 +598,8 @@ fn remote_ids_stop_at_remote_users_max() {
         },
     )
     .unwrap();
-    e.register_remote("a.example", "https://a.example/1")
-        .unwrap();
-    e.register_remote("a.example", "https://a.example/2")
-        .unwrap();
+    remote(&e, "a.example", "1");
+    remote(&e, "a.example", "2");
     assert!(matches!(
         e.register_remote("a.example", "https://a.example/3"),
         Err(Error::TooMany { .. })
@@ -662,9 +616,7 @@ fn a_torn_outbox_tail_is_cut_and_damage_before_the_end_is_corrupt() {
     let clock = Clock::manual(T0);
     {
         let e = open(dir.path(), &clock);
-        let a = e
-            .register_remote("a.example", "https://a.example/u")
-            .unwrap();
+        let a = remote(&e, "a.example", "u");
         e.follow(a, UserId(1)).unwrap();
         post(&e, 1, "one");
         post(&e, 1, "two");
@@ -713,9 +665,7 @@ fn a_lost_enqueue_is_recovered_from_the_log_at_open() {
     let n;
     {
         let e = open(dir.path(), &clock);
-        let a = e
-            .register_remote("a.example", "https://a.example/u")
-            .unwrap();
+        let a = remote(&e, "a.example", "u");
         e.follow(a, UserId(1)).unwrap();
         post(&e, 1, "zero");
         let len_before = std::fs::metadata(outbox_file(dir.path())).unwrap().len();
@@ -746,12 +696,8 @@ fn the_outbox_file_is_rewritten_at_open_when_most_of_it_is_history() {
     let kept;
     {
         let e = Engine::open(dir.path(), cfg.clone()).unwrap();
-        let a = e
-            .register_remote("a.example", "https://a.example/u")
-            .unwrap();
-        let b = e
-            .register_remote("b.example", "https://b.example/u")
-            .unwrap();
+        let a = remote(&e, "a.example", "u");
+        let b = remote(&e, "b.example", "u");
         e.follow(a, UserId(1)).unwrap();
         for i in 0..12_000 {
             post(&e, 1, &format!("n{i}"));
