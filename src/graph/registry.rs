@@ -168,66 +168,41 @@ fn replay(path: &Path) -> Result<Replay> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replay::default()),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
-    let mut out = Replay::default();
+    let mut records = Vec::new();
     let mut counts = [0u32; KINDS];
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        match decode(&bytes, pos) {
-            Ok((seq, record, total)) => {
-                let due = out.records.len() as u64 + 1;
-                if seq != due {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!("registry record {seq} where {due} is due"),
-                    ));
-                }
-                let count = &mut counts[record.kind as usize - 1];
-                if record.id != *count {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!(
-                            "{} id {} where {} is due",
-                            record.kind.word(),
-                            record.id,
-                            count
-                        ),
-                    ));
-                }
-                *count += 1;
-                if record.kind == Kind::Account && record.owner >= counts[Kind::Server as usize - 1]
-                {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!(
-                            "remote account {} names server {}, not registered before it",
-                            record.id, record.owner
-                        ),
-                    ));
-                }
-                out.records.push(record);
-                pos += total;
-            }
-            Err(reason) => {
-                let valid_after = (pos + frame::ALIGN..bytes.len())
-                    .step_by(frame::ALIGN)
-                    .find(|&q| decode(&bytes, q).is_ok());
-                if let Some(q) = valid_after {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!("{reason}; a valid registry record follows at byte {q}"),
-                    ));
-                }
-                out.torn = Some((pos as u64, reason));
-                break;
-            }
+    let scanned = frame::scan_records(path, &bytes, "registry", decode, |pos, record: Record| {
+        let count = &mut counts[record.kind as usize - 1];
+        if record.id != *count {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                format!(
+                    "{} id {} where {} is due",
+                    record.kind.word(),
+                    record.id,
+                    count
+                ),
+            ));
         }
-    }
-    out.valid_len = pos as u64;
-    Ok(out)
+        *count += 1;
+        if record.kind == Kind::Account && record.owner >= counts[Kind::Server as usize - 1] {
+            return Err(Error::corrupt(
+                path,
+                pos,
+                format!(
+                    "remote account {} names server {}, not registered before it",
+                    record.id, record.owner
+                ),
+            ));
+        }
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(Replay {
+        records,
+        valid_len: scanned.valid_len,
+        torn: scanned.torn,
+    })
 }
 
 /// The writer's state, under `Registry::file`.

@@ -196,3 +196,64 @@ mod tests {
         assert_eq!(record_bytes(17), 48);
     }
 }
+
+/// What [`scan_records`] found, besides the records it handed over.
+#[derive(Debug, Default)]
+pub(crate) struct Scanned {
+    /// Records read.
+    pub(crate) records: u64,
+    /// Bytes of valid records: where the next one goes.
+    pub(crate) valid_len: u64,
+    /// A torn tail: its offset and why it does not decode.
+    pub(crate) torn: Option<(u64, String)>,
+}
+
+/// Reads the framed records of `bytes` (the file `path`, of `what` records) in order:
+/// `decode(bytes, pos)` gives a record's sequence number, the record and its length,
+/// and `each(pos, record)` takes it (an error from it stops the scan). Sequence
+/// numbers must run from 1 without a gap. A record that does not decode is a torn
+/// tail when no valid record follows it, and [`Error::Corrupt`] when one does. Used
+/// by the append-only side files: the registry and the outbox.
+pub(crate) fn scan_records<T>(
+    path: &std::path::Path,
+    bytes: &[u8],
+    what: &str,
+    decode: impl Fn(&[u8], usize) -> Result<(u64, T, usize), String>,
+    mut each: impl FnMut(u64, T) -> crate::Result<()>,
+) -> crate::Result<Scanned> {
+    let mut out = Scanned::default();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        match decode(bytes, pos) {
+            Ok((seq, record, total)) => {
+                let due = out.records + 1;
+                if seq != due {
+                    return Err(crate::Error::corrupt(
+                        path,
+                        pos as u64,
+                        format!("{what} record {seq} where {due} is due"),
+                    ));
+                }
+                each(pos as u64, record)?;
+                out.records += 1;
+                pos += total;
+            }
+            Err(reason) => {
+                let valid_after = (pos + ALIGN..bytes.len())
+                    .step_by(ALIGN)
+                    .find(|&q| decode(bytes, q).is_ok());
+                if let Some(q) = valid_after {
+                    return Err(crate::Error::corrupt(
+                        path,
+                        pos as u64,
+                        format!("{reason}; a valid {what} record follows at byte {q}"),
+                    ));
+                }
+                out.torn = Some((pos as u64, reason));
+                break;
+            }
+        }
+    }
+    out.valid_len = pos as u64;
+    Ok(out)
+}

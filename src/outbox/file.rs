@@ -18,55 +18,16 @@ pub(crate) const FILE_NAME: &str = "outbox.log";
 const TMP_NAME: &str = "outbox.log.tmp";
 
 /// What reading a file found, besides the records handed to the caller.
-#[derive(Debug, Default)]
-pub(crate) struct Read {
-    /// Records read.
-    pub(crate) records: u64,
-    /// Bytes of valid records.
-    pub(crate) valid_len: u64,
-    /// A torn tail: offset and reason.
-    pub(crate) torn: Option<(u64, String)>,
-}
+pub(crate) type Read = frame::Scanned;
 
 /// Reads the records of `bytes` (the file `path`) in order into `f`. A record that
 /// does not decode is a torn tail when no valid record follows it, and
 /// [`Error::Corrupt`] when one does.
 pub(crate) fn read_bytes(path: &Path, bytes: &[u8], mut f: impl FnMut(Record)) -> Result<Read> {
-    let mut out = Read::default();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        match record::decode(bytes, pos) {
-            Ok((seq, r, total)) => {
-                let due = out.records + 1;
-                if seq != due {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!("outbox record {seq} where {due} is due"),
-                    ));
-                }
-                out.records += 1;
-                f(r);
-                pos += total;
-            }
-            Err(reason) => {
-                let valid_after = (pos + frame::ALIGN..bytes.len())
-                    .step_by(frame::ALIGN)
-                    .find(|&q| record::decode(bytes, q).is_ok());
-                if let Some(q) = valid_after {
-                    return Err(Error::corrupt(
-                        path,
-                        pos as u64,
-                        format!("{reason}; a valid outbox record follows at byte {q}"),
-                    ));
-                }
-                out.torn = Some((pos as u64, reason));
-                break;
-            }
-        }
-    }
-    out.valid_len = pos as u64;
-    Ok(out)
+    frame::scan_records(path, bytes, "outbox", record::decode, |_, r| {
+        f(r);
+        Ok(())
+    })
 }
 
 /// Reads the file `path` (missing: empty).

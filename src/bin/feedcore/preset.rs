@@ -156,12 +156,7 @@ fn plan(args: &SimArgs) -> Result<PresetPlan, String> {
             total as f64 / f64::from(1 << 30)
         ));
     }
-    if let Some(dir) = &args.dir
-        && dir.exists()
-        && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some())
-    {
-        return Err(format!("--dir {}: must be missing or empty", dir.display()));
-    }
+    crate::sim::store_dir_is_free(args.dir.as_deref())?;
     let cache_dir = p
         .graph_cache
         .clone()

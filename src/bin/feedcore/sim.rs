@@ -362,12 +362,7 @@ fn plan(args: &SimArgs) -> Result<Plan, String> {
             total as f64 / f64::from(1 << 30)
         ));
     }
-    if let Some(dir) = &args.dir
-        && dir.exists()
-        && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some())
-    {
-        return Err(format!("--dir {}: must be missing or empty", dir.display()));
-    }
+    store_dir_is_free(args.dir.as_deref())?;
     if args.baseline.is_some() && redis_baseline::find_binary().is_none() {
         return Err(
             "--baseline: redis-server is not on PATH; install it (apt-get install redis-server)"
@@ -560,4 +555,16 @@ fn run_redis(
     report.set_redis_benchmark(redis_baseline::benchmark(&server));
     drop(server);
     Ok(())
+}
+
+/// `--dir`, when given, must be missing or empty: the runs' stores are made in it.
+pub(crate) fn store_dir_is_free(dir: Option<&std::path::Path>) -> Result<(), String> {
+    match dir {
+        Some(dir)
+            if dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) =>
+        {
+            Err(format!("--dir {}: must be missing or empty", dir.display()))
+        }
+        _ => Ok(()),
+    }
 }
